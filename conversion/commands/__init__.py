@@ -1,0 +1,1 @@
+"""Sub-commands of the ``bigearthnet-txt`` command line (see ``conversion.cli``)."""
