@@ -1,0 +1,403 @@
+"""BLEU-based redundancy weights for the several texts of one patch (SPEC §4).
+
+Within a group ``G`` of texts (default: the texts of one patch), text ``i`` gets
+
+* the uniqueness ``u_i = 1 - BLEU(t_i; refs = G minus t_i) / 100``, where BLEU is
+  ``sacrebleu.sentence_bleu`` with its defaults (4-grams, ``13a`` tokeniser, ``exp`` smoothing,
+  effective order). The references are the *other rows* of the group: an identical copy of
+  ``t_i`` elsewhere in the group stays a reference, so duplicated texts get ``u = 0``;
+* the weight ``w_i = u_i / sum(u)`` (uniform when ``sum(u) = 0``), or ``softmax(u / temperature)``
+  within the group when a temperature is given.
+
+A group of one text has no references: its uniqueness is 1 and its weight is 1.
+
+The numbers equal a loop over ``sacrebleu.sentence_bleu`` (to float rounding), but the n-gram
+statistics of all groups are computed at once with numpy: every distinct text is tokenised once
+with sacrebleu's own ``13a`` tokeniser, its n-grams are mapped to integer ids, and the clipped
+matches against the other texts of the group come from one sort of ``(group, n-gram, count)``
+keys. With counts sorted ascending inside each ``(group, n-gram)`` run, the largest count among
+the *other* texts is the run's last count, except for the last text itself, whose best other
+count is the one before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from functools import lru_cache
+from itertools import chain
+
+import numpy as np
+
+MAX_ORDER = 4
+"""Largest n-gram order (sacrebleu's default)."""
+
+_CHUNK_ROWS = 65_536
+"""Rows (whole groups) processed per vectorised step; bounds the memory of one step."""
+
+
+@lru_cache(maxsize=1)
+def _tokenizer():
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    return Tokenizer13a()
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+def uniqueness(texts: Sequence[str]) -> np.ndarray:
+    """Uniqueness of each text of one group.
+
+    Args:
+        texts: the ``N`` texts of one group (list, tuple or numpy str/object array).
+
+    Returns:
+        ``[N]`` float64 array, ``u_i = 1 - sentence_bleu(t_i, others).score / 100`` in [0, 1];
+        ``[1.0]`` for a single text.
+    """
+    return uniqueness_batch(texts, np.zeros(len(texts), dtype=np.int64))
+
+
+def weights(texts: Sequence[str], temperature: float | None = None) -> np.ndarray:
+    """Redundancy weights of the texts of one group; they sum to 1.
+
+    Args:
+        texts: the ``N`` texts of one group.
+        temperature: ``None`` for ``u / sum(u)``; a positive float for ``softmax(u / temperature)``.
+
+    Returns:
+        ``[N]`` float64 array.
+    """
+    return weights_batch(texts, np.zeros(len(texts), dtype=np.int64), temperature)
+
+
+def uniqueness_batch(texts: Sequence[str], group_ids: Sequence[Hashable] | np.ndarray) -> np.ndarray:
+    """Uniqueness of every text of a table, each against the other texts of its group.
+
+    Args:
+        texts: ``N`` texts (list or numpy str/object array).
+        group_ids: ``N`` group keys: a 1-D array or sequence of any hashable values (ints,
+            strings, tuples such as ``(patch_id, type)``), or a 2-D ``[N, K]`` array whose rows
+            are composite keys. Groups need not be contiguous.
+
+    Returns:
+        ``[N]`` float64 array aligned with ``texts``.
+    """
+    texts = _as_text_list(texts)
+    groups, _ = _group_codes(group_ids, len(texts))
+    return _uniqueness(texts, groups)
+
+
+def weights_batch(
+    texts: Sequence[str],
+    group_ids: Sequence[Hashable] | np.ndarray,
+    temperature: float | None = None,
+) -> np.ndarray:
+    """Redundancy weights of every text of a table, normalised within each group.
+
+    Args:
+        texts: ``N`` texts.
+        group_ids: ``N`` group keys, as for :func:`uniqueness_batch`.
+        temperature: ``None`` for ``u / sum(u)`` (uniform where ``sum(u) = 0``); a positive float
+            for ``softmax(u / temperature)`` within the group.
+
+    Returns:
+        ``[N]`` float64 array aligned with ``texts``; each group's weights sum to 1.
+    """
+    texts = _as_text_list(texts)
+    groups, num_groups = _group_codes(group_ids, len(texts))
+    return normalise(_uniqueness(texts, groups), groups, num_groups, temperature)
+
+
+def normalise(
+    u: np.ndarray, groups: np.ndarray, num_groups: int, temperature: float | None = None
+) -> np.ndarray:
+    """Turn uniqueness values into weights that sum to 1 within each group.
+
+    Args:
+        u: ``[N]`` float64 uniqueness values.
+        groups: ``[N]`` int64 group codes in ``0 .. num_groups - 1``.
+        num_groups: number of groups ``G``.
+        temperature: ``None`` for ``u / sum(u)`` (uniform where the sum is 0); a positive float
+            for ``softmax(u / temperature)``.
+
+    Returns:
+        ``[N]`` float64 weights.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    sizes = np.bincount(groups, minlength=num_groups).astype(np.float64)
+    if temperature is None:
+        sums = np.bincount(groups, weights=u, minlength=num_groups)
+        safe = np.where(sums > 0, sums, 1.0)
+        return np.where(sums[groups] > 0, u / safe[groups], 1.0 / sizes[groups])
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature!r}")
+    z = u / temperature
+    zmax = np.full(num_groups, -np.inf)
+    np.maximum.at(zmax, groups, z)
+    e = np.exp(z - zmax[groups])
+    return e / np.bincount(groups, weights=e, minlength=num_groups)[groups]
+
+
+# ---------------------------------------------------------------------------------------------
+# Input handling
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_text_list(texts) -> list:
+    if isinstance(texts, np.ndarray):
+        if texts.ndim != 1:
+            raise ValueError(f"texts must be 1-D, got shape {texts.shape}")
+        return texts.tolist()
+    return list(texts)
+
+
+def _group_codes(group_ids, n: int) -> tuple[np.ndarray, int]:
+    """Map ``n`` group keys to int64 codes ``0 .. G-1``; returns ``(codes [n], G)``."""
+    if isinstance(group_ids, np.ndarray) and group_ids.dtype != object:
+        keys = group_ids.reshape(len(group_ids), -1) if group_ids.ndim != 1 else group_ids
+        if len(keys) != n:
+            raise ValueError(f"{len(keys)} group ids for {n} texts")
+        if keys.ndim == 2:
+            _, codes = np.unique(keys, axis=0, return_inverse=True)
+        else:
+            _, codes = np.unique(keys, return_inverse=True)
+        codes = codes.reshape(-1).astype(np.int64)
+    else:
+        keys = group_ids.tolist() if isinstance(group_ids, np.ndarray) else list(group_ids)
+        if len(keys) != n:
+            raise ValueError(f"{len(keys)} group ids for {n} texts")
+        index: dict = {}
+        codes = np.fromiter(
+            (index.setdefault(k if not isinstance(k, list) else tuple(k), len(index)) for k in keys),
+            dtype=np.int64,
+            count=n,
+        )
+    return codes, int(codes.max()) + 1 if n else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens and n-grams
+# ---------------------------------------------------------------------------------------------
+
+
+def _tokenise(texts: list) -> tuple[np.ndarray, list[list[str]]]:
+    """Deduplicate and tokenise texts with sacrebleu's ``13a`` tokeniser.
+
+    Returns ``(codes [N] int64 index into the distinct texts, tokens of each distinct text)``.
+    """
+    index: dict = {}
+    codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+    distinct = list(index)
+    bad = next((t for t in distinct if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"texts must be str, got {type(bad).__name__}")
+    tok = _tokenizer()
+    return codes, [tok(t.rstrip()).split() for t in distinct]
+
+
+def _token_ids(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer token ids of every distinct text: ``(flat ids [T] int64, offsets [K+1] int64)``."""
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    offsets = np.zeros(len(tokens) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    vocab: dict[str, int] = {}
+    flat = np.fromiter(
+        (vocab.setdefault(w, len(vocab)) for w in chain.from_iterable(tokens)),
+        dtype=np.int64,
+        count=int(offsets[-1]),
+    )
+    return flat, offsets
+
+
+def _ragged_take(offsets: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the items of segments ``which`` of a ragged array.
+
+    Returns ``(positions [M] int64 into the flat array, segment number [M] int64 into which)``.
+    """
+    starts = offsets[which]
+    lengths = offsets[which + 1] - starts
+    owner = np.repeat(np.arange(len(which), dtype=np.int64), lengths)
+    first = np.zeros(len(which) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=first[1:])
+    positions = np.arange(int(first[-1]), dtype=np.int64) - first[owner] + starts[owner]
+    return positions, owner
+
+
+def _ngram_counts(ids: np.ndarray, lengths: np.ndarray):
+    """Distinct n-grams (orders 1..4) and their counts in each of ``K`` texts.
+
+    Args:
+        ids: ``[T]`` int64 token ids of the ``K`` texts laid end to end.
+        lengths: ``[K]`` int64 token counts.
+
+    Returns:
+        ``(offsets [K+1], gram [P], order [P], count [P])``, all int64: text ``k``'s distinct
+        n-grams are ``offsets[k]:offsets[k+1]``; ``gram`` ids are equal exactly when the
+        n-grams (token sequences) are equal, across texts and orders.
+    """
+    k = len(lengths)
+    text_of = np.repeat(np.arange(k, dtype=np.int64), lengths)
+    starts = np.zeros(k, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    remaining = lengths[text_of] - (np.arange(len(ids), dtype=np.int64) - starts[text_of])
+    width = int(ids.max()) + 1 if len(ids) else 1
+    prev = ids
+    base = 0
+    grams, texts, orders = [], [], []
+    for n in range(1, MAX_ORDER + 1):
+        at = np.flatnonzero(remaining >= n)
+        if n == 1:
+            local = ids
+        else:
+            _, local = np.unique(prev[at] * width + ids[at + n - 1], return_inverse=True)
+            local = local.reshape(-1)
+            prev = np.zeros_like(ids)
+            prev[at] = local
+        grams.append(local + base)
+        texts.append(text_of[at])
+        orders.append(np.full(len(at), n, dtype=np.int64))
+        base += int(local.max()) + 1 if len(local) else 0
+    gram = np.concatenate(grams)
+    order_of = np.zeros(max(base, 1), dtype=np.int64)
+    order_of[gram] = np.concatenate(orders)
+    span = max(base, 1)
+    pair, count = np.unique(np.concatenate(texts) * span + gram, return_counts=True)
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair // span, minlength=k), out=offsets[1:])
+    gram_id = pair % span
+    return offsets, gram_id, order_of[gram_id], count.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# BLEU statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def _uniqueness(texts: list, groups: np.ndarray) -> np.ndarray:
+    """``[N]`` float64 uniqueness of ``texts`` grouped by int64 ``groups`` codes."""
+    n = len(texts)
+    out = np.ones(n, dtype=np.float64)
+    if n == 0:
+        return out
+    codes, tokens = _tokenise(texts)
+    flat, offsets = _token_ids(tokens)
+    by_group = np.argsort(groups, kind="stable")
+    group_end = np.cumsum(np.bincount(groups))
+    cuts = group_end[np.searchsorted(group_end, np.arange(_CHUNK_ROWS, n, _CHUNK_ROWS))]
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        rows = by_group[a:b]
+        out[rows] = _chunk_uniqueness(codes[rows], groups[rows], flat, offsets)
+    sizes = np.bincount(groups)
+    out[sizes[groups] == 1] = 1.0
+    return out
+
+
+def _chunk_uniqueness(
+    text_codes: np.ndarray, groups: np.ndarray, flat: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:
+    """Uniqueness of ``R`` rows forming whole groups.
+
+    Args:
+        text_codes: ``[R]`` int64 index of each row's distinct text.
+        groups: ``[R]`` int64 group codes (whole groups only).
+        flat, offsets: token ids of all distinct texts (see ``_token_ids``).
+
+    Returns:
+        ``[R]`` float64; rows of one-text groups get meaningless values (set by the caller).
+    """
+    distinct, local_text = np.unique(text_codes, return_inverse=True)
+    positions, _ = _ragged_take(offsets, distinct)
+    lengths = offsets[distinct + 1] - offsets[distinct]
+    gram_offsets, gram, order, count = _ngram_counts(flat[positions], lengths)
+    _, grp = np.unique(groups, return_inverse=True)
+    grp = grp.reshape(-1)
+    hyp_len = lengths[local_text]
+
+    correct = _clipped_matches(gram_offsets, gram, order, count, local_text, grp)
+    ref_len = _closest_ref_len(hyp_len, grp)
+    total = np.maximum(hyp_len[:, None] - np.arange(MAX_ORDER)[None, :], 0)
+    return np.clip(1.0 - _sentence_bleu(correct, total, hyp_len, ref_len) / 100.0, 0.0, 1.0)
+
+
+def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> np.ndarray:
+    """``[R, 4]`` float64 clipped n-gram matches of each row against the other rows of its group.
+
+    The reference count of an n-gram is its largest count among the other rows of the group
+    (sacrebleu merges references with ``max``); the match is ``min(own count, reference count)``.
+    """
+    r = len(row_text)
+    pair, row = _ragged_take(gram_offsets, row_text)
+    span = int(gram.max()) + 1 if len(gram) else 1
+    width = int(count.max()) + 1 if len(count) else 1
+    if (int(row_group.max()) + 1) * span * width >= 2**62:
+        raise OverflowError("chunk too large for 64-bit sort keys")
+    key = (row_group[row] * span + gram[pair]) * width + count[pair]
+    srt = np.argsort(key)
+    key = key[srt]
+    run = key // width
+    cnt = key - run * width
+    last = np.ones(len(key), dtype=bool)
+    last[:-1] = run[:-1] != run[1:]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = last[:-1]
+    run_last = np.flatnonzero(last)
+    run_no = np.cumsum(last) - last
+    before = np.zeros(len(key), dtype=np.int64)
+    before[1:] = cnt[:-1]
+    before[first] = 0
+    ref = np.where(last, before, cnt[run_last[run_no]])
+    clipped = np.minimum(cnt, ref)
+    slot = row[srt] * MAX_ORDER + order[pair[srt]] - 1
+    return np.bincount(slot, weights=clipped, minlength=r * MAX_ORDER).reshape(r, MAX_ORDER)
+
+
+def _closest_ref_len(hyp_len: np.ndarray, grp: np.ndarray) -> np.ndarray:
+    """``[R]`` int64: the length among the other rows of the group closest to each row's length.
+
+    Ties go to the shorter length, as in sacrebleu. Rows alone in their group get 0.
+    """
+    srt = np.lexsort((hyp_len, grp))
+    g, length = grp[srt], hyp_len[srt]
+    same_prev = np.zeros(len(g), dtype=bool)
+    same_prev[1:] = g[1:] == g[:-1]
+    same_next = np.zeros(len(g), dtype=bool)
+    same_next[:-1] = same_prev[1:]
+    prev_len = np.roll(length, 1)
+    next_len = np.roll(length, -1)
+    d_prev = np.where(same_prev, length - prev_len, np.iinfo(np.int64).max)
+    d_next = np.where(same_next, next_len - length, np.iinfo(np.int64).max)
+    closest = np.where(d_prev <= d_next, prev_len, next_len)
+    closest[~(same_prev | same_next)] = 0
+    out = np.empty_like(hyp_len)
+    out[srt] = closest
+    return out
+
+
+def _sentence_bleu(correct, total, hyp_len, ref_len) -> np.ndarray:
+    """``[R]`` float64 BLEU in [0, 100] from sufficient statistics, as sacrebleu's
+    ``compute_bleu`` with ``exp`` smoothing and effective order.
+
+    Args:
+        correct: ``[R, 4]`` clipped matches; total: ``[R, 4]`` hypothesis n-gram counts;
+        hyp_len, ref_len: ``[R]`` int64 hypothesis and closest reference lengths.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(
+            hyp_len < ref_len,
+            np.where(hyp_len > 0, np.exp(1.0 - ref_len / np.maximum(hyp_len, 1)), 0.0),
+            1.0,
+        )
+        zero = correct == 0
+        halvings = np.cumsum(zero, axis=1)
+        precision = np.where(
+            zero, 100.0 / (np.exp2(halvings) * total), 100.0 * correct / total
+        )
+        eff_order = np.minimum(hyp_len, MAX_ORDER)
+        used = np.arange(MAX_ORDER)[None, :] < eff_order[:, None]
+        log_sum = np.where(used, np.log(np.where(used, precision, 1.0)), 0.0).sum(axis=1)
+        score = bp * np.exp(log_sum / np.maximum(eff_order, 1))
+    return np.where(correct.any(axis=1), score, 0.0)
