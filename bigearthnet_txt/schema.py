@@ -213,6 +213,8 @@ PATCH_SCHEMA = pa.schema(
         ("has_s1", pa.bool_()),
         ("crs", pa.string()),  # e.g. "EPSG:32633"
         ("transform", pa.list_(pa.float64(), 6)),  # affine a, b, c, d, e, f of the 10 m grid
+        ("has_s2", pa.bool_()),  # False: the S2 arrays hold their fill value for this patch
+        ("has_reference_map", pa.bool_()),  # False: no reference map stored for this patch
     ]
 )
 
