@@ -1,0 +1,385 @@
+"""Convert ``BigEarthNet.txt.parquet`` into per-task, per-split Parquet tables.
+
+``convert_annotations(source, out_dir, ...)`` writes ``out_dir/data/<task>/<split>-NNNNN.parquet``
+for ``task`` in ``captions``, ``binary``, ``mcq``, ``referring`` (``TABLE_TASKS``), every file in
+``TABLE_SCHEMA``, rows sorted by patch (``patch_index`` when imagery gives one, else split then
+``patch_id``) and then by ``ID``, a patch never split over two files. It also writes
+``out_dir/annotations.json`` (row and patch counts, settings, the source's fingerprint).
+
+Memory stays bounded whatever the file size:
+
+1. *scan* reads only ``ID``, ``patch_id``, ``s1_name`` and ``split``, row group by row group, and
+   checks that IDs are unique, that every patch has one ``s1_name`` and one split, and ranks the
+   patches;
+2. *spill* parses and validates each row group (:func:`conversion.annotation_table.parse_table`)
+   and appends its rows to one of a few temporary buckets, each holding a range of patch ranks;
+3. *write* loads one bucket at a time, sorts it, computes the redundancy weights of its (complete)
+   patch groups and appends each task/split slice to its output shard.
+
+Everything is written under ``out_dir/.annotations.tmp`` and moved into place only when complete,
+so a failed or interrupted run leaves no partial tables; rerunning after an interruption redoes the
+step, and rerunning after success is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from bigearthnet_txt import redundancy
+from bigearthnet_txt.schema import (
+    DATA_DIR,
+    SHARD_PATTERN,
+    SPLITS,
+    STORE_ATTRS_KEY,
+    TABLE_SCHEMA,
+    TABLE_TASKS,
+    TASK_OF_TYPE,
+)
+from conversion.annotation_table import AnnotationError, check_schema, parse_table
+
+SUMMARY_FILE = "annotations.json"
+TMP_DIR = ".annotations.tmp"
+GROUP_KEYS = ("patch", "patch_type")
+
+
+@dataclass(frozen=True)
+class AnnotationSettings:
+    """How annotation tables are written and how redundancy weights are computed."""
+
+    rows_per_shard: int = 250_000  # target rows per Parquet file (cut at patch boundaries)
+    row_group_size: int = 10_000
+    patches_per_bucket: int = 25_000  # patches sorted in memory at once
+    group_key: str = "patch"  # redundancy groups: "patch" or "patch_type"
+    text_fields: tuple[str, ...] = ("input", "output")  # joined with " " into the text scored
+    temperature: float | None = None  # None: w = u / sum(u); else softmax(u / temperature)
+
+    def __post_init__(self):
+        if self.group_key not in GROUP_KEYS:
+            raise ValueError(f"group_key must be one of {GROUP_KEYS}, got {self.group_key!r}")
+        bad = [f for f in self.text_fields if f not in TABLE_SCHEMA.names]
+        if bad or not self.text_fields:
+            raise ValueError(f"text_fields must be columns of the table, got {self.text_fields!r}")
+
+    def redundancy_metadata(self) -> dict:
+        return {
+            "definition": "u = 1 - sentence_bleu(text; other texts of the group) / 100 (sacrebleu "
+            "defaults: 4-grams, 13a, exp smoothing); w = u / sum(u), or softmax(u / temperature)",
+            "group_key": self.group_key,
+            "text_fields": list(self.text_fields),
+            "temperature": self.temperature,
+        }
+
+
+@dataclass
+class AnnotationSummary:
+    """What a conversion wrote: rows per task and split, patches per split, files."""
+
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    patches: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def fingerprint(source: Path, settings: AnnotationSettings, patch_index: dict[str, int] | None) -> dict:
+    """Identifies a conversion: source file (name, size, mtime), settings and patch order."""
+    stat = source.stat()
+    order = hashlib.sha256()
+    for pid, idx in sorted((patch_index or {}).items(), key=lambda kv: kv[1]):
+        order.update(f"{pid}:{idx}\n".encode())
+    return json.loads(json.dumps({  # as it reads back from annotations.json
+        "file": source.name,
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "settings": asdict(settings),
+        "patch_order_sha256": order.hexdigest() if patch_index else None,
+    }))
+
+
+# --- pass 1: scan ----------------------------------------------------------------------------
+
+
+@dataclass
+class PatchOrder:
+    """Rank of every annotated patch (its position in the output order) and its split."""
+
+    rank: dict[str, int]
+    split: dict[str, str]
+    s1_name: dict[str, str]
+
+
+def scan(pf: pq.ParquetFile, source: str, patch_index: dict[str, int] | None) -> PatchOrder:
+    """Check IDs and patch consistency; rank patches by ``patch_index`` or (split, patch_id)."""
+    split_of: dict[str, str] = {}
+    s1_of: dict[str, str] = {}
+    ids = []
+    for rg in range(pf.num_row_groups):
+        t = pf.read_row_group(rg, columns=["ID", "patch_id", "s1_name", "split"])
+        for column in t.column_names:
+            if t[column].null_count:
+                i = pc.index(pc.is_null(t[column]), True).as_py()
+                raise AnnotationError(f"{source}: row ID={t['ID'][i].as_py()}, column {column!r}: value is null")
+        ids.append(t["ID"].to_numpy())
+        pairs = pc.unique(pc.binary_join_element_wise(t["patch_id"], t["s1_name"], t["split"], "\x00"))
+        for key in pairs.to_pylist():
+            pid, s1, split = key.split("\x00")
+            if split not in SPLITS:
+                continue  # reported with its row ID by the spill pass
+            if split_of.setdefault(pid, split) != split:
+                raise AnnotationError(
+                    f"{source}: patch {pid} appears in splits {split_of[pid]!r} and {split!r}; "
+                    "splits must be disjoint by patch"
+                )
+            if s1_of.setdefault(pid, s1) != s1:
+                raise AnnotationError(
+                    f"{source}: patch {pid} is paired with two s1_name values "
+                    f"({s1_of[pid]!r} and {s1!r}); patch_id and s1_name must be 1:1"
+                )
+    all_ids = np.sort(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
+    dup = np.flatnonzero(all_ids[1:] == all_ids[:-1])
+    if len(dup):
+        raise AnnotationError(f"{source}: column 'ID': value {all_ids[dup[0]]} occurs more than once")
+    s1_count = defaultdict(list)
+    for pid, s1 in s1_of.items():
+        s1_count[s1].append(pid)
+    shared = next((v for v in s1_count.values() if len(v) > 1), None)
+    if shared:
+        raise AnnotationError(f"{source}: patches {', '.join(shared)} share one s1_name; pairs must be 1:1")
+    if patch_index is not None:
+        missing = sorted(p for p in split_of if p not in patch_index)
+        if missing:
+            raise AnnotationError(
+                f"{source}: {len(missing)} annotated patch(es) are not in the imagery, "
+                f"e.g. {missing[0]}"
+            )
+        order = sorted(split_of, key=patch_index.__getitem__)
+    else:
+        order = sorted(split_of, key=lambda p: (SPLITS.index(split_of[p]), p))
+    return PatchOrder({p: r for r, p in enumerate(order)}, split_of, s1_of)
+
+
+# --- pass 2: spill ---------------------------------------------------------------------------
+
+
+def _with_rank(table: pa.Table, order: PatchOrder, patch_index: dict[str, int] | None) -> pa.Table:
+    ids = table["patch_id"].to_pylist()
+    rank = np.fromiter((order.rank[p] for p in ids), np.int64, len(ids))
+    if patch_index is not None:
+        idx = np.fromiter((patch_index[p] for p in ids), np.int32, len(ids))
+        table = table.set_column(TABLE_SCHEMA.get_field_index("patch_index"), "patch_index", pa.array(idx))
+    return table.append_column("_rank", pa.array(rank))
+
+
+def spill(pf, source, order, patch_index, tmp: Path, settings, progress) -> list[Path]:
+    buckets: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    paths = {}
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    bar = tqdm(total=pf.metadata.num_rows, desc="annotations: parse", unit="rows", disable=not progress)
+    try:
+        for rg in range(pf.num_row_groups):
+            table = _with_rank(parse_table(pf.read_row_group(rg), source), order, patch_index)
+            bucket = pc.divide(table["_rank"], settings.patches_per_bucket)
+            for b in pc.unique(bucket).to_pylist():
+                part = table.filter(pc.equal(bucket, b))
+                if b not in buckets:
+                    paths[b] = tmp / f"bucket-{b:05d}.arrow"
+                    buckets[b] = pa.ipc.new_file(paths[b], part.schema, options=options)
+                buckets[b].write_table(part)
+            bar.update(len(table))
+    finally:
+        for w in buckets.values():
+            w.close()
+        bar.close()
+    return [paths[b] for b in sorted(paths)]
+
+
+# --- pass 3: sort, weigh, write --------------------------------------------------------------
+
+
+def add_redundancy(table: pa.Table, settings: AnnotationSettings) -> pa.Table:
+    """Fill ``uniqueness`` and ``redundancy_weight`` for complete patch groups."""
+    texts = table[settings.text_fields[0]]
+    for f in settings.text_fields[1:]:
+        texts = pc.binary_join_element_wise(texts, table[f], " ")
+    groups = table["_rank"].to_numpy()
+    if settings.group_key == "patch_type":
+        type_code = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE))).to_numpy()
+        groups = groups * len(TASK_OF_TYPE) + type_code
+    texts = texts.to_numpy(zero_copy_only=False)
+    u = redundancy.uniqueness_batch(texts, groups)
+    w = redundancy.weights_batch(texts, groups, temperature=settings.temperature)
+    table = table.set_column(TABLE_SCHEMA.get_field_index("uniqueness"), "uniqueness", pa.array(u.astype(np.float32)))
+    return table.set_column(
+        TABLE_SCHEMA.get_field_index("redundancy_weight"), "redundancy_weight", pa.array(w.astype(np.float32))
+    )
+
+
+class ShardWriter:
+    """Writes one task/split as ``<split>-NNNNN.parquet`` files, cutting only between patches."""
+
+    def __init__(self, folder: Path, split: str, settings: AnnotationSettings, schema: pa.Schema):
+        self.folder, self.split, self.settings, self.schema = folder, split, settings, schema
+        self.index, self.rows_in_file, self.writer = 0, 0, None
+        self.files: list[Path] = []
+
+    def _open(self):
+        path = self.folder / SHARD_PATTERN.format(split=self.split, index=self.index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd", write_statistics=True)
+        self.files.append(path)
+        self.index += 1
+        self.rows_in_file = 0
+
+    def write(self, table: pa.Table, rank: np.ndarray):
+        while len(table):
+            if self.writer is None:
+                self._open()
+            room = self.settings.rows_per_shard - self.rows_in_file
+            if len(table) <= room:
+                cut = len(table)
+            else:
+                starts = np.flatnonzero(np.diff(rank)) + 1  # first row of each later patch
+                fitting = starts[starts <= room]
+                cut = int(fitting[-1]) if len(fitting) else (int(starts[0]) if len(starts) else len(table))
+                if self.rows_in_file and not len(fitting):
+                    cut = 0  # the next patch does not fit: start a new file
+            if cut:
+                self.writer.write_table(table.slice(0, cut), row_group_size=self.settings.row_group_size)
+                self.rows_in_file += cut
+                table, rank = table.slice(cut), rank[cut:]
+            if len(table):
+                self.close()
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def write_tables(buckets, tmp: Path, settings, progress) -> tuple[dict, dict]:
+    meta = {STORE_ATTRS_KEY.encode(): json.dumps({"redundancy": settings.redundancy_metadata()}).encode()}
+    schema = TABLE_SCHEMA.with_metadata(meta)
+    writers: dict[tuple[str, str], ShardWriter] = {}
+    rows: dict[str, dict[str, int]] = {t: {s: 0 for s in SPLITS} for t in TABLE_TASKS}
+    patches: dict[str, set] = defaultdict(set)
+    try:
+        for path in tqdm(buckets, desc="annotations: write", unit="bucket", disable=not progress):
+            table = pa.ipc.open_file(path).read_all()
+            table = table.sort_by([("_rank", "ascending"), ("ID", "ascending")])
+            table = add_redundancy(table, settings)
+            task_of_row = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE))).to_numpy()
+            tasks = [TASK_OF_TYPE[t] for t in TASK_OF_TYPE]
+            split_of_row = table["split"]
+            for split in SPLITS:
+                in_split = pc.equal(split_of_row, split).to_numpy(zero_copy_only=False)
+                if in_split.any():
+                    patches[split].update(pc.unique(table["patch_id"].filter(pa.array(in_split))).to_pylist())
+                for code, task in enumerate(tasks):
+                    mask = in_split & (task_of_row == code)
+                    if not mask.any():
+                        continue
+                    part = table.filter(pa.array(mask))
+                    rank = part["_rank"].to_numpy()
+                    part = part.drop_columns(["_rank"]).cast(schema)
+                    key = (task, split)
+                    if key not in writers:
+                        writers[key] = ShardWriter(tmp / DATA_DIR / task, split, settings, schema)
+                    writers[key].write(part, rank)
+                    rows[task][split] += len(part)
+            path.unlink()
+    finally:
+        for w in writers.values():
+            w.close()
+    files = sorted(str(p.relative_to(tmp)) for w in writers.values() for p in w.files)
+    return {"rows": rows, "patches": {s: len(patches[s]) for s in SPLITS}}, files
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def read_summary(out_dir: Path) -> dict | None:
+    path = Path(out_dir) / SUMMARY_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def convert_annotations(
+    source: Path | str,
+    out_dir: Path | str,
+    settings: AnnotationSettings = AnnotationSettings(),
+    patch_index: dict[str, int] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> AnnotationSummary:
+    """Convert the annotation file ``source`` into ``out_dir/data/<task>/<split>-NNNNN.parquet``.
+
+    ``patch_index`` (patch_id → row of ``imagery.zarr``) fills the ``patch_index`` column and
+    sets the row order; every annotated patch must be in it. Raises :class:`AnnotationError`
+    (a ``ValueError``) naming the file, column and row ``ID`` on bad input, leaving ``out_dir``
+    as it was.
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.is_file():
+        raise FileNotFoundError(f"annotation file not found: {source}")
+    fp = fingerprint(source, settings, patch_index)
+    previous = read_summary(out_dir)
+    if previous is not None and (out_dir / DATA_DIR).is_dir():
+        if previous.get("source") == fp:
+            return AnnotationSummary(**previous)
+        if not overwrite:
+            raise FileExistsError(
+                f"{out_dir / DATA_DIR} holds tables converted from other input or settings; "
+                "pass overwrite=True (--overwrite) to replace them"
+            )
+    start = time.perf_counter()
+    tmp = out_dir / TMP_DIR
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        try:
+            pf = pq.ParquetFile(source)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise AnnotationError(f"{source}: not a readable Parquet file ({err})") from None
+        check_schema(pf.schema_arrow, str(source))
+        order = scan(pf, str(source), patch_index)
+        buckets = spill(pf, str(source), order, patch_index, tmp, settings, progress)
+        counts, files = write_tables(buckets, tmp, settings, progress)
+        summary = AnnotationSummary(
+            rows=counts["rows"],
+            patches=counts["patches"],
+            files=files,
+            settings=settings.redundancy_metadata(),
+            source=fp,
+            seconds=round(time.perf_counter() - start, 3),
+        )
+        (tmp / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1))
+        _publish(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Move the finished tables into place: old summary out first, new summary in last."""
+    (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    old = out_dir / DATA_DIR
+    if old.exists():
+        trash = out_dir / ".annotations.old"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(old, trash)
+        shutil.rmtree(trash)
+    os.replace(tmp / DATA_DIR, old)
+    os.replace(tmp / SUMMARY_FILE, out_dir / SUMMARY_FILE)

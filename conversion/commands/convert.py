@@ -1,0 +1,67 @@
+"""``bigearthnet-txt convert``: the release parquet (and imagery) → a Hub-ready data set folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_annotation_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("annotations")
+    g.add_argument("--annotations", type=Path, required=True, metavar="FILE",
+                   help="BigEarthNet.txt.parquet (or a file in its schema)")
+    g.add_argument("--rows-per-shard", type=int, default=250_000,
+                   help="target rows per output Parquet file (default: %(default)s)")
+    g.add_argument("--group-key", choices=("patch", "patch_type"), default="patch",
+                   help="texts weighed against each other for redundancy weights (default: %(default)s)")
+    g.add_argument("--text-fields", default="input,output",
+                   help="comma-separated columns joined into the text that is scored (default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature for redundancy weights (default: u / sum(u))")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace tables converted earlier from other input or settings")
+
+
+def annotation_settings(args: argparse.Namespace):
+    from conversion.annotations import AnnotationSettings
+
+    return AnnotationSettings(
+        rows_per_shard=args.rows_per_shard,
+        group_key=args.group_key,
+        text_fields=tuple(f.strip() for f in args.text_fields.split(",") if f.strip()),
+        temperature=args.temperature,
+    )
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "convert",
+        help="convert the annotation parquet (and imagery) into per-task tables",
+        description="Convert BigEarthNet.txt into DIR/data/<task>/<split>-NNNNN.parquet.",
+    )
+    add_annotation_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def print_summary(summary) -> None:
+    from bigearthnet_txt.schema import SPLITS
+
+    width = max(len(s) for s in SPLITS)
+    print(f"{'task':<10} " + " ".join(f"{s:>{max(width, 9)}}" for s in SPLITS))
+    for task, per_split in summary.rows.items():
+        print(f"{task:<10} " + " ".join(f"{per_split[s]:>{max(width, 9)},}" for s in SPLITS))
+    print(f"{'patches':<10} " + " ".join(f"{summary.patches[s]:>{max(width, 9)},}" for s in SPLITS))
+
+
+def run(args: argparse.Namespace) -> int:
+    from conversion.annotations import convert_annotations
+
+    summary = convert_annotations(
+        args.annotations, args.out, annotation_settings(args), progress=not args.quiet,
+        overwrite=args.overwrite,
+    )
+    print(f"annotation tables in {args.out}/data ({len(summary.files)} files, {summary.seconds:.1f} s)")
+    print_summary(summary)
+    return 0
