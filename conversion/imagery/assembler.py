@@ -1,0 +1,147 @@
+"""Collects decoded patches into shard blocks and hands complete shards to the writer.
+
+Patches arrive in source order, not store order (the S1 archive is sorted by ``s1_name``, the
+store by split and ``patch_id``), so each pending shard keeps a block in memory until all its
+expected patches have arrived. At most ``max_open_shards`` blocks are held; patches of further
+shards are staged on disk (one ``.npz`` per patch under ``DIR/.imagery-staging/<pass>/``) and
+merged when their shard is written, so memory stays flat whatever the archive size.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Callable
+
+import numpy as np
+
+from bigearthnet_txt.schema import ImageryArray
+from conversion.imagery.errors import ImageryInputError
+from conversion.imagery.passes import DecodedPatch, Pass
+from conversion.imagery.store_writer import StoreWriter, band_shape, fill_value
+
+STATS_SPLIT = "train"
+KILL_AFTER_SHARDS_ENV = "BIGEARTHNET_TXT_IMAGERY_KILL_AFTER_SHARDS"  # test hook: SIGKILL after N shards
+
+
+def band_sums(array: ImageryArray, block: np.ndarray) -> dict[str, list[float]]:
+    """``{band: [count, sum, sum of squares]}`` over the valid pixels of ``block`` [n, bands, y, x]
+    (S2: nodata 0 excluded; S1: non-finite excluded)."""
+    sums: dict[str, list[float]] = {}
+    for b, band in enumerate(array.bands):
+        values = block[:, b].astype(np.float64)
+        valid = np.isfinite(values) if np.dtype(array.dtype).kind == "f" else values != array.nodata
+        v = values[valid]
+        sums[band] = [int(v.size), float(v.sum()), float(np.square(v).sum())]
+    return sums
+
+
+class ShardAssembler:
+    """Buffers one pass's patches per shard; ``pending[shard]`` is the set of expected indices."""
+
+    def __init__(
+        self,
+        spec: Pass,
+        writer: StoreWriter,
+        pending: dict[int, set[int]],
+        split_of_index: dict[int, str],
+        *,
+        skip_bad: bool,
+        max_open_shards: int = 64,
+        on_bad: Callable[[dict], None] | None = None,
+    ):
+        self.spec = spec
+        self.writer = writer
+        self.pending = pending
+        self.split_of_index = split_of_index
+        self.skip_bad = skip_bad
+        self.max_open_shards = max_open_shards
+        self.size = writer.shard_size
+        self.blocks: dict[int, dict[str, np.ndarray]] = {}
+        self.received: dict[int, set[int]] = {s: set() for s in pending}
+        self.profiles: dict[int, dict[int, list]] = {s: {} for s in pending}
+        self.present: dict[int, set[int]] = {s: set() for s in pending}
+        self.bad: dict[int, list[dict]] = {s: [] for s in pending}
+        self.staging = writer.staging_dir / spec.name
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.shards_written = 0
+        self._kill_after = int(os.environ.get(KILL_AFTER_SHARDS_ENV, "0") or 0)
+
+    def wants(self, index: int) -> bool:
+        """True while ``index`` is expected and not yet received."""
+        shard = index // self.size
+        return shard in self.pending and index in self.pending[shard] and index not in self.received[shard]
+
+    def _new_block(self) -> dict[str, np.ndarray]:
+        return {
+            a.name: np.full((self.size, *band_shape(a)), fill_value(a), dtype=a.dtype)
+            for a in self.spec.arrays
+        }
+
+    def add(self, patch: DecodedPatch) -> None:
+        """Take one decoded patch (or its error: raised, or recorded with ``skip_bad``)."""
+        shard = patch.index // self.size
+        if patch.error is not None:
+            self.record_bad(shard, patch.index, patch.error)
+        else:
+            row = patch.index - shard * self.size
+            if shard not in self.blocks and len(self.blocks) >= self.max_open_shards:
+                self.staging.mkdir(parents=True, exist_ok=True)
+                np.savez(self.staging / f"{shard:06d}-{row:06d}.npz", **patch.arrays)
+            else:
+                block = self.blocks.setdefault(shard, self._new_block())
+                for name, values in patch.arrays.items():
+                    block[name][row] = values
+            self.present[shard].add(patch.index)
+            self.profiles[shard][patch.index] = [patch.crs, list(patch.transform) if patch.transform else None]
+        self.received[shard].add(patch.index)
+        if self.received[shard] == self.pending[shard]:
+            self.flush(shard)
+
+    def record_bad(self, shard: int, index: int, error: ImageryInputError) -> None:
+        if not self.skip_bad:
+            raise error
+        self.bad[shard].append({**error.to_record(), "patch_index": index})
+
+    def flush(self, shard: int) -> None:
+        """Write the shard's block (staged patches merged in) and its progress marker."""
+        block = self.blocks.pop(shard, None) or self._new_block()
+        for staged in sorted(self.staging.glob(f"{shard:06d}-*.npz")) if self.staging.is_dir() else []:
+            row = int(staged.stem.split("-")[1])
+            with np.load(staged) as npz:
+                for name in block:
+                    block[name][row] = npz[name]
+            staged.unlink()
+        train_rows = [
+            i - shard * self.size for i in sorted(self.present[shard]) if self.split_of_index[i] == STATS_SPLIT
+        ]
+        stats: dict[str, list[float]] = {}
+        for array in self.spec.arrays:
+            if array.bands and train_rows:
+                stats.update(band_sums(array, block[array.name][train_rows]))
+        record = {
+            "shard": shard,
+            "present": sorted(self.present[shard]),
+            "profiles": {str(i): p for i, p in sorted(self.profiles[shard].items())},
+            "bad": self.bad[shard],
+            "stats": stats,
+        }
+        self.writer.write_shard(self.spec.name, shard, block, record)
+        del self.pending[shard]
+        self.shards_written += 1
+        if self._kill_after and self.shards_written >= self._kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def finish(self, missing_error: Callable[[list[int]], ImageryInputError] | None) -> None:
+        """Write the remaining shards. Their absent patches raise/record ``missing_error(indices)``
+        unless ``missing_error`` is None (missing allowed: the rows keep the fill value)."""
+        absent = sorted(i for s in self.pending for i in self.pending[s] - self.received[s])
+        if absent and missing_error is not None:
+            if not self.skip_bad:
+                raise missing_error(absent)
+            for index in absent:
+                self.record_bad(index // self.size, index, missing_error([index]))
+        for shard in sorted(self.pending):
+            self.flush(shard)
+

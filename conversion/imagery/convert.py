@@ -1,0 +1,412 @@
+"""Orchestration: ``convert_imagery(...)`` turns BigEarthNet imagery into ``DIR/imagery.zarr`` and
+``DIR/patches.parquet``; ``add_imagery_arguments(parser)`` / ``run_imagery(args)`` are its
+command-line flags and entry point.
+
+Order of work: verify checksums (``--verify``) → read metadata and plan the patch order → one pass
+per given modality (S2, then S1, then reference maps), each streaming its sources once, decoding
+GeoTIFFs in ``workers`` processes and writing whole shards → finalize (patch table, skip-bad report
+``DIR/imagery_report.json``, store attributes with statistics and settings). Killed at any point, the
+same command resumes at the first shard without a progress marker; a finished store is left as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from bigearthnet_txt.schema import (
+    IMAGERY_STORE,
+    PATCH_SCHEMA,
+    PATCH_TABLE,
+    S1_BANDS,
+    S2_BANDS,
+    ImageryArray,
+)
+from conversion.imagery.assembler import STATS_SPLIT, ShardAssembler
+from conversion.imagery.checksums import read_checksum_list, verify_files
+from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS, describe
+from conversion.imagery.errors import ImageryInputError
+from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
+from conversion.imagery.passes import PASSES, Pass, decode_patch
+from conversion.imagery.sources import is_archive, iter_source
+from conversion.imagery.store_writer import PROGRESS_DIR, StoreWriter, write_json_atomic
+
+REPORT_FILE = "imagery_report.json"
+METADATA_NAMES = ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
+
+
+@dataclass
+class ImageryResult:
+    """Outcome of ``convert_imagery``: patch counts, bad-patch records, timing."""
+
+    out_dir: Path
+    n_patches: int
+    bad: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    already_complete: bool = False
+    split_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def patches_per_second(self) -> float:
+        return self.n_patches / self.seconds if self.seconds else 0.0
+
+
+def find_metadata(sources: Iterable[Path | str]) -> list[Path]:
+    """Metadata parquets found beside or inside the given sources (first folder that has them)."""
+    for source in sources:
+        for folder in (Path(source), Path(source).parent):
+            found = [folder / n for n in METADATA_NAMES if (folder / n).is_file()]
+            if found:
+                return found
+    return []
+
+
+def _plan(metadata_files, annotations, patch_ids, all_patches, shard_size) -> PatchPlan:
+    metadata = load_metadata(metadata_files)
+    splits: dict[str, str] | None = None
+    for file in annotations or ():
+        for pid, split in annotation_splits(file).items():
+            splits = splits if splits is not None else {}
+            if splits.get(pid, split) != split:
+                raise ValueError(f"{file}: patch {pid} has split {split!r} here and {splits[pid]!r} elsewhere")
+            splits[pid] = split
+    if patch_ids is None and all_patches:
+        patch_ids = metadata["patch_id"].to_pylist()
+    if patch_ids is None and splits is None:
+        raise ValueError("choose the patches: give annotation tables, --all-patches or a patch list")
+    return plan_patches(metadata, shard_size, splits=splits, patch_ids=patch_ids)
+
+
+def _missing_error(spec: Pass, plan: PatchPlan, sources: Sequence[Path]):
+    names = ", ".join(str(s) for s in sources)
+
+    def build(indices: list[int]) -> ImageryInputError:
+        first = plan.name_of_index[indices[0]]
+        more = f" and {len(indices) - 1} more" if len(indices) > 1 else ""
+        if spec.name == "s1":
+            s1 = {v: k for k, v in plan.by_s1_name.items()}[indices[0]]
+            text = f"S2 patch {first}: its S1 pair {s1} is missing from the S1 sources ({names}){more}"
+        elif spec.name == "s2":
+            text = f"patch {first} is selected (annotations/patch list) but not in the S2 imagery ({names}){more}"
+        else:
+            text = f"patch {first}: no reference map in ({names}){more}"
+        return ImageryInputError(text, kind=spec.missing_kind, patch=first)
+
+    return build
+
+
+def _run_pass(
+    spec: Pass,
+    sources: Sequence[Path],
+    plan: PatchPlan,
+    writer: StoreWriter,
+    *,
+    allow_missing: bool,
+    skip_bad: bool,
+    workers: int,
+    progress: bool,
+    source_errors: list[dict],
+) -> None:
+    done = writer.done_shards(spec.name)
+    pending = {s: set(rows) for s, rows in plan.shard_rows().items() if s not in done}
+    if not pending:
+        return
+    writer.open()
+    assembler = ShardAssembler(spec, writer, pending, plan.split_of_index, skip_bad=skip_bad)
+    lookups = [getattr(plan, name) for name in spec.lookups]
+    total = sum(len(v) for v in pending.values())
+    bar = tqdm(total=total, unit="patch", desc=f"imagery {spec.name}", disable=not progress, smoothing=0.05)
+    in_flight: deque[Future] = deque()
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    )
+    submitted: set[int] = set()
+
+    def collect(block: bool) -> None:
+        while in_flight and (block or in_flight[0].done()):
+            assembler.add(in_flight.popleft().result())
+            bar.update(1)
+
+    try:
+        for source in sources:
+            bar.set_postfix_str(Path(source).name)
+            try:
+                for patch in iter_source(source):
+                    index = next((lk[patch.name] for lk in lookups if patch.name in lk), None)
+                    if index is None or index in submitted or not assembler.wants(index):
+                        continue
+                    submitted.add(index)
+                    pid = plan.name_of_index[index]
+                    if pool is None:
+                        assembler.add(decode_patch(spec.name, patch, index, pid))
+                        bar.update(1)
+                        continue
+                    in_flight.append(pool.submit(decode_patch, spec.name, patch, index, pid))
+                    if len(in_flight) >= 8 * workers:
+                        collect(block=False)
+                        if len(in_flight) >= 16 * workers:
+                            assembler.add(in_flight.popleft().result())
+                            bar.update(1)
+                collect(block=True)
+            except ImageryInputError as err:
+                if not skip_bad:
+                    raise
+                collect(block=True)
+                source_errors.append({**err.to_record(), "pass": spec.name})
+        collect(block=True)
+        assembler.finish(None if allow_missing else _missing_error(spec, plan, sources))
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _merge_stats(records: dict[str, dict[int, dict]]) -> dict[str, dict[str, float]]:
+    sums: dict[str, list[float]] = {}
+    for per_shard in records.values():
+        for record in per_shard.values():
+            for band, (count, total, squares) in record["stats"].items():
+                acc = sums.setdefault(band, [0, 0.0, 0.0])
+                acc[0] += count
+                acc[1] += total
+                acc[2] += squares
+    stats = {}
+    for band in (*S2_BANDS, *S1_BANDS):
+        if band in sums and sums[band][0]:
+            count, total, squares = sums[band]
+            mean = total / count
+            stats[band] = {"mean": mean, "std": math.sqrt(max(squares / count - mean * mean, 0.0)), "count": count}
+    return stats
+
+
+def _patch_table(plan: PatchPlan, records: dict[str, dict[int, dict]], bad: set[int]) -> pa.Table:
+    present = {p: {i for r in recs.values() for i in r["present"]} for p, recs in records.items()}
+    profiles: dict[int, list] = {}
+    for pass_name in ("reference_map", "s1", "s2"):  # S2's 10 m grid wins
+        for record in records.get(pass_name, {}).values():
+            profiles.update({int(i): p for i, p in record["profiles"].items() if p[1] is not None})
+    rows = plan.rows
+    keep = [i for i, index in enumerate(plan.indices.tolist()) if index not in bad]
+    rows = rows.take(keep)
+    indices = rows["patch_index"].to_pylist()
+    columns = {
+        "patch_index": rows["patch_index"],
+        "patch_id": rows["patch_id"],
+        "s1_name": rows["s1_name"],
+        "split": rows["split"],
+        "labels": rows["labels"],
+        "country": rows["country"],
+        "contains_seasonal_snow": rows["contains_seasonal_snow"],
+        "contains_cloud_or_shadow": rows["contains_cloud_or_shadow"],
+        "has_s1": [i in present.get("s1", ()) for i in indices],
+        "crs": [profiles.get(i, [None, None])[0] for i in indices],
+        "transform": [profiles.get(i, [None, None])[1] for i in indices],
+        "has_s2": [i in present.get("s2", ()) for i in indices],
+        "has_reference_map": [i in present.get("reference_map", ()) for i in indices],
+    }
+    return pa.Table.from_pydict(columns, schema=PATCH_SCHEMA)
+
+
+def _source_record(pass_name: str, path: Path, md5: str | None) -> dict:
+    return {
+        "pass": pass_name,
+        "path": str(path),
+        "kind": "tar.zst" if is_archive(path) else "folder",
+        "bytes": path.stat().st_size if path.is_file() else None,
+        "md5": md5,
+    }
+
+
+def convert_imagery(
+    out_dir: Path | str,
+    *,
+    s2: Sequence[Path | str] = (),
+    s1: Sequence[Path | str] = (),
+    reference_maps: Sequence[Path | str] = (),
+    metadata: Sequence[Path | str] = (),
+    annotations: Sequence[Path | str] = (),
+    patch_ids: Sequence[str] | None = None,
+    all_patches: bool = False,
+    allow_missing_s1: bool = False,
+    allow_missing_reference_maps: bool = False,
+    skip_bad: bool = False,
+    workers: int = 1,
+    preset: str = DEFAULT_PRESET,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    verify: bool = False,
+    checksum_list: Path | str | None = None,
+    progress: bool = True,
+) -> ImageryResult:
+    """Convert imagery into ``out_dir/imagery.zarr`` and ``out_dir/patches.parquet``.
+
+    Sources are ``.tar.zst`` archives or folders (v2, flat pre-release, v1.0), several per
+    modality allowed; a modality without sources gets no array (``has_*`` false). The patches are
+    those of ``patch_ids``, else every metadata patch with ``all_patches``, else those of the
+    ``annotations`` tables (whose split, ``bench`` included, wins over the metadata split).
+    Raises ``ImageryInputError`` (a ``ValueError``) naming the file/patch for bad input, unless
+    ``skip_bad`` records it in ``out_dir/imagery_report.json`` and drops the patch.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown codec preset {preset!r}; expected one of {PRESETS}")
+    passes = {"s2": [Path(p) for p in s2], "s1": [Path(p) for p in s1], "reference_map": [Path(p) for p in reference_maps]}
+    passes = {name: paths for name, paths in passes.items() if paths}
+    if not passes:
+        raise ValueError("no imagery source given (--s2, --s1 or --reference-maps)")
+    for paths in passes.values():
+        for path in paths:
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: imagery source not found")
+    metadata_files = [Path(m) for m in metadata] or find_metadata(p for ps in passes.values() for p in ps)
+    md5s: dict[str, str] = {}
+    if verify:
+        expected = read_checksum_list(checksum_list) if checksum_list else None
+        files = [p for ps in passes.values() for p in ps if p.is_file()] + list(metadata_files)
+        md5s = verify_files(files, expected, progress)
+    plan = _plan(metadata_files, annotations, patch_ids, all_patches, shard_size)
+    arrays: list[ImageryArray] = [a for name in passes for a in PASSES[name].arrays]
+    settings = {
+        "sources": {name: [str(p.resolve()) for p in paths] for name, paths in passes.items()},
+        "preset": preset,
+        "shard_size": shard_size,
+        "selection_md5": hashlib.md5(
+            "\n".join(f"{i}:{p}" for i, p in zip(plan.indices.tolist(), plan.patch_ids, strict=True)).encode()
+        ).hexdigest(),
+        "allow_missing_s1": allow_missing_s1,
+        "allow_missing_reference_maps": allow_missing_reference_maps,
+        "skip_bad": skip_bad,
+    }
+    writer = StoreWriter(out_dir, plan.n_rows, shard_size, arrays, preset, settings)
+    if writer.is_complete() and (out_dir / PATCH_TABLE).is_file():
+        table = pq.read_table(out_dir / PATCH_TABLE)
+        return ImageryResult(out_dir, table.num_rows, already_complete=True, split_ranges=plan.split_ranges)
+    writer.open()
+    errors_file = out_dir / PROGRESS_DIR / "source-errors.json"
+    source_errors: list[dict] = json.loads(errors_file.read_text()) if errors_file.is_file() else []
+    allow = {"s1": allow_missing_s1, "reference_map": allow_missing_reference_maps, "s2": False}
+    for name, paths in passes.items():
+        n_before = len(source_errors)
+        _run_pass(
+            PASSES[name], paths, plan, writer, allow_missing=allow[name], skip_bad=skip_bad,
+            workers=workers, progress=progress, source_errors=source_errors,
+        )  # fmt: skip
+        if len(source_errors) != n_before:
+            write_json_atomic(errors_file, source_errors)
+    records = {name: writer.records(name) for name in passes}
+    bad = source_errors + [b for recs in records.values() for r in recs.values() for b in r["bad"]]
+    bad_indices = {b["patch_index"] for b in bad if "patch_index" in b}
+    table = _patch_table(plan, records, bad_indices)
+    tmp = out_dir / (PATCH_TABLE + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out_dir / PATCH_TABLE)
+    write_json_atomic(out_dir / REPORT_FILE, {"bad": bad, "n_patches": table.num_rows})
+    writer.finalize(
+        {
+            "arrays": {
+                a.name: {"bands": list(a.bands), "resolution_m": a.resolution_m, "units": a.units,
+                         "nodata": a.nodata, "dtype": a.dtype, "size": a.size}
+                for a in arrays
+            },  # fmt: skip
+            "s2_band_order": list(S2_BANDS),
+            "stats": _merge_stats(records),
+            "stats_split": STATS_SPLIT,
+            "stats_note": "population mean/std per band over the train rows; S2 nodata 0 and non-finite S1 excluded; S1 in dB",
+            "sources": [_source_record(n, p, md5s.get(str(p))) for n, ps in passes.items() for p in ps],
+            "metadata_files": [_source_record("metadata", Path(m), md5s.get(str(m))) for m in metadata_files],
+            "codecs": describe(preset),
+            "chunk_patches": 1,
+            "shard_patches": shard_size,
+            "n_rows": plan.n_rows,
+            "n_patches": table.num_rows,
+            "split_ranges": {k: list(v) for k, v in plan.split_ranges.items()},
+            "patch_table": PATCH_TABLE,
+        }
+    )
+    seconds = time.perf_counter() - started
+    result = ImageryResult(out_dir, table.num_rows, bad, seconds, split_ranges=plan.split_ranges)
+    if progress:
+        print(
+            f"imagery: {result.n_patches} patches ({len(bad)} bad) in {seconds:.1f} s "
+            f"({result.patches_per_second:.0f} patches/s) -> {out_dir / IMAGERY_STORE}",
+            file=sys.stderr,
+        )
+    return result
+
+
+def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annotations: bool = False) -> None:
+    """Add the imagery flags to ``parser`` (``--out``/``--annotations`` too when asked)."""
+    if with_out_and_annotations:
+        parser.add_argument("--out", required=True, type=Path, help="output folder DIR")
+        parser.add_argument("--annotations", action="append", type=Path, default=[],
+                            help="annotation table (release parquet); selects the patches and their split")  # fmt: skip
+    g = parser.add_argument_group("imagery")
+    g.add_argument("--s2", action="append", type=Path, default=[], metavar="PATH",
+                   help="Sentinel-2 source: BigEarthNet-S2.tar.zst or a folder (v2, flat, v1.0); repeatable")
+    g.add_argument("--s1", action="append", type=Path, default=[], metavar="PATH",
+                   help="Sentinel-1 source: BigEarthNet-S1.tar.zst or a folder; repeatable")
+    g.add_argument("--reference-maps", action="append", type=Path, default=[], metavar="PATH",
+                   help="Reference_Maps.tar.zst or a folder; repeatable")
+    g.add_argument("--metadata", action="append", type=Path, default=[], metavar="FILE",
+                   help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources")
+    g.add_argument("--patch-list", type=Path, metavar="FILE", help="convert the patch_ids listed in FILE (one per line)")
+    g.add_argument("--all-patches", action="store_true", help="convert every patch of the metadata")
+    g.add_argument("--allow-missing-s1", action="store_true",
+                   help="an S2 patch without its S1 pair gets has_s1=false and NaN S1 instead of an error")
+    g.add_argument("--allow-missing-reference-maps", action="store_true",
+                   help="a patch without reference map gets has_reference_map=false instead of an error")
+    g.add_argument("--skip-bad", action="store_true", help="record bad patches in DIR/imagery_report.json and go on")
+    g.add_argument("--workers", type=int, default=1, metavar="N", help="decoding processes (default 1)")
+    g.add_argument("--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs (default: %(default)s)")
+    g.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="PATCHES",
+                   help="patches per shard file (default %(default)s)")
+    g.add_argument("--verify", action="store_true", help="check archive/metadata md5 sums before converting")
+    g.add_argument("--checksums", type=Path, metavar="FILE", help="md5sum-format list for --verify (default: published sums)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")  # fmt: skip
+
+
+def run_imagery(args: argparse.Namespace) -> ImageryResult:
+    """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery flags)."""
+    patch_ids = None
+    if args.patch_list:
+        patch_ids = [line.strip() for line in Path(args.patch_list).read_text().splitlines() if line.strip()]
+    annotations = args.annotations if isinstance(args.annotations, list) else [args.annotations] if args.annotations else []
+    return convert_imagery(
+        args.out, s2=args.s2, s1=args.s1, reference_maps=args.reference_maps, metadata=args.metadata,
+        annotations=annotations, patch_ids=patch_ids, all_patches=args.all_patches,
+        allow_missing_s1=args.allow_missing_s1, allow_missing_reference_maps=args.allow_missing_reference_maps,
+        skip_bad=args.skip_bad, workers=args.workers, preset=args.codec_preset, shard_size=args.shard_size,
+        verify=args.verify, checksum_list=args.checksums, progress=not args.no_progress,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m conversion.imagery.convert --out DIR --s2 PATH ...`` (imagery only)."""
+    parser = argparse.ArgumentParser(prog="python -m conversion.imagery.convert", description=__doc__.split("\n")[0])
+    add_imagery_arguments(parser, with_out_and_annotations=True)
+    args = parser.parse_args(argv)
+    try:
+        run_imagery(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"imagery conversion: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Create ``imagery.zarr``, write whole shards atomically and record per-shard progress.
+
+Layout: every array has shape ``[n_rows, *band_shape]``, inner chunks of one patch and shards of
+``shard_size`` patches along the patch axis. A shard is written with one ``array[start:stop] =``
+assignment, which zarr's ``LocalStore`` stores as one file via an atomic rename, so a killed run
+never leaves a torn shard file. After the shard files of a pass (``s2``: three arrays, ``s1``,
+``reference_map``) are written, a JSON marker ``DIR/.imagery-progress/<pass>/<shard>.json`` records
+the shard as done with its per-patch geo-reference, bad patches and band statistics (sums over the
+train rows). A rerun skips the shards with a marker. The group attribute ``STORE_ATTRS_KEY`` carries
+``"complete": false`` until ``finalize`` writes the full attributes (and the patch table) last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from bigearthnet_txt.schema import IMAGERY_STORE, STORE_ATTRS_KEY, ImageryArray
+from conversion.imagery.codecs import codec_kwargs
+
+FORMAT_VERSION = 1
+PROGRESS_DIR = ".imagery-progress"
+STAGING_DIR = ".imagery-staging"
+
+
+def fill_value(array: ImageryArray) -> float | int:
+    """Value of rows never written (padding, missing S1): 0 for uint16, NaN for float32."""
+    return float("nan") if np.dtype(array.dtype).kind == "f" else 0
+
+
+def band_shape(array: ImageryArray) -> tuple[int, ...]:
+    """Shape of one patch of ``array``: ``(bands, size, size)`` or ``(size, size)``."""
+    return ((len(array.bands),) if array.bands else ()) + (array.size, array.size)
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class StoreWriter:
+    """Writes the arrays of one store under ``out_dir``.
+
+    ``settings`` (JSON-ready) identify the conversion; a rerun with other settings on an
+    unfinished store is refused instead of mixing two conversions.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        n_rows: int,
+        shard_size: int,
+        arrays: Sequence[ImageryArray],
+        preset: str,
+        settings: dict,
+    ):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / IMAGERY_STORE
+        self.progress_dir = self.out_dir / PROGRESS_DIR
+        self.staging_dir = self.out_dir / STAGING_DIR
+        self.n_rows = n_rows
+        self.shard_size = shard_size
+        self.arrays = list(arrays)
+        self.preset = preset
+        self.settings = settings
+        self._group: zarr.Group | None = None
+
+    # -- state --------------------------------------------------------------------------------
+
+    def existing_attrs(self) -> dict | None:
+        """The store's ``STORE_ATTRS_KEY`` attributes, or None when there is no usable group."""
+        if not (self.path / "zarr.json").is_file():
+            return None
+        try:
+            return dict(zarr.open_group(self.path, mode="r").attrs.get(STORE_ATTRS_KEY) or {}) or None
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def is_complete(self) -> bool:
+        attrs = self.existing_attrs()
+        if attrs and attrs.get("complete"):
+            if attrs.get("settings") != self.settings:
+                raise FileExistsError(
+                    f"{self.path}: a complete store from a conversion with other settings exists; "
+                    "remove it or rerun with the same inputs and options"
+                )
+            return True
+        return False
+
+    def open(self) -> zarr.Group:
+        """Create the group and arrays, or reopen those of an interrupted run with equal settings."""
+        if self._group is not None:
+            return self._group
+        attrs = self.existing_attrs()
+        if attrs is not None and attrs.get("settings") != self.settings:
+            raise FileExistsError(
+                f"{self.path}: an unfinished store from a conversion with other settings exists; "
+                "remove it (and .imagery-progress) or rerun with the same inputs and options"
+            )
+        if attrs is None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(self.progress_dir, ignore_errors=True)
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            group = zarr.open_group(self.path, mode="w", zarr_format=3)
+            for array in self.arrays:
+                shape = band_shape(array)
+                z = group.create_array(
+                    array.name,
+                    shape=(self.n_rows, *shape),
+                    chunks=(1, *shape),
+                    shards=(self.shard_size, *shape),
+                    dtype=array.dtype,
+                    fill_value=fill_value(array),
+                    dimension_names=("patch", "band", "y", "x") if array.bands else ("patch", "y", "x"),
+                    **codec_kwargs(self.preset, array.dtype),
+                )
+                z.attrs.update(
+                    {
+                        "bands": list(array.bands),
+                        "resolution_m": array.resolution_m,
+                        "units": array.units,
+                        "nodata": array.nodata,
+                    }
+                )
+            group.attrs[STORE_ATTRS_KEY] = {
+                "format_version": FORMAT_VERSION,
+                "complete": False,
+                "settings": self.settings,
+            }
+            self._group = group
+        else:
+            self._group = zarr.open_group(self.path, mode="r+")
+        return self._group
+
+    # -- shards -------------------------------------------------------------------------------
+
+    def marker(self, pass_name: str, shard: int) -> Path:
+        return self.progress_dir / pass_name / f"{shard:06d}.json"
+
+    def done_shards(self, pass_name: str) -> set[int]:
+        folder = self.progress_dir / pass_name
+        if not folder.is_dir():
+            return set()
+        return {int(p.stem) for p in folder.glob("*.json")}
+
+    def records(self, pass_name: str) -> dict[int, dict]:
+        folder = self.progress_dir / pass_name
+        if not folder.is_dir():
+            return {}
+        return {int(p.stem): json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+    def write_shard(self, pass_name: str, shard: int, data: dict[str, np.ndarray], record: dict) -> None:
+        """Write rows ``[shard*shard_size, (shard+1)*shard_size)`` of each array, then the marker."""
+        group = self.open()
+        start = shard * self.shard_size
+        for name, block in data.items():
+            group[name][start : start + self.shard_size] = block
+        write_json_atomic(self.marker(pass_name, shard), record)
+
+    # -- end ----------------------------------------------------------------------------------
+
+    def finalize(self, attrs: dict) -> None:
+        """Write the complete store attributes, then drop the progress and staging folders."""
+        group = self.open()
+        group.attrs[STORE_ATTRS_KEY] = {
+            **attrs,
+            "format_version": FORMAT_VERSION,
+            "complete": True,
+            "settings": self.settings,
+        }
+        shutil.rmtree(self.progress_dir, ignore_errors=True)
+        shutil.rmtree(self.staging_dir, ignore_errors=True)
