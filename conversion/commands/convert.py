@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from conversion.imagery.arguments import add_imagery_arguments, run_imagery
+
 
 def add_annotation_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("annotations")
@@ -40,6 +42,7 @@ def register(sub) -> None:
         description="Convert BigEarthNet.txt into DIR/data/<task>/<split>-NNNNN.parquet.",
     )
     add_annotation_arguments(parser)
+    add_imagery_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -58,9 +61,18 @@ def print_summary(summary) -> None:
 def run(args: argparse.Namespace) -> int:
     from conversion.annotations import convert_annotations
 
+    patch_index = None
+    if args.s2 or args.s1 or args.reference_maps:
+        import pyarrow.parquet as pq
+
+        from bigearthnet_txt.schema import PATCH_TABLE
+
+        run_imagery(args)
+        patches = pq.read_table(Path(args.out) / PATCH_TABLE, columns=["patch_id", "patch_index"])
+        patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist()))
     summary = convert_annotations(
-        args.annotations, args.out, annotation_settings(args), progress=not args.quiet,
-        overwrite=args.overwrite,
+        args.annotations, args.out, annotation_settings(args), patch_index=patch_index,
+        progress=not args.quiet, overwrite=args.overwrite,
     )
     print(f"annotation tables in {args.out}/data ({len(summary.files)} files, {summary.seconds:.1f} s)")
     print_summary(summary)

@@ -1,6 +1,5 @@
 """Orchestration: ``convert_imagery(...)`` turns BigEarthNet imagery into ``DIR/imagery.zarr`` and
-``DIR/patches.parquet``; ``add_imagery_arguments(parser)`` / ``run_imagery(args)`` are its
-command-line flags and entry point.
+``DIR/patches.parquet``; ``main`` runs it alone from the command line (flags in ``arguments``).
 
 Order of work: verify checksums (``--verify``) → read metadata and plan the patch order → one pass
 per given modality (S2, then S1, then reference maps), each streaming its sources once, decoding
@@ -44,6 +43,7 @@ from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
 from conversion.imagery.passes import PASSES, Pass, decode_patch
 from conversion.imagery.sources import is_archive, iter_source
+from conversion.imagery.arguments import add_imagery_arguments, run_imagery
 from conversion.imagery.store_writer import PROGRESS_DIR, StoreWriter, write_json_atomic
 
 REPORT_FILE = "imagery_report.json"
@@ -349,56 +349,11 @@ def convert_imagery(
     return result
 
 
-def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annotations: bool = False) -> None:
-    """Add the imagery flags to ``parser`` (``--out``/``--annotations`` too when asked)."""
-    if with_out_and_annotations:
-        parser.add_argument("--out", required=True, type=Path, help="output folder DIR")
-        parser.add_argument("--annotations", action="append", type=Path, default=[],
-                            help="annotation table (release parquet); selects the patches and their split")  # fmt: skip
-    g = parser.add_argument_group("imagery")
-    g.add_argument("--s2", action="append", type=Path, default=[], metavar="PATH",
-                   help="Sentinel-2 source: BigEarthNet-S2.tar.zst or a folder (v2, flat, v1.0); repeatable")
-    g.add_argument("--s1", action="append", type=Path, default=[], metavar="PATH",
-                   help="Sentinel-1 source: BigEarthNet-S1.tar.zst or a folder; repeatable")
-    g.add_argument("--reference-maps", action="append", type=Path, default=[], metavar="PATH",
-                   help="Reference_Maps.tar.zst or a folder; repeatable")
-    g.add_argument("--metadata", action="append", type=Path, default=[], metavar="FILE",
-                   help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources")
-    g.add_argument("--patch-list", type=Path, metavar="FILE", help="convert the patch_ids listed in FILE (one per line)")
-    g.add_argument("--all-patches", action="store_true", help="convert every patch of the metadata")
-    g.add_argument("--allow-missing-s1", action="store_true",
-                   help="an S2 patch without its S1 pair gets has_s1=false and NaN S1 instead of an error")
-    g.add_argument("--allow-missing-reference-maps", action="store_true",
-                   help="a patch without reference map gets has_reference_map=false instead of an error")
-    g.add_argument("--skip-bad", action="store_true", help="record bad patches in DIR/imagery_report.json and go on")
-    g.add_argument("--workers", type=int, default=1, metavar="N", help="decoding processes (default 1)")
-    g.add_argument("--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs (default: %(default)s)")
-    g.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="PATCHES",
-                   help="patches per shard file (default %(default)s)")
-    g.add_argument("--verify", action="store_true", help="check archive/metadata md5 sums before converting")
-    g.add_argument("--checksums", type=Path, metavar="FILE", help="md5sum-format list for --verify (default: published sums)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")  # fmt: skip
-
-
-def run_imagery(args: argparse.Namespace) -> ImageryResult:
-    """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery flags)."""
-    patch_ids = None
-    if args.patch_list:
-        patch_ids = [line.strip() for line in Path(args.patch_list).read_text().splitlines() if line.strip()]
-    annotations = args.annotations if isinstance(args.annotations, list) else [args.annotations] if args.annotations else []
-    return convert_imagery(
-        args.out, s2=args.s2, s1=args.s1, reference_maps=args.reference_maps, metadata=args.metadata,
-        annotations=annotations, patch_ids=patch_ids, all_patches=args.all_patches,
-        allow_missing_s1=args.allow_missing_s1, allow_missing_reference_maps=args.allow_missing_reference_maps,
-        skip_bad=args.skip_bad, workers=args.workers, preset=args.codec_preset, shard_size=args.shard_size,
-        verify=args.verify, checksum_list=args.checksums, progress=not args.no_progress,
-    )  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m conversion.imagery.convert --out DIR --s2 PATH ...`` (imagery only)."""
     parser = argparse.ArgumentParser(prog="python -m conversion.imagery.convert", description=__doc__.split("\n")[0])
     add_imagery_arguments(parser, with_out_and_annotations=True)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     try:
         run_imagery(args)

@@ -1,0 +1,61 @@
+"""Command-line flags of the imagery conversion (light: no heavy imports until ``run_imagery``).
+
+``add_imagery_arguments(parser)`` adds ``--s2/--s1/--reference-maps PATH`` (repeatable; a
+``.tar.zst`` or a folder), ``--metadata FILE`` (repeatable), ``--patch-list FILE``,
+``--all-patches``, ``--allow-missing-s1``, ``--allow-missing-reference-maps``, ``--skip-bad``,
+``--workers N``, ``--codec-preset {default,size}``, ``--shard-size N``, ``--verify`` and
+``--checksums FILE``; ``run_imagery(args)`` calls ``convert_imagery`` with them, ``args.out``,
+``args.annotations`` (one path or a list) and ``args.quiet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annotations: bool = False) -> None:
+    """Add the imagery flags to ``parser`` (``--out``/``--annotations`` too when asked)."""
+    if with_out_and_annotations:
+        parser.add_argument("--out", required=True, type=Path, help="output folder DIR")
+        parser.add_argument("--annotations", action="append", type=Path, default=[],
+                            help="annotation table (release parquet); selects the patches and their split")  # fmt: skip
+    g = parser.add_argument_group("imagery")
+    g.add_argument("--s2", action="append", type=Path, default=[], metavar="PATH",
+                   help="Sentinel-2 source: BigEarthNet-S2.tar.zst or a folder (v2, flat, v1.0); repeatable")
+    g.add_argument("--s1", action="append", type=Path, default=[], metavar="PATH",
+                   help="Sentinel-1 source: BigEarthNet-S1.tar.zst or a folder; repeatable")
+    g.add_argument("--reference-maps", action="append", type=Path, default=[], metavar="PATH",
+                   help="Reference_Maps.tar.zst or a folder; repeatable")
+    g.add_argument("--metadata", action="append", type=Path, default=[], metavar="FILE",
+                   help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources")
+    g.add_argument("--patch-list", type=Path, metavar="FILE", help="convert the patch_ids listed in FILE (one per line)")
+    g.add_argument("--all-patches", action="store_true", help="convert every patch of the metadata")
+    g.add_argument("--allow-missing-s1", action="store_true",
+                   help="an S2 patch without its S1 pair gets has_s1=false and NaN S1 instead of an error")
+    g.add_argument("--allow-missing-reference-maps", action="store_true",
+                   help="a patch without reference map gets has_reference_map=false instead of an error")
+    g.add_argument("--skip-bad", action="store_true", help="record bad patches in DIR/imagery_report.json and go on")
+    g.add_argument("--workers", type=int, default=1, metavar="N", help="decoding processes (default 1)")
+    g.add_argument("--codec-preset", choices=("default", "size"), default="default", help="store codecs (default: %(default)s)")
+    g.add_argument("--shard-size", type=int, default=256, metavar="PATCHES",
+                   help="patches per shard file (default %(default)s)")
+    g.add_argument("--verify", action="store_true", help="check archive/metadata md5 sums before converting")
+    g.add_argument("--checksums", type=Path, metavar="FILE", help="md5sum-format list for --verify (default: published sums)")
+
+
+def run_imagery(args: argparse.Namespace) -> ImageryResult:
+    """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery flags)."""
+    patch_ids = None
+    if args.patch_list:
+        patch_ids = [line.strip() for line in Path(args.patch_list).read_text().splitlines() if line.strip()]
+    annotations = args.annotations if isinstance(args.annotations, list) else [args.annotations] if args.annotations else []
+    from conversion.imagery.convert import convert_imagery
+
+    return convert_imagery(
+        args.out, s2=args.s2, s1=args.s1, reference_maps=args.reference_maps, metadata=args.metadata,
+        annotations=annotations, patch_ids=patch_ids, all_patches=args.all_patches,
+        allow_missing_s1=args.allow_missing_s1, allow_missing_reference_maps=args.allow_missing_reference_maps,
+        skip_bad=args.skip_bad, workers=args.workers, preset=args.codec_preset, shard_size=args.shard_size,
+        verify=args.verify, checksum_list=args.checksums, progress=not getattr(args, "quiet", False),
+    )  # fmt: skip
