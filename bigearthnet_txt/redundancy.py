@@ -183,10 +183,20 @@ def _group_codes(group_ids, n: int) -> tuple[np.ndarray, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _tokenise(texts: list) -> tuple[np.ndarray, list[list[str]]]:
-    """Deduplicate and tokenise texts with sacrebleu's ``13a`` tokeniser.
+def _token_ids(texts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deduplicate texts and give each distinct text its ``13a`` tokens as integer ids.
 
-    Returns ``(codes [N] int64 index into the distinct texts, tokens of each distinct text)``.
+    sacrebleu tokenises ``text.rstrip()`` with ``Tokenizer13a``. Its rules look at one
+    character, or at two adjacent characters, at least one of which is neither a space nor
+    able to start a match after a space (``[.,]`` then a non-digit, a non-digit then ``[.,]``,
+    a digit then ``-``), and its replacements (``<skipped>``, ``-\\n``, HTML entities) contain no
+    space. So a text's tokens are the tokens of its space-separated words, in order, each word
+    tokenised on its own. Words repeat far more than texts, so each distinct word is
+    tokenised once, with sacrebleu's own tokeniser.
+
+    Returns:
+        ``(codes [N] int64 index of each text's distinct text, ids [T] int64 token ids of the
+        distinct texts laid end to end, offsets [K+1] int64 into ids)``.
     """
     index: dict = {}
     codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
@@ -194,22 +204,26 @@ def _tokenise(texts: list) -> tuple[np.ndarray, list[list[str]]]:
     bad = next((t for t in distinct if not isinstance(t, str)), None)
     if bad is not None:
         raise TypeError(f"texts must be str, got {type(bad).__name__}")
-    tok = _tokenizer()
-    return codes, [tok(t.rstrip()).split() for t in distinct]
-
-
-def _token_ids(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Integer token ids of every distinct text: ``(flat ids [T] int64, offsets [K+1] int64)``."""
-    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    offsets = np.zeros(len(tokens) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    vocab: dict[str, int] = {}
-    flat = np.fromiter(
-        (vocab.setdefault(w, len(vocab)) for w in chain.from_iterable(tokens)),
+    split = [t.rstrip().split(" ") for t in distinct]
+    words_per_text = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+    word_index: dict[str, int] = {}
+    word_codes = np.fromiter(
+        (word_index.setdefault(w, len(word_index)) for w in chain.from_iterable(split)),
         dtype=np.int64,
-        count=int(offsets[-1]),
+        count=int(words_per_text.sum()),
     )
-    return flat, offsets
+    tok = _tokenizer()
+    vocab: dict[str, int] = {}
+    word_tokens = [[vocab.setdefault(x, len(vocab)) for x in tok(w).split()] for w in word_index]
+    word_offsets = np.zeros(len(word_tokens) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, word_tokens), dtype=np.int64, count=len(word_tokens)), out=word_offsets[1:])
+    word_flat = np.fromiter(chain.from_iterable(word_tokens), dtype=np.int64, count=int(word_offsets[-1]))
+
+    positions, occurrence = _ragged_take(word_offsets, word_codes)
+    text_of_word = np.repeat(np.arange(len(distinct), dtype=np.int64), words_per_text)
+    offsets = np.zeros(len(distinct) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(text_of_word[occurrence], minlength=len(distinct)), out=offsets[1:])
+    return codes, word_flat[positions], offsets
 
 
 def _ragged_take(offsets: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -282,8 +296,7 @@ def _uniqueness(texts: list, groups: np.ndarray) -> np.ndarray:
     out = np.ones(n, dtype=np.float64)
     if n == 0:
         return out
-    codes, tokens = _tokenise(texts)
-    flat, offsets = _token_ids(tokens)
+    codes, flat, offsets = _token_ids(texts)
     by_group = np.argsort(groups, kind="stable")
     group_end = np.cumsum(np.bincount(groups))
     cuts = group_end[np.searchsorted(group_end, np.arange(_CHUNK_ROWS, n, _CHUNK_ROWS))]
@@ -299,11 +312,11 @@ def _uniqueness(texts: list, groups: np.ndarray) -> np.ndarray:
 def _chunk_uniqueness(
     text_codes: np.ndarray, groups: np.ndarray, flat: np.ndarray, offsets: np.ndarray
 ) -> np.ndarray:
-    """Uniqueness of ``R`` rows forming whole groups.
+    """Uniqueness of ``R`` rows forming whole groups, sorted by group.
 
     Args:
         text_codes: ``[R]`` int64 index of each row's distinct text.
-        groups: ``[R]`` int64 group codes (whole groups only).
+        groups: ``[R]`` int64 group codes, ascending (whole groups only).
         flat, offsets: token ids of all distinct texts (see ``_token_ids``).
 
     Returns:
@@ -312,47 +325,71 @@ def _chunk_uniqueness(
     distinct, local_text = np.unique(text_codes, return_inverse=True)
     positions, _ = _ragged_take(offsets, distinct)
     lengths = offsets[distinct + 1] - offsets[distinct]
-    gram_offsets, gram, order, count = _ngram_counts(flat[positions], lengths)
-    _, grp = np.unique(groups, return_inverse=True)
-    grp = grp.reshape(-1)
-    hyp_len = lengths[local_text]
-
-    correct = _clipped_matches(gram_offsets, gram, order, count, local_text, grp)
+    grams = _ngram_counts(flat[positions], lengths)
+    grp = np.zeros(len(groups), dtype=np.int64)
+    np.cumsum(groups[1:] != groups[:-1], out=grp[1:])
+    correct = _clipped_matches(*grams, local_text.reshape(-1), grp)
+    if correct is None:
+        half = np.searchsorted(groups, groups[len(groups) // 2])
+        half = half if half > 0 else np.searchsorted(groups, groups[0], side="right")
+        return np.concatenate(
+            [
+                _chunk_uniqueness(text_codes[:half], groups[:half], flat, offsets),
+                _chunk_uniqueness(text_codes[half:], groups[half:], flat, offsets),
+            ]
+        )
+    hyp_len = lengths[local_text.reshape(-1)]
     ref_len = _closest_ref_len(hyp_len, grp)
     total = np.maximum(hyp_len[:, None] - np.arange(MAX_ORDER)[None, :], 0)
     return np.clip(1.0 - _sentence_bleu(correct, total, hyp_len, ref_len) / 100.0, 0.0, 1.0)
 
 
-def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> np.ndarray:
+def _bits(n: int) -> int:
+    return max(int(n - 1).bit_length(), 1)
+
+
+def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> np.ndarray | None:
     """``[R, 4]`` float64 clipped n-gram matches of each row against the other rows of its group.
 
     The reference count of an n-gram is its largest count among the other rows of the group
     (sacrebleu merges references with ``max``); the match is ``min(own count, reference count)``.
+    Every (row, n-gram) pair is packed into one int64 ``group | n-gram | count | order | row``
+    and sorted; inside a ``(group, n-gram)`` run counts ascend, so every pair but the run's last
+    matches its whole count, and the last matches the count before it (0 if alone).
+    Returns ``None`` when the pairs of the chunk do not fit in 63 bits.
+
+    Args:
+        gram_offsets, gram, order, count: distinct n-grams per distinct text (``_ngram_counts``).
+        row_text: ``[R]`` int64 distinct text of each row.
+        row_group: ``[R]`` int64 group of each row, ascending from 0.
     """
     r = len(row_text)
+    if r == 0:
+        return np.zeros((0, MAX_ORDER))
+    rb = _bits(r)
+    cb = _bits(int(count.max()) + 1 if len(count) else 1)
+    gb = _bits(int(gram.max()) + 1 if len(gram) else 1)
+    if _bits(int(row_group[-1]) + 1) + gb + cb + 2 + rb > 63 and row_group[-1] > 0:
+        return None
+    packed = (((gram << cb) | count) << 2) | (order - 1)
     pair, row = _ragged_take(gram_offsets, row_text)
-    span = int(gram.max()) + 1 if len(gram) else 1
-    width = int(count.max()) + 1 if len(count) else 1
-    if (int(row_group.max()) + 1) * span * width >= 2**62:
-        raise OverflowError("chunk too large for 64-bit sort keys")
-    key = (row_group[row] * span + gram[pair]) * width + count[pair]
-    srt = np.argsort(key)
-    key = key[srt]
-    run = key // width
-    cnt = key - run * width
+    key = (((row_group[row] << (gb + cb + 2)) | packed[pair]) << rb) | row
+    key.sort()
+    row = key & ((1 << rb) - 1)
+    key >>= rb
+    slot = row * MAX_ORDER + (key & 3)
+    key >>= 2
+    cnt = key & ((1 << cb) - 1)
+    run = key >> cb
     last = np.ones(len(key), dtype=bool)
-    last[:-1] = run[:-1] != run[1:]
-    first = np.ones(len(key), dtype=bool)
-    first[1:] = last[:-1]
-    run_last = np.flatnonzero(last)
-    run_no = np.cumsum(last) - last
-    before = np.zeros(len(key), dtype=np.int64)
-    before[1:] = cnt[:-1]
-    before[first] = 0
-    ref = np.where(last, before, cnt[run_last[run_no]])
-    clipped = np.minimum(cnt, ref)
-    slot = row[srt] * MAX_ORDER + order[pair[srt]] - 1
-    return np.bincount(slot, weights=clipped, minlength=r * MAX_ORDER).reshape(r, MAX_ORDER)
+    np.not_equal(run[:-1], run[1:], out=last[:-1])
+    at_last = np.flatnonzero(last)
+    alone = np.ones(len(at_last), dtype=bool)
+    alone[1:] = at_last[1:] - at_last[:-1] == 1
+    if len(at_last):
+        alone[0] = at_last[0] == 0
+    cnt[at_last] = np.where(alone, 0, cnt[at_last - 1])
+    return np.bincount(slot, weights=cnt, minlength=r * MAX_ORDER).reshape(r, MAX_ORDER)
 
 
 def _closest_ref_len(hyp_len: np.ndarray, grp: np.ndarray) -> np.ndarray:
