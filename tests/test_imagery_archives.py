@@ -1,0 +1,87 @@
+"""The ``.tar.zst`` route (archives built like the official ones) equals the folder route; resume."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from imagery_support import METADATA, S2_SAMPLES, S2_SOURCES, V1_S1_SAMPLES, assert_same_store, make_archive
+
+from bigearthnet_txt.store import ImageryStore
+from conversion.imagery.assembler import KILL_AFTER_SHARDS_ENV
+from conversion.imagery.convert import convert_imagery
+from conversion.imagery.sources import iter_archive
+from conversion.imagery.store_writer import PROGRESS_DIR
+from conversion.sample_data import V1_S1_DIR
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("archives")
+    s2 = make_archive(S2_SAMPLES, "BigEarthNet-S2", folder / "BigEarthNet-S2.tar.zst")
+    s1_folders = {p.name: p for p in V1_S1_SAMPLES.values()}
+    s1 = make_archive(s1_folders, "BigEarthNet-S1", folder / "BigEarthNet-S1.tar.zst")
+    return s2, s1
+
+
+@pytest.fixture(scope="module")
+def folder_store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("folders")
+    convert_imagery(
+        out, s2=S2_SOURCES, s1=[V1_S1_DIR], metadata=METADATA, patch_ids=list(S2_SAMPLES),
+        allow_missing_s1=True, shard_size=2, progress=False,
+    )  # fmt: skip
+    return out
+
+
+def test_archive_stream_yields_each_patch_once(archives):
+    names = [p.name for p in iter_archive(archives[0])]
+    assert names == sorted(S2_SAMPLES)
+    assert all(len(p.files) == 12 for p in iter_archive(archives[0]))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_archive_route_equals_folder_route(archives, folder_store, tmp_path, workers):
+    s2, s1 = archives
+    convert_imagery(
+        tmp_path, s2=[s2], s1=[s1], metadata=METADATA, patch_ids=list(S2_SAMPLES),
+        allow_missing_s1=True, shard_size=2, workers=workers, progress=False,
+    )  # fmt: skip
+    assert_same_store(folder_store, tmp_path)
+
+
+def _cli(out, s2, s1, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    code = (
+        "import sys; from conversion.imagery.convert import main; sys.exit(main(sys.argv[1:]))"
+    )
+    patch_list = out.parent / (out.name + "-patches.txt")
+    patch_list.write_text("\n".join(S2_SAMPLES))
+    args = [sys.executable, "-c", code, "--out", str(out), "--s2", str(s2), "--s1", str(s1),
+            "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]), "--patch-list", str(patch_list),
+            "--allow-missing-s1", "--shard-size", "2", "--quiet"]  # fmt: skip
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_kill_after_first_shard_then_resume_equals_uninterrupted(archives, folder_store, tmp_path):
+    s2, s1 = archives
+    out = tmp_path / "out"
+    killed = _cli(out, s2, s1, {KILL_AFTER_SHARDS_ENV: "1"})
+    assert killed.returncode == -9, killed.stderr
+    assert len(list((out / PROGRESS_DIR / "s2").glob("*.json"))) == 1
+    assert not (out / "patches.parquet").exists()
+    with pytest.raises(ValueError, match="not finished"):
+        ImageryStore(out).arrays
+    # a second kill in the S1 pass, after the S2 pass has finished
+    killed = _cli(out, s2, s1, {KILL_AFTER_SHARDS_ENV: "4"})  # 3 S2 shards left, then 1 S1
+    assert killed.returncode == -9, killed.stderr
+    assert len(list((out / PROGRESS_DIR / "s1").glob("*.json"))) == 1
+    finished = _cli(out, s2, s1)
+    assert finished.returncode == 0, finished.stderr
+    assert_same_store(folder_store, out)
+    assert not (out / PROGRESS_DIR).exists()
+    again = _cli(out, s2, s1)  # a finished store is left as is
+    assert again.returncode == 0, again.stderr
+    assert_same_store(folder_store, out)
