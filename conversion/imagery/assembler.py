@@ -23,6 +23,7 @@ from conversion.imagery.store_writer import StoreWriter, band_shape, fill_value
 
 STATS_SPLIT = "train"
 KILL_AFTER_SHARDS_ENV = "BIGEARTHNET_TXT_IMAGERY_KILL_AFTER_SHARDS"  # test hook: SIGKILL after N shards
+_shards_written_by_process = 0
 
 
 def band_sums(array: ImageryArray, block: np.ndarray) -> dict[str, list[float]]:
@@ -130,7 +131,9 @@ class ShardAssembler:
         self.writer.write_shard(self.spec.name, shard, block, record)
         del self.pending[shard]
         self.shards_written += 1
-        if self._kill_after and self.shards_written >= self._kill_after:
+        global _shards_written_by_process
+        _shards_written_by_process += 1
+        if self._kill_after and _shards_written_by_process >= self._kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def finish(self, missing_error: Callable[[list[int]], ImageryInputError] | None) -> None:
