@@ -1,0 +1,250 @@
+"""Geometry-correct augmentation: flips and 90° rotations of the imagery, the boxes, the points and
+the direction words of a sample, all together.
+
+Coordinates are normalised to [0, 1] with the origin at the top-left and y pointing down (SPEC §1);
+image arrays are ``[..., H, W]`` (row = y, column = x), any resolution, NumPy or torch. A
+:class:`Transform` is a horizontal flip, then a vertical flip, then ``rot90`` counter-clockwise
+quarter turns (``torch.rot90(x, k, dims=(-2, -1))``)::
+
+    hflip   x' = 1 - x              vflip   y' = 1 - y
+    rot90   x' = y,  y' = 1 - x     (top → left → bottom → right → top)
+
+Boxes ``(x1, y1, x2, y2)`` are mapped corner by corner and re-ordered so that x1 ≤ x2, y1 ≤ y2.
+
+Direction rule (applied to ``input``, ``output``, ``options`` and ``ref``):
+
+* Image directions ``top``/``bottom``, ``upper``/``lower``, ``left``/``right`` and their
+  combinations (``top left``, ``upper-right``, ``bottom right`` …, as in the ``relative pos``
+  options) are rewritten with the transform, keeping each phrase's wording style and separator:
+  ``top left`` becomes ``top right`` under hflip and ``bottom left`` under rot90. The MCQ answer
+  letter therefore stays correct. These words are read as image directions wherever they occur.
+* A text with any other directional wording (compass words ``north``/``south``/``east``/``west``
+  and their forms, which may describe geography rather than the image; ``above``/``below``/
+  ``beneath``; ``horizontal(ly)``/``vertical(ly)``; ``leftmost``/``topmost`` …) is not augmented:
+  :meth:`Augmenter.sample_for` returns the identity transform for it.
+
+Sampling is reproducible: the transform of an example depends only on ``(seed, epoch, key)``, with
+``key`` the row ``ID``, never on worker assignment or batch composition.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from bigearthnet_txt.annotations import (
+    POINT_PATTERN,
+    parse_box,
+    render_box,
+    render_point,
+)
+
+_VERTICAL = {"top": -1, "bottom": 1, "upper": -1, "lower": 1}
+_VERTICAL_STYLE = {"top": ("top", "bottom"), "bottom": ("top", "bottom"), "upper": ("upper", "lower"), "lower": ("upper", "lower")}
+_HORIZONTAL = {"left": -1, "right": 1}
+DIRECTION_PATTERN = re.compile(
+    r"\b(?:(?P<v>top|bottom|upper|lower)(?:(?P<sep>[ -])(?P<h1>left|right)\b)?|(?P<h>left|right))\b",
+    re.IGNORECASE,
+)
+UNREWRITABLE_PATTERN = re.compile(
+    r"\b(?:north|south|east|west|northern|southern|eastern|western|north-?east|north-?west|"
+    r"south-?east|south-?west|northward|southward|eastward|westward|northerly|southerly|easterly|"
+    r"westerly|above|below|beneath|underneath|horizontal|horizontally|vertical|vertically|"
+    r"leftmost|rightmost|topmost|bottommost|uppermost|lowermost|upward|upwards|downward|downwards|"
+    r"clockwise|counterclockwise|anticlockwise)\b",
+    re.IGNORECASE,
+)
+_POINT_RE = re.compile(POINT_PATTERN)
+TEXT_FIELDS: tuple[str, ...] = ("input", "output", "ref")
+
+
+def _match_case(word: str, like: str) -> str:
+    if like.isupper() and len(like) > 1:
+        return word.upper()
+    return word.capitalize() if like[:1].isupper() else word
+
+
+@dataclass(frozen=True)
+class Transform:
+    """An element of the symmetry group of the square: ``hflip``, then ``vflip``, then ``rot90``
+    counter-clockwise quarter turns (0-3)."""
+
+    hflip: bool = False
+    vflip: bool = False
+    rot90: int = 0
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.hflip and not self.vflip and self.rot90 % 4 == 0
+
+    # -- geometry ---------------------------------------------------------------------------------
+
+    def apply_image(self, image):
+        """The transformed ``[..., H, W]`` NumPy array (a view) or torch tensor."""
+        if hasattr(image, "flip") and not isinstance(image, np.ndarray):
+            import torch
+
+            if self.hflip:
+                image = image.flip(-1)
+            if self.vflip:
+                image = image.flip(-2)
+            return torch.rot90(image, self.rot90 % 4, dims=(-2, -1)) if self.rot90 % 4 else image
+        if self.hflip:
+            image = image[..., ::-1]
+        if self.vflip:
+            image = image[..., ::-1, :]
+        return np.rot90(image, self.rot90 % 4, axes=(-2, -1)) if self.rot90 % 4 else image
+
+    def apply_points(self, points: np.ndarray) -> np.ndarray:
+        """float ``[..., 2]`` ``(x, y)`` points → transformed points (same shape, float64)."""
+        p = np.asarray(points, dtype=np.float64)
+        x, y = p[..., 0], p[..., 1]
+        if self.hflip:
+            x = 1.0 - x
+        if self.vflip:
+            y = 1.0 - y
+        for _ in range(self.rot90 % 4):
+            x, y = y, 1.0 - x
+        return np.stack([x, y], axis=-1)
+
+    def apply_boxes(self, boxes: np.ndarray) -> np.ndarray:
+        """float ``[..., 4]`` ``(x1, y1, x2, y2)`` boxes → transformed boxes with x1 ≤ x2, y1 ≤ y2."""
+        b = np.asarray(boxes, dtype=np.float64)
+        a = self.apply_points(b[..., 0:2])
+        c = self.apply_points(b[..., 2:4])
+        return np.concatenate([np.minimum(a, c), np.maximum(a, c)], axis=-1)
+
+    def apply_direction(self, dx: int, dy: int) -> tuple[int, int]:
+        """A direction as signs ``(dx, dy)`` (right = +x, down = +y) after the transform."""
+        if self.hflip:
+            dx = -dx
+        if self.vflip:
+            dy = -dy
+        for _ in range(self.rot90 % 4):
+            dx, dy = dy, -dx
+        return dx, dy
+
+    # -- text -------------------------------------------------------------------------------------
+
+    def apply_text(self, text: str) -> str:
+        """``text`` with its image-direction phrases and ``<point>`` tags transformed."""
+        if self.is_identity:
+            return text
+        text = DIRECTION_PATTERN.sub(self._rewrite_direction, text)
+        return _POINT_RE.sub(self._rewrite_point, text)
+
+    def _rewrite_direction(self, m: re.Match) -> str:
+        v_word, h_word = m["v"], m["h1"] or m["h"]
+        dy = _VERTICAL[v_word.lower()] if v_word else 0
+        dx = _HORIZONTAL[h_word.lower()] if h_word else 0
+        ndx, ndy = self.apply_direction(dx, dy)
+        style = _VERTICAL_STYLE[v_word.lower()] if v_word else ("top", "bottom")
+        like = m.group(0)
+        words = []
+        if ndy:
+            words.append(style[0] if ndy < 0 else style[1])
+        if ndx:
+            words.append("left" if ndx < 0 else "right")
+        phrase = (m["sep"] or " ").join(words)
+        return _match_case(phrase, like)
+
+    def _rewrite_point(self, m: re.Match) -> str:
+        x, y = self.apply_points(np.array([float(m["x"]), float(m["y"])]))
+        return render_point((_clean(x), _clean(y)))
+
+    def apply_box_text(self, text: str) -> str:
+        """A ``"[x1 y1, x2 y2]"`` answer transformed (other texts: direction rewriting)."""
+        try:
+            box = parse_box(text)
+        except ValueError:
+            return self.apply_text(text)
+        return render_box(tuple(_clean(v) for v in self.apply_boxes(np.array(box))))
+
+
+def _clean(value: float) -> float:
+    """Round away float noise (``1 - 0.64``) so rendered coordinates keep the release's grid."""
+    return round(float(value), 6)
+
+
+IDENTITY = Transform()
+ALL_TRANSFORMS: tuple[Transform, ...] = tuple(
+    Transform(h, v, k) for h in (False, True) for v in (False, True) for k in range(4)
+)
+
+
+def texts_of(example: Mapping) -> Iterable[str]:
+    for name in TEXT_FIELDS:
+        value = example.get(name)
+        if isinstance(value, str):
+            yield value
+    yield from (o for o in example.get("options") or () if isinstance(o, str))
+
+
+def can_augment(example: Mapping) -> bool:
+    """False when a text of the example uses directional wording the rule cannot rewrite."""
+    return not any(UNREWRITABLE_PATTERN.search(t) for t in texts_of(example))
+
+
+def transform_example(example: Mapping, transform: Transform) -> dict:
+    """A copy of ``example`` with ``box``, ``point`` and the texts transformed (images untouched)."""
+    out = dict(example)
+    if transform.is_identity:
+        return out
+    for name in ("input", "ref"):
+        if isinstance(out.get(name), str):
+            out[name] = transform.apply_text(out[name])
+    if isinstance(out.get("output"), str):
+        out["output"] = transform.apply_box_text(out["output"])
+    if out.get("options") is not None:
+        out["options"] = [transform.apply_text(o) for o in out["options"]]
+    if out.get("box") is not None:
+        out["box"] = [_clean(v) for v in transform.apply_boxes(np.array(out["box"], dtype=np.float64))]
+    if out.get("point") is not None:
+        out["point"] = [_clean(v) for v in transform.apply_points(np.array(out["point"], dtype=np.float64))]
+    return out
+
+
+class Augmenter:
+    """Seeded sampler of :class:`Transform`\\ s (picklable).
+
+    ``hflip``/``vflip``: each drawn with probability 0.5 when enabled; ``rot90``: 0-3 quarter turns
+    uniformly when enabled. ``set_epoch(e)`` changes the draws per epoch.
+    """
+
+    def __init__(self, *, hflip: bool = True, vflip: bool = True, rot90: bool = True, seed: int = 0):
+        self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def sample(self, key: int) -> Transform:
+        """The transform for the example with this key (row ``ID``), whatever its text."""
+        rng = np.random.default_rng([self.seed, self.epoch, int(key) & 0xFFFFFFFFFFFFFFFF])
+        draws = rng.random(2)
+        k = int(rng.integers(0, 4))
+        return Transform(
+            hflip=self.hflip and bool(draws[0] < 0.5),
+            vflip=self.vflip and bool(draws[1] < 0.5),
+            rot90=k if self.rot90 else 0,
+        )
+
+    def sample_for(self, example: Mapping) -> Transform:
+        """The transform for ``example`` (keyed by its ``ID``), identity where the rule says so."""
+        if not can_augment(example):
+            return IDENTITY
+        return self.sample(example["ID"])
+
+    def __call__(self, example: Mapping, images: Mapping[str, object] | None = None):
+        """``(transformed example, transformed images, transform)`` for one example; ``images`` maps
+        names to ``[..., H, W]`` arrays of this example (any resolutions)."""
+        transform = self.sample_for(example)
+        new_images = {k: transform.apply_image(v) for k, v in (images or {}).items()}
+        return transform_example(example, transform), new_images, transform
+
+    def __repr__(self) -> str:
+        return f"Augmenter(hflip={self.hflip}, vflip={self.vflip}, rot90={self.rot90}, seed={self.seed})"
