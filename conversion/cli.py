@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "conversion.commands.convert",
     "conversion.commands.demo",
+    "conversion.commands.evaluate",
 )
 
 

@@ -1,0 +1,269 @@
+"""Evaluation: parsing predictions, metric values on hand-computable cases, bookkeeping, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sacrebleu
+
+from bigearthnet_txt.evaluate import box_iou, evaluate, normalise_answer, read_predictions
+from bigearthnet_txt.schema import TABLE_SCHEMA
+from bigearthnet_txt.tables import read_tables
+from conversion.annotations import convert_annotations
+from conversion.cli import main
+
+COLUMNS = ("ID", "type", "category", "output", "answer_index", "answer_bool")
+
+# ID, type, category, output — a tiny bench split whose scores are easy to compute by hand.
+ROWS = [
+    (1, "binary", "presence", "yes"),
+    (2, "binary", "presence", "no"),
+    (3, "binary", "area", "yes"),
+    (4, "binary", "area", "no"),
+    (11, "mcq", "count", "a"),
+    (12, "mcq", "count", "b"),
+    (13, "mcq", "season", "c"),
+    (14, "mcq", "season", "d"),
+    (21, "bounding box", "point", "[0.0 0.0, 0.5 0.5]"),
+    (22, "bounding box", "point", "[0.0 0.0, 1.0 1.0]"),
+    (31, "bounding box", "reference", "[0.0 0.0, 0.5 1.0]"),
+    (32, "bounding box", "reference", "[0.2 0.2, 0.4 0.4]"),
+    (41, "captioning", "None", "arable land and pastures in a temperate summer scene in Ireland"),
+    (42, "captioning", "None", "coniferous forest next to inland waters in Finland during winter"),
+]
+TASK_FOLDER = {"binary": "binary", "mcq": "mcq", "bounding box": "referring", "captioning": "captions"}
+PERFECT = {row_id: output for row_id, _, _, output in ROWS}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A converted-layout folder holding only the ``ROWS`` above as the bench split."""
+    root = tmp_path_factory.mktemp("tiny")
+    schema = pa.schema([TABLE_SCHEMA.field(c) for c in COLUMNS])
+    for type_, folder in TASK_FOLDER.items():
+        rows = [r for r in ROWS if r[1] == type_]
+        table = pa.table({
+            "ID": [r[0] for r in rows],
+            "type": [r[1] for r in rows],
+            "category": [r[2] for r in rows],
+            "output": [r[3] for r in rows],
+            "answer_index": [("abcd".index(r[3]) if type_ == "mcq" else None) for r in rows],
+            "answer_bool": [(r[3] == "yes" if type_ == "binary" else None) for r in rows],
+        }, schema=schema)
+        (root / "data" / folder).mkdir(parents=True)
+        pq.write_table(table, root / "data" / folder / "bench-00000.parquet")
+    return root
+
+
+def predictions(mapping: dict[int, str | None]) -> pa.Table:
+    return pa.table({"ID": pa.array(list(mapping), pa.int64()),
+                     "prediction": pa.array(list(mapping.values()), pa.string())})
+
+
+def score(report, task: str, category: str, metric: str) -> float:
+    return report.groups[task][category].scores[metric]
+
+
+# --- predictions files -----------------------------------------------------------------------
+
+
+def test_jsonl_and_parquet_read_alike(tmp_path):
+    table = predictions({5: "yes", 7: None, 9: "[0.1 0.2, 0.3 0.4]"})
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in table.to_pylist()) + "\n\n")
+    pq.write_table(table, tmp_path / "p.parquet")
+    assert read_predictions(jsonl).equals(table)
+    assert read_predictions(tmp_path / "p.parquet").equals(table)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"ID": 1, "prediction": "yes"}\n{"ID": 1, "prediction": "no"}\n', "ID 1 has more than one"),
+    ('{"ID": 1, "prediction": "yes"}\nnot json\n', ":2: expected a JSON object"),
+    ('{"ID": "1", "prediction": "yes"}\n', "ID must be an integer"),
+    ('{"ID": 1, "prediction": 3}\n', "prediction must be a string"),
+    ('{"id": 1, "prediction": "yes"}\n', "expected a JSON object with keys"),
+])
+def test_bad_prediction_files_are_refused(tmp_path, text, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_predictions(path)
+
+
+def test_normalise_answer():
+    assert normalise_answer(" Yes.\n") == "yes"
+    assert normalise_answer("B") == "b"
+    assert normalise_answer("no..") == "no."
+
+
+# --- IoU -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pred, target, expected", [
+    ((0.0, 0.0, 0.5, 0.5), (0.0, 0.0, 0.5, 0.5), 1.0),        # identical
+    ((0.0, 0.0, 0.2, 0.2), (0.5, 0.5, 1.0, 1.0), 0.0),        # no overlap
+    ((0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), 0.0),        # touching along an edge
+    ((0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0), 0.0),        # touching at a corner
+    ((0.25, 0.25, 0.75, 0.75), (0.0, 0.0, 1.0, 1.0), 0.25),   # contained
+    ((0.0, 0.0, 1.0, 1.0), (0.25, 0.25, 0.75, 0.75), 0.25),   # containing
+    ((0.0, 0.0, 0.5, 1.0), (0.25, 0.0, 0.75, 1.0), 1 / 3),    # half overlap: 0.25 / 0.75
+    ((0.3, 0.3, 0.3, 0.6), (0.3, 0.3, 0.3, 0.6), 1.0),        # equal zero-area boxes
+    ((0.3, 0.3, 0.3, 0.6), (0.0, 0.0, 1.0, 1.0), 0.0),        # zero-area inside a box
+])
+def test_box_iou_edge_cases(pred, target, expected):
+    assert box_iou(np.array([pred]), np.array([target]))[0] == pytest.approx(expected)
+
+
+# --- scores on the tiny split ----------------------------------------------------------------
+
+
+def test_perfect(tiny):
+    report = evaluate(predictions(PERFECT), tiny, ["bench"])
+    for task, cats in report.groups.items():
+        for group in cats.values():
+            for value in group.scores.values():
+                assert value == pytest.approx(100.0), task
+    assert (report.n_missing, report.n_extra, report.n_unparseable) == (0, 0, 0)
+    assert report.rows == len(ROWS)
+
+
+def test_all_wrong(tiny):
+    wrong = {1: "no", 2: "yes", 3: "no", 4: "yes", 11: "b", 12: "c", 13: "d", 14: "a",
+             21: "[0.6 0.6, 1.0 1.0]", 22: "[0.0 0.0, 0.0 0.0]", 31: "[0.5 0.0, 1.0 1.0]",
+             32: "[0.5 0.5, 0.6 0.6]", 41: "snow", 42: "ocean"}
+    report = evaluate(predictions(wrong), tiny, ["bench"])
+    assert score(report, "binary", "overall", "accuracy") == 0
+    assert score(report, "mcq", "overall", "accuracy") == 0
+    assert score(report, "bounding box", "overall", "mean_iou") == 0
+    assert score(report, "bounding box", "overall", "acc_at_0.5") == 0
+    assert score(report, "captioning", "overall", "bleu4") == 0
+    assert report.n_unparseable == 0
+
+
+def test_partly_right(tiny):
+    preds = dict(PERFECT)
+    preds.update({
+        2: "yes",                   # binary presence: 1/2, area 2/2 -> overall 3/4
+        12: "a", 13: "a",           # mcq count 1/2, season 1/2 -> overall 2/4
+        21: "[0.0 0.0, 0.25 0.5]",  # IoU 0.5 (counts for Acc@0.5)
+        22: "[0.0 0.0, 0.5 0.5]",   # IoU 0.25
+        32: "[0.2 0.2, 0.3 0.4]",   # IoU 0.5
+        31: "[0.0 0.0, 1.0 1.0]",   # IoU 0.5
+    })
+    report = evaluate(predictions(preds), tiny, ["bench"])
+    assert score(report, "binary", "presence", "accuracy") == 50
+    assert score(report, "binary", "area", "accuracy") == 100
+    assert score(report, "binary", "overall", "accuracy") == 75
+    assert score(report, "mcq", "count", "accuracy") == 50
+    assert score(report, "mcq", "season", "accuracy") == 50
+    assert score(report, "mcq", "overall", "accuracy") == 50
+    assert score(report, "bounding box", "point", "mean_iou") == pytest.approx(37.5)
+    assert score(report, "bounding box", "point", "acc_at_0.5") == 50
+    assert score(report, "bounding box", "reference", "mean_iou") == pytest.approx(50)
+    assert score(report, "bounding box", "reference", "acc_at_0.5") == 100
+    assert score(report, "bounding box", "overall", "mean_iou") == pytest.approx(43.75)
+    assert score(report, "bounding box", "overall", "acc_at_0.5") == 75
+
+
+def test_caption_scores_are_sacrebleu_corpus_scores(tiny):
+    hyp = {41: "arable land and pastures in a summer scene in Ireland", 42: "forest and water"}
+    report = evaluate(predictions({**PERFECT, **hyp}), tiny, ["bench"])
+    refs = [[PERFECT[41], PERFECT[42]]]
+    expected_bleu = sacrebleu.corpus_bleu([hyp[41], hyp[42]], refs).score
+    expected_chrf = sacrebleu.corpus_chrf([hyp[41], hyp[42]], refs).score
+    assert score(report, "captioning", "overall", "bleu4") == pytest.approx(expected_bleu)
+    assert score(report, "captioning", "overall", "chrf") == pytest.approx(expected_chrf)
+    assert 0 < expected_bleu < 100
+    assert report.caption_details["signatures"]["bleu"].startswith("nrefs:1")
+
+
+def test_malformed_predictions_count_as_wrong_and_are_reported(tiny):
+    preds = dict(PERFECT)
+    preds.update({1: "maybe", 11: "e", 12: "a) option", 21: "[0.0 0.0, 0.5]",
+                  31: "[0.5 0.5, 0.2 0.2]", 41: None})
+    report = evaluate(predictions(preds), tiny, ["bench"])
+    assert report.n_unparseable == 6
+    assert report.unparseable_ids == [1, 11, 12, 21, 31, 41]
+    assert score(report, "binary", "overall", "accuracy") == 75
+    assert report.groups["binary"]["presence"].unparseable == 1
+    assert score(report, "mcq", "count", "accuracy") == 0
+    assert report.groups["mcq"]["overall"].unparseable == 2
+    assert score(report, "bounding box", "point", "mean_iou") == pytest.approx(50)
+    assert score(report, "bounding box", "reference", "acc_at_0.5") == 50
+    assert report.groups["captioning"]["overall"].unparseable == 1
+    assert "Unparseable: 6 (IDs 1, 11, 12, 21, 31, 41)" in report.to_markdown()
+
+
+def test_lenient_and_strict_parsing(tiny):
+    preds = {**PERFECT, 1: " Yes.", 2: "NO", 11: "A.", 21: " [0.0 0.0, 0.5 0.5]\n"}
+    lenient = evaluate(predictions(preds), tiny, ["bench"])
+    assert lenient.n_unparseable == 0
+    assert score(lenient, "binary", "overall", "accuracy") == 100
+    assert score(lenient, "mcq", "overall", "accuracy") == 100
+    strict = evaluate(predictions(preds), tiny, ["bench"], strict=True)
+    assert strict.unparseable_ids == [1, 2, 11, 21]
+    assert score(strict, "binary", "overall", "accuracy") == 50
+
+
+def test_missing_and_extra_ids_are_reported(tiny):
+    preds = {k: v for k, v in PERFECT.items() if k not in (3, 22, 42)}
+    preds.update({1000: "yes", 999: "a"})
+    report = evaluate(predictions(preds), tiny, ["bench"])
+    assert (report.n_missing, report.missing_ids) == (3, [3, 22, 42])
+    assert (report.n_extra, report.extra_ids) == (2, [999, 1000])
+    assert score(report, "binary", "area", "accuracy") == 50
+    assert report.groups["binary"]["area"].missing == 1
+    assert score(report, "bounding box", "point", "mean_iou") == pytest.approx(50)
+    assert score(report, "captioning", "overall", "bleu4") < 100
+    data = report.to_dict()
+    assert data["missing"] == {"count": 3, "examples": [3, 22, 42]}
+    assert data["extra"] == {"count": 2, "examples": [999, 1000]}
+    markdown = report.to_markdown()
+    assert "Missing predictions: 3 (IDs 3, 22, 42)" in markdown
+    assert "Extra IDs (not in the split): 2 (IDs 999, 1000)" in markdown
+
+
+def test_unknown_split_and_empty_split(tiny):
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluate(predictions(PERFECT), tiny, ["dev"])
+    with pytest.raises(ValueError, match="no rows in split"):
+        evaluate(predictions(PERFECT), tiny, ["train"])
+
+
+# --- the converted sample and the command line -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, sample_release_file) -> Path:
+    out = tmp_path_factory.mktemp("converted")
+    convert_annotations(sample_release_file, out, progress=False)
+    return out
+
+
+def test_cli_on_the_converted_sample(converted, tmp_path):
+    rows = read_tables(converted, splits=["test", "bench"], columns=["ID", "output"]).to_pylist()
+    path = tmp_path / "preds.jsonl"
+    path.write_text("".join(json.dumps({"ID": r["ID"], "prediction": r["output"]}) + "\n" for r in rows))
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    code = main(["evaluate", "--predictions", str(path), "--data", str(converted), "--split", "test",
+                 "--split", "bench", "--out-json", str(out_json), "--out-md", str(out_md)])
+    assert code == 0
+    data = json.loads(out_json.read_text())
+    assert data["splits"] == ["test", "bench"] and data["rows"] == len(rows)
+    assert data["tasks"]["mcq"]["overall"]["accuracy"] == 100
+    assert data["tasks"]["bounding box"]["reference"]["mean_iou"] == pytest.approx(100)
+    assert "| binary | **overall** | accuracy | 100.00 |" in out_md.read_text()
+    bench_only = main(["evaluate", "--predictions", str(path), "--data", str(converted)])
+    assert bench_only == 0
+
+
+def test_cli_reports_bad_input(converted, tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("[1, 2]\n")
+    assert main(["evaluate", "--predictions", str(path), "--data", str(converted)]) == 2
+    assert "expected a JSON object" in capsys.readouterr().err
