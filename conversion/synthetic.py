@@ -139,10 +139,11 @@ def patch_rows(p: PatchInfo, rng: np.random.Generator, counts: dict[str, int]) -
     labels = p.labels or ["Pastures"]
     absent = [c for c in CLASSES if c not in labels]
     if p.caption:
+        names = [c.lower() for c in labels]
+        listed = "; ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
         text = (
-            f"This {p.season.lower()} scene from {p.country}, in a "
-            f"{p.climate_zone.lower()} climate, shows {', '.join(labels[:-1]) + ' and ' if len(labels) > 1 else ''}"
-            f"{labels[-1].lower()}."
+            f"This {p.season.lower()} scene from {p.country}, in a {p.climate_zone.lower()} "
+            f"climate, shows {listed}."
         )
         yield CAPTION_PROMPT, text, TYPE_CAPTION, CATEGORY_NONE
     binary = (
