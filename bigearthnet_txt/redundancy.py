@@ -27,6 +27,8 @@ from functools import lru_cache
 from itertools import chain
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_ORDER = 4
 """Largest n-gram order (sacrebleu's default)."""
@@ -85,7 +87,7 @@ def uniqueness_batch(texts: Sequence[str], group_ids: Sequence[Hashable] | np.nd
     Returns:
         ``[N]`` float64 array aligned with ``texts``.
     """
-    texts = _as_text_list(texts)
+    texts = _as_text_array(texts)
     groups, _ = _group_codes(group_ids, len(texts))
     return _uniqueness(texts, groups)
 
@@ -106,7 +108,7 @@ def weights_batch(
     Returns:
         ``[N]`` float64 array aligned with ``texts``; each group's weights sum to 1.
     """
-    texts = _as_text_list(texts)
+    texts = _as_text_array(texts)
     groups, num_groups = _group_codes(group_ids, len(texts))
     return normalise(_uniqueness(texts, groups), groups, num_groups, temperature)
 
@@ -146,12 +148,22 @@ def normalise(
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_text_list(texts) -> list:
+def _as_text_array(texts) -> pa.Array:
+    """Texts as an Arrow large-string array (from a list, tuple, numpy or Arrow array)."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):
+        if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+            raise TypeError(f"texts must be strings, got Arrow type {texts.type}")
+        return texts.cast(pa.large_string())
     if isinstance(texts, np.ndarray):
         if texts.ndim != 1:
             raise ValueError(f"texts must be 1-D, got shape {texts.shape}")
-        return texts.tolist()
-    return list(texts)
+        texts = texts.tolist()
+    try:
+        return pa.array(list(texts), type=pa.large_string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as err:
+        raise TypeError(f"texts must be str: {err}") from None
 
 
 def _group_codes(group_ids, n: int) -> tuple[np.ndarray, int]:
@@ -169,13 +181,26 @@ def _group_codes(group_ids, n: int) -> tuple[np.ndarray, int]:
         keys = group_ids.tolist() if isinstance(group_ids, np.ndarray) else list(group_ids)
         if len(keys) != n:
             raise ValueError(f"{len(keys)} group ids for {n} texts")
-        index: dict = {}
-        codes = np.fromiter(
-            (index.setdefault(k if not isinstance(k, list) else tuple(k), len(index)) for k in keys),
-            dtype=np.int64,
-            count=n,
-        )
+        codes = _string_codes(keys) if n and isinstance(keys[0], str) else None
+        if codes is None:
+            index: dict = {}
+            codes = np.fromiter(
+                (index.setdefault(tuple(k) if isinstance(k, list) else k, len(index)) for k in keys),
+                dtype=np.int64,
+                count=n,
+            )
     return codes, int(codes.max()) + 1 if n else 0
+
+
+def _string_codes(keys: list) -> np.ndarray | None:
+    """Codes of string keys via Arrow's hash table; ``None`` if the keys are not all strings."""
+    try:
+        values = pa.array(keys, type=pa.large_string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    if values.null_count:
+        return None
+    return _dictionary_encode(values)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +208,7 @@ def _group_codes(group_ids, n: int) -> tuple[np.ndarray, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _token_ids(texts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _token_ids(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Deduplicate texts and give each distinct text its ``13a`` tokens as integer ids.
 
     sacrebleu tokenises ``text.rstrip()`` with ``Tokenizer13a``. Its rules look at one
@@ -198,32 +223,35 @@ def _token_ids(texts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ``(codes [N] int64 index of each text's distinct text, ids [T] int64 token ids of the
         distinct texts laid end to end, offsets [K+1] int64 into ids)``.
     """
-    index: dict = {}
-    codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
-    distinct = list(index)
-    bad = next((t for t in distinct if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"texts must be str, got {type(bad).__name__}")
-    split = [t.rstrip().split(" ") for t in distinct]
-    words_per_text = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
-    word_index: dict[str, int] = {}
-    word_codes = np.fromiter(
-        (word_index.setdefault(w, len(word_index)) for w in chain.from_iterable(split)),
-        dtype=np.int64,
-        count=int(words_per_text.sum()),
-    )
+    codes, distinct = _dictionary_encode(texts)
+    stripped = pa.array([t.rstrip() for t in distinct.to_pylist()], type=pa.large_string())
+    split = pc.split_pattern(stripped, " ")
+    words_per_text = pc.list_value_length(split).to_numpy(zero_copy_only=False).astype(np.int64)
+    word_codes, words = _dictionary_encode(pc.list_flatten(split))
     tok = _tokenizer()
     vocab: dict[str, int] = {}
-    word_tokens = [[vocab.setdefault(x, len(vocab)) for x in tok(w).split()] for w in word_index]
+    word_tokens = [[vocab.setdefault(x, len(vocab)) for x in tok(w).split()] for w in words.to_pylist()]
     word_offsets = np.zeros(len(word_tokens) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, word_tokens), dtype=np.int64, count=len(word_tokens)), out=word_offsets[1:])
     word_flat = np.fromiter(chain.from_iterable(word_tokens), dtype=np.int64, count=int(word_offsets[-1]))
 
     positions, occurrence = _ragged_take(word_offsets, word_codes)
-    text_of_word = np.repeat(np.arange(len(distinct), dtype=np.int64), words_per_text)
-    offsets = np.zeros(len(distinct) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(text_of_word[occurrence], minlength=len(distinct)), out=offsets[1:])
+    k = len(distinct)
+    text_of_word = np.repeat(np.arange(k, dtype=np.int64), words_per_text)
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(np.bincount(text_of_word[occurrence], minlength=k), out=offsets[1:])
     return codes, word_flat[positions], offsets
+
+
+def _dictionary_encode(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """``(codes [N] int64, distinct values)`` of a string array; nulls are rejected."""
+    if values.null_count:
+        raise TypeError("texts must be str, got None")
+    encoded = values.dictionary_encode()
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries().combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary
 
 
 def _ragged_take(offsets: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,6 +266,25 @@ def _ragged_take(offsets: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np
     np.cumsum(lengths, out=first[1:])
     positions = np.arange(int(first[-1]), dtype=np.int64) - first[owner] + starts[owner]
     return positions, owner
+
+
+def _factorize(keys: np.ndarray) -> np.ndarray:
+    """``[M]`` int64 codes ``0..U-1`` of non-negative int64 ``keys``, in ascending key order."""
+    m = len(keys)
+    if m == 0:
+        return keys.copy()
+    pb = _bits(m)
+    if _bits(int(keys.max()) + 1) + pb > 63:
+        return np.unique(keys, return_inverse=True)[1].reshape(-1)
+    packed = (keys << pb) | np.arange(m, dtype=np.int64)
+    packed.sort()
+    key = packed >> pb
+    new = np.empty(m, dtype=np.int64)
+    new[0] = 0
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    codes = np.empty(m, dtype=np.int64)
+    codes[packed & ((1 << pb) - 1)] = np.cumsum(new)
+    return codes
 
 
 def _ngram_counts(ids: np.ndarray, lengths: np.ndarray):
@@ -266,8 +313,7 @@ def _ngram_counts(ids: np.ndarray, lengths: np.ndarray):
         if n == 1:
             local = ids
         else:
-            _, local = np.unique(prev[at] * width + ids[at + n - 1], return_inverse=True)
-            local = local.reshape(-1)
+            local = _factorize(prev[at] * width + ids[at + n - 1])
             prev = np.zeros_like(ids)
             prev[at] = local
         grams.append(local + base)
@@ -290,7 +336,7 @@ def _ngram_counts(ids: np.ndarray, lengths: np.ndarray):
 # ---------------------------------------------------------------------------------------------
 
 
-def _uniqueness(texts: list, groups: np.ndarray) -> np.ndarray:
+def _uniqueness(texts: pa.Array, groups: np.ndarray) -> np.ndarray:
     """``[N]`` float64 uniqueness of ``texts`` grouped by int64 ``groups`` codes."""
     n = len(texts)
     out = np.ones(n, dtype=np.float64)
