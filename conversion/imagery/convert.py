@@ -94,12 +94,15 @@ def _plan(metadata_files, annotations, patch_ids, all_patches, shard_size) -> Pa
 
 def _missing_error(spec: Pass, plan: PatchPlan, sources: Sequence[Path]):
     names = ", ".join(str(s) for s in sources)
+    s1_names = {index: name for name, index in plan.by_s1_name.items()}
 
     def build(indices: list[int]) -> ImageryInputError:
         first = plan.name_of_index[indices[0]]
-        more = f" and {len(indices) - 1} more" if len(indices) > 1 else ""
+        others = [plan.name_of_index[i] for i in indices[1:6]]
+        more = f"; also missing: {', '.join(others)}" if others else ""
+        more += f" and {len(indices) - 6} more" if len(indices) > 6 else ""
         if spec.name == "s1":
-            s1 = {v: k for k, v in plan.by_s1_name.items()}[indices[0]]
+            s1 = s1_names[indices[0]]
             text = f"S2 patch {first}: its S1 pair {s1} is missing from the S1 sources ({names}){more}"
         elif spec.name == "s2":
             text = f"patch {first} is selected (annotations/patch list) but not in the S2 imagery ({names}){more}"
