@@ -5,3 +5,21 @@ It never imports the write side (``conversion``).
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "load_dataset": "bigearthnet_txt.loading",
+    "with_imagery": "bigearthnet_txt.loading",
+    "split_by_node": "bigearthnet_txt.loading",
+    "ImageryJoin": "bigearthnet_txt.imagery_join",
+    "card_configs": "bigearthnet_txt.configs",
+    "row_filter": "bigearthnet_txt.filters",
+}
+
+
+def __getattr__(name: str):
+    """Public API, imported on first use (``import bigearthnet_txt`` stays light: no datasets/torch)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bigearthnet_txt' has no attribute {name!r}")

@@ -1,0 +1,86 @@
+"""Join imagery to batches of annotation rows through their ``patch_index`` column.
+
+``ImageryJoin(store, imagery=("s2", "s1"), resolution="native")`` is a picklable callable that takes a
+batch ``{column: list | ndarray}`` (``datasets`` batched format) with a ``patch_index`` column of
+length ``B`` and returns the batch with these arrays added (one ``store.read`` per batch, each patch
+decoded once however many rows share it):
+
+=====================  ========  ======================  =====================================
+key                    dtype     shape                   when
+=====================  ========  ======================  =====================================
+``s2_10m``             uint16    ``[B, 4, 120, 120]``    ``"s2"``, ``resolution="native"``
+``s2_20m``             uint16    ``[B, 6, 60, 60]``      ``"s2"``, ``resolution="native"``
+``s2_60m``             uint16    ``[B, 2, 20, 20]``      ``"s2"``, ``resolution="native"``
+``s2``                 uint16    ``[B, 12, 120, 120]``   ``"s2"``, ``resolution=120`` (``S2_BANDS``)
+``s1``                 float32   ``[B, 2, 120, 120]``    ``"s1"`` (VV, VH in dB)
+``reference_map``      uint16    ``[B, 120, 120]``       ``"reference_map"``
+=====================  ========  ======================  =====================================
+
+Band order within each array is ``IMAGERY_ARRAYS[name].bands``; ``resolution=120`` upsamples the 20 m
+and 60 m bands by pixel repetition (nearest), as the official loader does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from bigearthnet_txt.schema import PATCH_SIZE
+from bigearthnet_txt.store import S2_ARRAY_NAMES, ImageryStore, s2_to_120
+
+MODALITIES: tuple[str, ...] = ("s2", "s1", "reference_map")
+RESOLUTIONS: tuple = ("native", PATCH_SIZE)
+
+
+def imagery_keys(imagery: Sequence[str], resolution: str | int = "native") -> tuple[str, ...]:
+    """Keys an :class:`ImageryJoin` adds, in order (see the module table)."""
+    keys: list[str] = []
+    for modality in imagery:
+        if modality == "s2":
+            keys.extend(("s2",) if resolution == PATCH_SIZE else S2_ARRAY_NAMES)
+        else:
+            keys.append(modality)
+    return tuple(keys)
+
+
+class ImageryJoin:
+    """Adds the imagery of each row's ``patch_index`` to a batch (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: ImageryStore,
+        imagery: Sequence[str] = ("s2", "s1"),
+        resolution: str | int = "native",
+    ):
+        unknown = [m for m in imagery if m not in MODALITIES]
+        if unknown:
+            raise ValueError(f"unknown imagery {unknown}; expected a subset of {MODALITIES}")
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be 'native' or {PATCH_SIZE}, got {resolution!r}")
+        self.store = store
+        self.imagery = tuple(imagery)
+        self.resolution = resolution
+        self.arrays = tuple(
+            name for m in self.imagery for name in (S2_ARRAY_NAMES if m == "s2" else (m,))
+        )
+        self.keys = imagery_keys(self.imagery, resolution)
+
+    def __repr__(self) -> str:
+        return f"ImageryJoin({self.store!r}, imagery={self.imagery}, resolution={self.resolution!r})"
+
+    def read(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """Imagery arrays ``{key: ndarray[len(patch_index), ...]}`` of the given store rows."""
+        if any(i is None for i in patch_index):
+            raise ValueError("rows without patch_index have no imagery (converted without imagery?)")
+        batch = self.store.read(np.asarray(patch_index, dtype=np.int64), self.arrays)
+        if "s2" in self.imagery and self.resolution == PATCH_SIZE:
+            s2 = s2_to_120(batch)
+            for name in S2_ARRAY_NAMES:
+                del batch[name]
+            batch["s2"] = s2
+        return {key: batch[key] for key in self.keys}
+
+    def __call__(self, batch: Mapping[str, Sequence]) -> dict:
+        """``batch`` plus the imagery of its ``patch_index`` column."""
+        return {**batch, **self.read(batch["patch_index"])}

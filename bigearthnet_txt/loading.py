@@ -1,0 +1,189 @@
+"""``load_dataset``: a converted BigEarthNet.txt folder as ``datasets`` objects with imagery joined.
+
+Usage (``DIR`` = the folder written by ``bigearthnet-txt convert``, here named ``bigearthnet_txt``)::
+
+    from bigearthnet_txt import load_dataset
+
+    ds = load_dataset("bigearthnet_txt", "vqa", split="train")      # datasets.Dataset (map-style)
+    ds[0]["input"], ds[0]["answer_index"], ds[0]["s2_10m"].dtype      # str, int | None, uint16
+    ds = load_dataset("path/to/bigearthnet_txt", "referring", split="test", resolution=120)
+    ds[0]["s2"].shape                                                  # (12, 120, 120) uint16
+
+    it = load_dataset("bigearthnet_txt", "all", split="train", streaming=True,
+                      shuffle_seed=0, buffer_size=1000, rank=rank, world_size=world_size)
+    for example in it: ...                                             # datasets.IterableDataset
+    state = it.state_dict(); ...; it.load_state_dict(state)            # resume
+
+``path`` is a converted folder (relative or absolute); ``split=None`` returns a ``DatasetDict`` /
+``IterableDatasetDict`` of the splits that have rows. Every example holds the ``TABLE_SCHEMA`` columns
+(13 release columns, ``patch_index`` and the parsed answers) plus the imagery of
+:mod:`bigearthnet_txt.imagery_join` (``imagery=()`` for text only). Arrays keep their stored dtypes:
+uint16 S2 / reference maps, float32 S1.
+
+Map-style: the text tables are read by ``datasets``' Parquet builder (Arrow cache, ``filters`` pushed
+down) and the imagery is joined by ``Dataset.with_transform``, so ``ds[i]`` and ``ds[[i, j, ...]]``
+read only the rows asked for, one batched store read per call. Streaming: see
+:mod:`bigearthnet_txt.streaming`; imagery is joined by a batched ``IterableDataset.map`` after the
+shuffle buffer, so buffered rows hold text only.
+
+Plain ``datasets.load_dataset(DIR, "vqa")`` (the card's YAML ``configs:``) also works and gives the
+text columns with ``patch_index``; :func:`with_imagery` adds the imagery to such a dataset.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bigearthnet_txt.configs import config_files, config_tables, is_converted, present_splits
+from bigearthnet_txt.filters import row_filter as make_row_filter
+from bigearthnet_txt.imagery_join import ImageryJoin
+from bigearthnet_txt.schema import SPLITS, TABLE_SCHEMA
+from bigearthnet_txt.store import ImageryStore
+from bigearthnet_txt.streaming import iterable_dataset, plan_pieces, split_pieces
+
+_REBUILD = "_bigearthnet_txt_rebuild"  # attribute of streamed datasets: reload for another rank
+STREAM_BATCH_SIZE = 256  # rows per imagery read while streaming (rows of a patch are consecutive)
+
+
+def table_features():
+    """``datasets.Features`` of the annotation tables (``TABLE_SCHEMA``)."""
+    from datasets import Features
+
+    return Features.from_arrow_schema(TABLE_SCHEMA)
+
+
+def with_imagery(dataset, store: ImageryStore | str | Path, imagery: Sequence[str] = ("s2", "s1"),
+                 resolution: str | int = "native", batch_size: int = STREAM_BATCH_SIZE):
+    """``dataset`` (``Dataset`` or ``IterableDataset`` with a ``patch_index`` column) with imagery joined.
+
+    A ``Dataset`` gets ``with_transform`` (lazy, per accessed rows); an ``IterableDataset`` gets a
+    batched ``map`` (``batch_size`` rows per store read).
+    """
+    from datasets import IterableDataset
+
+    store = store if isinstance(store, ImageryStore) else ImageryStore(store)
+    join = ImageryJoin(store, imagery, resolution)
+    if isinstance(dataset, IterableDataset):
+        return dataset.map(join, batched=True, batch_size=batch_size)
+    return dataset.with_transform(join)
+
+
+def _split_names(root: Path, config: str, split: str | None) -> list[str]:
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return [split]
+    present = present_splits(root)
+    return [s for s in SPLITS if any(s in present[t] for t in config_tables(config))]
+
+
+def _map_style(root: Path, config: str, split: str, rows, cache_dir):
+    from datasets import Dataset, load_dataset as hf_load_dataset
+
+    files = config_files(root, config, split)
+    if not files:
+        return Dataset.from_dict({c: [] for c in TABLE_SCHEMA.names}, features=table_features(), split=split)
+    kwargs = {"filters": rows.expression()} if rows else {}
+    return hf_load_dataset(
+        "parquet", data_files={split: [str(f) for f in files]}, split=split, features=table_features(),
+        cache_dir=cache_dir, **kwargs,
+    )  # fmt: skip
+
+
+def _streaming(root: Path, config: str, split: str, rows, rank, world_size, drop_remainder,
+               shuffle_seed, buffer_size):  # fmt: skip
+    pieces = plan_pieces([str(f) for f in config_files(root, config, split)], rows)
+    if shuffle_seed is not None:
+        order = np.random.default_rng(shuffle_seed).permutation(len(pieces))
+        pieces = [pieces[i] for i in order]  # the same order on every rank before splitting
+    if world_size > 1:
+        pieces = split_pieces(pieces, rank, world_size, drop_remainder)
+    ds = iterable_dataset(pieces, table_features(), rows)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size)
+    return ds
+
+
+def load_dataset(
+    path: str | Path,
+    config: str = "all",
+    split: str | None = None,
+    *,
+    streaming: bool = False,
+    imagery: Sequence[str] = ("s2", "s1"),
+    resolution: str | int = "native",
+    countries: Iterable[str] | None = None,
+    seasons: Iterable[str] | None = None,
+    climate_zones: Iterable[str] | None = None,
+    categories: Iterable[str] | None = None,
+    types: Iterable[str] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    drop_remainder: bool = False,
+    shuffle_seed: int | None = None,
+    buffer_size: int = 1000,
+    batch_size: int = STREAM_BATCH_SIZE,
+    cache_dir: str | None = None,
+):
+    """Load config ``config`` of the converted folder ``path`` (see the module docstring).
+
+    Returns a ``datasets.Dataset`` (``streaming=False``) or ``datasets.IterableDataset``, or their
+    ``...Dict`` when ``split`` is None. Filters keep rows whose column is in the given values.
+    Streaming only: ``rank``/``world_size`` give this node its equal share of rows (lengths differ by
+    at most one; ``drop_remainder`` makes them identical), ``shuffle_seed`` shuffles pieces (same
+    order on every rank) and rows in a buffer of ``buffer_size``, ``batch_size`` rows share one
+    imagery read. Map-style datasets are split with ``datasets.distributed.split_dataset_by_node``.
+    """
+    arguments = {k: v for k, v in locals().items() if k not in ("path", "config", "split", "rank", "world_size")}
+    from datasets import DatasetDict, IterableDatasetDict
+
+    root = Path(path)
+    if not is_converted(root):
+        raise FileNotFoundError(
+            f"{path}: not a converted BigEarthNet.txt folder (no data/<task>/ inside); "
+            "for a Hub repository use datasets.load_dataset(repo_id, config) and with_imagery(...)"
+        )
+    config_tables(config)
+    rows = make_row_filter(countries, seasons, climate_zones, categories, types)
+    store = ImageryStore(root) if imagery else None
+    result = {}
+    for name in _split_names(root, config, split):
+        if streaming:
+            ds = _streaming(root, config, name, rows, rank, world_size, drop_remainder, shuffle_seed, buffer_size)
+        else:
+            ds = _map_style(root, config, name, rows, cache_dir)
+        ds = with_imagery(ds, store, imagery, resolution, batch_size) if store else ds
+        if streaming:
+            setattr(ds, _REBUILD, functools.partial(load_dataset, path, config, name, **arguments))
+        result[name] = ds
+    if split is not None:
+        return result[split]
+    return IterableDatasetDict(result) if streaming else DatasetDict(result)
+
+
+def split_by_node(dataset, rank: int, world_size: int, drop_remainder: bool = False):
+    """The share of node ``rank`` of ``world_size``: ranks cover every row once, lengths differ by <= 1.
+
+    A ``Dataset`` is split into contiguous chunks by ``datasets.distributed.split_dataset_by_node``
+    (``drop_remainder`` is not supported there). An ``IterableDataset`` returned by
+    ``load_dataset(..., streaming=True)`` is reloaded with ``rank``/``world_size``: its rows (not its
+    files) are divided, so the shares are equal even when the shard count does not divide evenly.
+    """
+    from datasets import IterableDataset
+    from datasets.distributed import split_dataset_by_node
+
+    if not isinstance(dataset, IterableDataset):
+        if drop_remainder:
+            raise ValueError("drop_remainder applies to streamed datasets only")
+        return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
+    rebuild = getattr(dataset, _REBUILD, None)
+    if rebuild is None:
+        raise ValueError(
+            "split_by_node needs the IterableDataset returned by bigearthnet_txt.load_dataset(..., streaming=True) "
+            "(before further .map/.shuffle calls); or pass rank= and world_size= to load_dataset"
+        )
+    return rebuild(rank=rank, world_size=world_size, drop_remainder=drop_remainder)
