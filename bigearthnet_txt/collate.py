@@ -1,0 +1,248 @@
+"""``Collator``: examples (dicts, as the loaders yield them) → a training batch of tensors.
+
+    collator = Collator(store, bands="S1S2-10m20m", resample="nearest", augment=Augmenter(seed=0))
+    loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=collator,
+                        pin_memory=torch.cuda.is_available())
+    for batch in loader:
+        batch = collator.to_device(batch, "cuda")     # non_blocking copy (+ GPU image transform)
+
+One call reads the imagery of the whole batch in one ``ImageryStore.read`` (rows sorted and
+deduplicated, each shard visited once), applies each example's augmentation to the native arrays,
+its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and returns (``B`` examples):
+
+    s2                      float32 [B, C2, 120, 120]  S2 bands of ``bands``, resampled + normalised
+    s1                      float32 [B, C1, 120, 120]  S1 bands of ``bands`` (0 where S1 is missing)
+    has_s1                  bool    [B]
+    prompt_input_ids        int64   [B, Lp]   ``input`` tokens, padded on ``prompt_padding_side``
+    prompt_attention_mask   int64   [B, Lp]
+    target_input_ids        int64   [B, Lt]   ``output`` tokens (+ end-of-text id), padded right
+    target_attention_mask   int64   [B, Lt]
+    answer_index            int64   [B]  mcq 0-3, else -1;   answer_index_mask  bool [B]
+    answer_bool             bool    [B]  binary, else False; answer_bool_mask   bool [B]
+    box                     float32 [B, 4]  x1 y1 x2 y2, else 0; box_mask   bool [B]
+    point                   float32 [B, 2]  x y, else 0;         point_mask bool [B]
+    redundancy_weight       float32 [B]  (1 where absent)
+    group_index             int64   [B]  0..G-1, one group per patch within the batch
+    patch_index             int64   [B]
+    ID                      int64   [B]
+    transform               int64   [B, 3]  hflip, vflip, rot90 applied to each example
+
+With ``device_transform=True`` the CPU side stops before resampling: the batch then carries the
+selected native channels (``s2_10m`` uint16 [B, c, 120, 120], ``s2_20m`` [B, c, 60, 60], ``s2_60m``
+[B, c, 20, 20], ``s1`` float32 [B, 2, 120, 120]) and :meth:`Collator.to_device` (or
+:meth:`Collator.image_transform` on any device) produces ``s2``/``s1``/``has_s1`` there.
+Without a store, the examples must carry those native arrays themselves (one patch each).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from bigearthnet_txt.augment import IDENTITY, Augmenter, Transform, transform_example
+from bigearthnet_txt.image_tensors import RESAMPLING_MODES, BandLayout, ImageTransform
+from bigearthnet_txt.store import ImageryStore
+from bigearthnet_txt.tokenize import TextTokenizer, pad_sequences
+
+NATIVE_KEYS: tuple[str, ...] = ("s2_10m", "s2_20m", "s2_60m", "s1")
+
+
+class Collator:
+    """Picklable ``collate_fn`` (see the module docstring for the batch it returns).
+
+    Parameters: ``store`` an ``ImageryStore`` or its folder (``None``: imagery from the examples);
+    ``bands`` a ``BAND_PRESETS`` name or band list; ``resample`` ``nearest``/``bilinear``/
+    ``bicubic``; ``normalize`` with the store's train statistics (or ``stats``);
+    ``tokenizer`` a ``TextTokenizer``, tiktoken encoding name or ``str -> list[int]`` callable
+    (``None``: no token tensors); ``max_prompt_length``/``max_target_length`` truncate;
+    ``augment`` an ``Augmenter`` (``None``: no augmentation); ``device_transform`` defers
+    resampling and normalisation to :meth:`to_device`; ``keep_text`` adds the (augmented) ``prompt``
+    and ``target`` strings as lists.
+    """
+
+    def __init__(
+        self,
+        store: ImageryStore | str | None,
+        *,
+        bands: str | Sequence[str] = "S1S2-10m20m",
+        resample: str = "nearest",
+        normalize: bool = True,
+        stats: Mapping[str, Mapping[str, float]] | None = None,
+        tokenizer: TextTokenizer | str | object | None = "cl100k_base",
+        prompt_field: str = "input",
+        target_field: str = "output",
+        max_prompt_length: int | None = None,
+        max_target_length: int | None = None,
+        prompt_padding_side: str = "left",
+        append_eos: bool = True,
+        augment: Augmenter | None = None,
+        device_transform: bool = False,
+        keep_text: bool = False,
+    ):
+        self.store = ImageryStore(store) if isinstance(store, str | os.PathLike) else store
+        self.layout = BandLayout.of(bands)
+        if resample not in RESAMPLING_MODES:
+            raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
+        self.resample = resample
+        self.normalize = normalize
+        self._stats = dict(stats) if stats is not None else None
+        if tokenizer is not None and not isinstance(tokenizer, TextTokenizer):
+            tokenizer = TextTokenizer(tokenizer)
+        self.tokenizer = tokenizer
+        self.prompt_field, self.target_field = prompt_field, target_field
+        self.max_prompt_length, self.max_target_length = max_prompt_length, max_target_length
+        self.prompt_padding_side = prompt_padding_side
+        self.append_eos = append_eos
+        self.augment = augment
+        self.device_transform = device_transform
+        self.keep_text = keep_text
+        self._image_transform: ImageTransform | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_image_transform"] = None
+        return state
+
+    @property
+    def image_transform(self) -> ImageTransform:
+        """Native arrays → ``s2``/``s1`` tensors on whatever device they are (built lazily)."""
+        if self._image_transform is None:
+            stats = self._stats
+            if stats is None and self.normalize:
+                if self.store is None:
+                    raise ValueError("normalize=True without a store needs stats=")
+                stats = self.store.stats
+            self._image_transform = ImageTransform(
+                self.layout, stats or {}, resample=self.resample, normalize=self.normalize
+            )
+        return self._image_transform
+
+    # -- the batch --------------------------------------------------------------------------------
+
+    def __call__(self, examples: Sequence[Mapping]) -> dict:
+        transforms = [self.augment.sample_for(ex) if self.augment else IDENTITY for ex in examples]
+        examples = [transform_example(ex, t) for ex, t in zip(examples, transforms, strict=True)]
+        batch: dict = {}
+        native = self.read_native(examples)
+        if any(not t.is_identity for t in transforms):
+            native = {k: np.array(v) for k, v in native.items()}
+            apply_transforms(native, transforms)
+        native_tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in native.items()}
+        if self.device_transform:
+            batch.update(native_tensors)
+        else:
+            batch.update(self.image_transform(native_tensors))
+        if self.tokenizer is not None:
+            batch.update(self.tokens(examples))
+        batch.update(label_tensors(examples))
+        batch["transform"] = torch.tensor(
+            [[t.hflip, t.vflip, t.rot90 % 4] for t in transforms], dtype=torch.int64
+        ).reshape(len(examples), 3)
+        if self.keep_text:
+            batch["prompt"] = [ex[self.prompt_field] for ex in examples]
+            batch["target"] = [ex[self.target_field] for ex in examples]
+        return batch
+
+    def read_native(self, examples: Sequence[Mapping]) -> dict[str, np.ndarray]:
+        """The used channels of the batch's native arrays: one batched store read (or the arrays
+        the examples carry)."""
+        if self.store is None:
+            arrays = {name: np.stack([np.asarray(ex[name]) for ex in examples]) for name in self.layout.arrays}
+        else:
+            indices = [ex["patch_index"] for ex in examples]
+            if any(i is None for i in indices):
+                raise ValueError("an example has no patch_index (its patch has no imagery in the store)")
+            arrays = self.store.read(np.asarray(indices, dtype=np.int64), arrays=self.layout.arrays)
+        return self.layout.select(arrays)
+
+    def tokens(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        """Padded prompt and target token tensors."""
+        tok = self.tokenizer
+        prompts = tok.encode_batch([ex[self.prompt_field] for ex in examples])
+        targets = tok.encode_batch([ex[self.target_field] for ex in examples])
+        if self.append_eos and tok.eos_id is not None:
+            targets = [t + [tok.eos_id] for t in targets]
+        p = pad_sequences(prompts, pad_id=tok.pad_id, side=self.prompt_padding_side,
+                          max_length=self.max_prompt_length, truncate="left")
+        t = pad_sequences(targets, pad_id=tok.pad_id, side="right", max_length=self.max_target_length)
+        return {
+            "prompt_input_ids": p["input_ids"],
+            "prompt_attention_mask": p["attention_mask"],
+            "target_input_ids": t["input_ids"],
+            "target_attention_mask": t["attention_mask"],
+        }
+
+    # -- device -----------------------------------------------------------------------------------
+
+    def to_device(self, batch: Mapping, device: torch.device | str) -> dict:
+        """Move every tensor to ``device`` (``non_blocking`` from pinned memory) and, for a
+        ``device_transform`` batch, resample and normalise the imagery there."""
+        out = {
+            k: v.to(device, non_blocking=v.is_pinned()) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()
+        }
+        native = {k: out.pop(k) for k in NATIVE_KEYS if k in out and out[k].dim() == 4 and k in self.layout.arrays}
+        if self.device_transform and native:
+            out.update(self.image_transform(native))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Collator({self.store!r}, bands={(*self.layout.s2, *self.layout.s1)}, "
+                f"resample={self.resample!r}, augment={self.augment!r}, device_transform={self.device_transform})")
+
+
+def apply_transforms(native: dict[str, np.ndarray], transforms: Sequence[Transform]) -> None:
+    """Apply each example's transform to its rows of every array, in place (one vectorised pass per
+    distinct transform)."""
+    keys = [(t.hflip, t.vflip, t.rot90 % 4) for t in transforms]
+    for key in set(keys):
+        transform = Transform(*key)
+        if transform.is_identity:
+            continue
+        rows = np.array([i for i, k in enumerate(keys) if k == key])
+        for name, values in native.items():
+            values[rows] = transform.apply_image(values[rows])
+
+
+def _column(examples: Sequence[Mapping], name: str) -> list:
+    return [ex.get(name) for ex in examples]
+
+
+def label_tensors(examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+    """Answers, boxes, points (with masks), redundancy weights, groups and ids."""
+    n = len(examples)
+    answer_index = _column(examples, "answer_index")
+    answer_bool = _column(examples, "answer_bool")
+    boxes = _column(examples, "box")
+    points = _column(examples, "point")
+    box = np.zeros((n, 4), dtype=np.float32)
+    point = np.zeros((n, 2), dtype=np.float32)
+    for i, (b, p) in enumerate(zip(boxes, points, strict=True)):
+        if b is not None:
+            box[i] = b
+        if p is not None:
+            point[i] = p
+    weights = [1.0 if w is None else float(w) for w in _column(examples, "redundancy_weight")]
+    patch_index = [-1 if p is None else int(p) for p in _column(examples, "patch_index")]
+    group_keys = [
+        ex.get("patch_id") if ex.get("patch_index") is None else int(ex["patch_index"]) for ex in examples
+    ]
+    first_seen: dict = {}
+    group_index = [first_seen.setdefault(k, len(first_seen)) for k in group_keys]
+    return {
+        "answer_index": torch.tensor([-1 if a is None else int(a) for a in answer_index], dtype=torch.int64),
+        "answer_index_mask": torch.tensor([a is not None for a in answer_index], dtype=torch.bool),
+        "answer_bool": torch.tensor([bool(a) for a in answer_bool], dtype=torch.bool),
+        "answer_bool_mask": torch.tensor([a is not None for a in answer_bool], dtype=torch.bool),
+        "box": torch.from_numpy(box),
+        "box_mask": torch.tensor([b is not None for b in boxes], dtype=torch.bool),
+        "point": torch.from_numpy(point),
+        "point_mask": torch.tensor([p is not None for p in points], dtype=torch.bool),
+        "redundancy_weight": torch.tensor(weights, dtype=torch.float32),
+        "group_index": torch.tensor(group_index, dtype=torch.int64),
+        "patch_index": torch.tensor(patch_index, dtype=torch.int64),
+        "ID": torch.tensor([int(i) for i in _column(examples, "ID")], dtype=torch.int64),
+    }

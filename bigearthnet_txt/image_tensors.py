@@ -1,0 +1,147 @@
+"""Native-resolution store arrays → 120×120 float32 training tensors (resampled, normalised).
+
+The same torch code runs on the CPU (inside a ``DataLoader`` worker) or on the GPU after transfer.
+
+* :func:`resolve_bands` — a preset name of ``BAND_PRESETS`` (``RGB``, ``S2-10m20m``,
+  ``S1S2-10m20m``, ``all``) or an explicit band list → band names.
+* :class:`BandLayout` — which store arrays and channels those bands need; the S2 bands go to the
+  ``s2`` tensor and the S1 bands to the ``s1`` tensor, each in the order given.
+* :class:`ImageTransform` — ``{array: tensor [B, c, n, n]}`` holding only the layout's channels
+  (``BandLayout.select``) → ``{"s2": float32 [B, C2, 120, 120], "s1": float32 [B, C1, 120, 120],
+  "has_s1": bool [B]}``: each array upsampled to 120×120 (``nearest`` as the official loader, i.e.
+  pixel repeat; ``bilinear``/``bicubic`` with ``align_corners=False``), then ``(x - mean) / std``
+  per band with the store's train statistics. S1 pixels that are NaN (patch without S1) become 0
+  after normalisation and ``has_s1`` is False for patches whose S1 is all NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bigearthnet_txt.schema import ARRAY_OF_BAND, BAND_PRESETS, PATCH_SIZE, S1, S1_BANDS, S2_ARRAYS
+
+RESAMPLING_MODES: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
+ARRAY_BANDS: dict[str, tuple[str, ...]] = {a.name: a.bands for a in (*S2_ARRAYS, S1)}
+
+
+def resolve_bands(bands: str | Sequence[str]) -> tuple[str, ...]:
+    """Band names of a preset or an explicit list (validated, no repeats)."""
+    if isinstance(bands, str):
+        if bands not in BAND_PRESETS:
+            raise KeyError(f"unknown band preset {bands!r}; expected one of {tuple(BAND_PRESETS)}")
+        return BAND_PRESETS[bands]
+    names = tuple(bands)
+    unknown = [b for b in names if b not in ARRAY_OF_BAND]
+    if unknown or not names:
+        raise KeyError(f"unknown bands {unknown}; expected names from {tuple(ARRAY_OF_BAND)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"bands repeat: {names}")
+    return names
+
+
+@dataclass(frozen=True)
+class BandLayout:
+    """Output bands split by modality: ``s2`` and ``s1`` band names in output channel order."""
+
+    s2: tuple[str, ...]
+    s1: tuple[str, ...]
+
+    @classmethod
+    def of(cls, bands: str | Sequence[str]) -> BandLayout:
+        names = resolve_bands(bands)
+        return cls(tuple(b for b in names if b not in S1_BANDS), tuple(b for b in names if b in S1_BANDS))
+
+    def outputs(self) -> dict[str, tuple[str, ...]]:
+        """``{"s2": bands, "s1": bands}`` for the non-empty modalities."""
+        return {key: bands for key, bands in (("s2", self.s2), ("s1", self.s1)) if bands}
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """Store arrays to read, in store order."""
+        wanted = {ARRAY_OF_BAND[b].name for b in (*self.s2, *self.s1)}
+        return tuple(name for name in ARRAY_BANDS if name in wanted)
+
+    def channels(self, array: str) -> tuple[str, ...]:
+        """The bands of ``array`` the layout uses, in the array's own order."""
+        own = ARRAY_BANDS[array]
+        used = set(self.s2) | set(self.s1)
+        return tuple(b for b in own if b in used)
+
+    def select(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Keep only the used channels of each read array (``[B, c, n, n]``)."""
+        out = {}
+        for name in self.arrays:
+            own = ARRAY_BANDS[name]
+            idx = [own.index(b) for b in self.channels(name)]
+            values = arrays[name]
+            out[name] = values if len(idx) == len(own) else values[:, idx]
+        return out
+
+
+def upsample(x: torch.Tensor, size: int = PATCH_SIZE, mode: str = "nearest") -> torch.Tensor:
+    """float ``[B, C, n, n]`` → ``[B, C, size, size]``; ``nearest`` is an exact pixel repeat."""
+    if x.shape[-1] == size:
+        return x
+    if mode == "nearest":
+        factor = size // x.shape[-1]
+        return x.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    if mode not in RESAMPLING_MODES:
+        raise ValueError(f"resampling must be one of {RESAMPLING_MODES}, got {mode!r}")
+    return F.interpolate(x, size=(size, size), mode=mode, align_corners=False)
+
+
+class ImageTransform:
+    """Resample and normalise selected native arrays into the ``s2``/``s1`` tensors (picklable).
+
+    ``stats``: ``{band: {"mean", "std"}}`` (``ImageryStore.stats``); ``normalize=False`` keeps raw
+    values (reflectance × 10000, dB) as float32.
+    """
+
+    def __init__(self, layout: BandLayout, stats: Mapping[str, Mapping[str, float]], *,
+                 resample: str = "nearest", normalize: bool = True):
+        if resample not in RESAMPLING_MODES:
+            raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
+        self.layout = layout
+        self.resample = resample
+        self.normalize = normalize
+        bands = (*layout.s2, *layout.s1)
+        missing = [b for b in bands if normalize and b not in stats]
+        if missing:
+            raise KeyError(f"no statistics for bands {missing}")
+        self.mean = {b: float(stats[b]["mean"]) for b in bands if normalize}
+        self.std = {b: float(stats[b]["std"]) for b in bands if normalize}
+
+    def __call__(self, native: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for key, bands in self.layout.outputs().items():
+            parts: dict[str, torch.Tensor] = {}
+            for name in self.layout.arrays:
+                channels = self.layout.channels(name)
+                wanted = [b for b in channels if b in bands]
+                if not wanted:
+                    continue
+                x = native[name].to(torch.float32)
+                if len(wanted) != len(channels):
+                    x = x[:, [channels.index(b) for b in wanted]]
+                x = upsample(x, PATCH_SIZE, self.resample)
+                for i, band in enumerate(wanted):
+                    parts[band] = x[:, i]
+            tensor = torch.stack([parts[b] for b in bands], dim=1)
+            if key == "s1":
+                out["has_s1"] = ~torch.isnan(tensor).flatten(1).all(dim=1)
+            if self.normalize:
+                mean = torch.tensor([self.mean[b] for b in bands], dtype=torch.float32, device=tensor.device)
+                std = torch.tensor([self.std[b] for b in bands], dtype=torch.float32, device=tensor.device)
+                tensor = (tensor - mean[:, None, None]) / std[:, None, None]
+            if key == "s1":
+                tensor = torch.nan_to_num(tensor, nan=0.0)
+            out[key] = tensor.contiguous()
+        return out
+
+    def __repr__(self) -> str:
+        return f"ImageTransform({self.layout}, resample={self.resample!r}, normalize={self.normalize})"
