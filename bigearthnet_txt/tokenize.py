@@ -89,23 +89,28 @@ def seed_tiktoken_cache(name: str = DEFAULT_ENCODING, cache_dir: Path | str | No
 
 
 def get_encoding(name: str = DEFAULT_ENCODING):
-    """``tiktoken.get_encoding(name)`` that works offline for the encodings in ``BPE_FILES``."""
+    """``tiktoken.get_encoding(name)`` that works offline for the encodings in ``BPE_FILES``.
+
+    With tiktoken caching disabled (``TIKTOKEN_CACHE_DIR=""``) the encoding is built from a private
+    cache folder, ``$TMPDIR/bigearthnet_txt-tiktoken``.
+    """
     import tiktoken
 
-    if name in BPE_FILES:
-        if seed_tiktoken_cache(name) is None:
+    if name in BPE_FILES and seed_tiktoken_cache(name) is None:
+        private = Path(tempfile.gettempdir()) / "bigearthnet_txt-tiktoken"
+        seed_tiktoken_cache(name, private)
+        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(private)
+        try:
             from tiktoken_ext import openai_public
 
-            spec = getattr(openai_public, name)()
-            spec["mergeable_ranks"] = _parse_bpe(shipped_bpe(name))
-            return tiktoken.Encoding(**spec)
+            return tiktoken.Encoding(**getattr(openai_public, name)())
+        finally:
+            if previous is None:
+                del os.environ["TIKTOKEN_CACHE_DIR"]
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = previous
     return tiktoken.get_encoding(name)
-
-
-def _parse_bpe(data: bytes) -> dict[bytes, int]:
-    import base64
-
-    return {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in data.splitlines() if line)}
 
 
 def with_special_tokens(encoding, tokens: Sequence[str], name: str | None = None):
