@@ -1,6 +1,6 @@
 """Write the data set card ``DIR/README.md`` of a converted folder.
 
-``write_card(out_dir, repo_id=None)`` fills ``dataset_card/README.md.template`` with
+``write_card(out_dir, repo_id=None)`` fills ``dataset_card/README.template.md`` with
 
 * the YAML front matter: ``configs:`` (``bigearthnet_txt.configs.card_configs``: every task config
   and split with files), ``dataset_info`` features of the annotation tables, licence, task

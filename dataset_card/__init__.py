@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
-TEMPLATE_PATH = Path(__file__).with_name("README.md.template")
+TEMPLATE_PATH = Path(__file__).with_name("README.template.md")
 
 
 def load_template() -> Template:

@@ -1,0 +1,41 @@
+"""``bigearthnet-txt push DIR --repo-id NAMESPACE/NAME``: publish a converted folder on the Hub."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "push",
+        help="upload a converted folder to a Hugging Face Hub data set repository (resumable)",
+        description="Write the data set card, check the Hub's limits, create the repository if needed "
+        "and upload every file it does not hold yet, in batches. Rerun after an interruption to resume.",
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR", help="converted folder (bigearthnet-txt convert --out)")
+    parser.add_argument("--repo-id", required=True, metavar="NAMESPACE/NAME", help="data set repository")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    parser.add_argument("--endpoint", default=None, metavar="URL", help="Hub endpoint (default: HF_ENDPOINT or the Hub)")
+    parser.add_argument("--batch-files", type=int, default=1000, metavar="N",
+                        help="files per upload_folder call (default: %(default)s)")
+    parser.add_argument("--keep-card", action="store_true", help="upload DIR/README.md as it is instead of rewriting it")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from conversion.hub import PushInterrupted, push
+
+    if args.repo_id.count("/") != 1:
+        raise ValueError(f"--repo-id must be NAMESPACE/NAME, got {args.repo_id!r}")
+    try:
+        result = push(args.dir, args.repo_id, private=args.private, token=args.token, endpoint=args.endpoint,
+                      batch_files=args.batch_files, write_card=not args.keep_card)  # fmt: skip
+    except PushInterrupted as err:
+        print(f"bigearthnet-txt push: {err}", file=sys.stderr)
+        return 1
+    print(f"{result.repo_url}: uploaded {len(result.uploaded):,} files in {result.batches} batch(es), "
+          f"{len(result.skipped):,} unchanged")  # fmt: skip
+    return 0
