@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from conversion.imagery.arguments import add_imagery_arguments, run_imagery
+from conversion.remote import localize_arguments, source_argument
 
 
 def add_annotation_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("annotations")
-    g.add_argument("--annotations", type=Path, required=True, metavar="FILE",
+    g.add_argument("--annotations", type=source_argument, required=True, metavar="FILE",
                    help="BigEarthNet.txt.parquet (or a file in its schema)")
     g.add_argument("--rows-per-shard", type=int, default=250_000,
                    help="target rows per output Parquet file (default: %(default)s)")
@@ -61,6 +62,7 @@ def print_summary(summary) -> None:
 def run(args: argparse.Namespace) -> int:
     from conversion.annotations import convert_annotations
 
+    localize_arguments(args)
     patch_index = None
     if args.s2 or args.s1 or args.reference_maps:
         import pyarrow.parquet as pq

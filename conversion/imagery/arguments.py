@@ -13,21 +13,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from conversion.remote import localize_arguments, source_argument
+
 
 def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annotations: bool = False) -> None:
     """Add the imagery flags to ``parser`` (``--out``/``--annotations`` too when asked)."""
     if with_out_and_annotations:
         parser.add_argument("--out", required=True, type=Path, help="output folder DIR")
-        parser.add_argument("--annotations", action="append", type=Path, default=[],
+        parser.add_argument("--annotations", action="append", type=source_argument, default=[],
                             help="annotation table (release parquet); selects the patches and their split")  # fmt: skip
     g = parser.add_argument_group("imagery")
-    g.add_argument("--s2", action="append", type=Path, default=[], metavar="PATH",
+    g.add_argument("--s2", action="append", type=source_argument, default=[], metavar="PATH",
                    help="Sentinel-2 source: BigEarthNet-S2.tar.zst or a folder (v2, flat, v1.0); repeatable")
-    g.add_argument("--s1", action="append", type=Path, default=[], metavar="PATH",
+    g.add_argument("--s1", action="append", type=source_argument, default=[], metavar="PATH",
                    help="Sentinel-1 source: BigEarthNet-S1.tar.zst or a folder; repeatable")
-    g.add_argument("--reference-maps", action="append", type=Path, default=[], metavar="PATH",
+    g.add_argument("--reference-maps", action="append", type=source_argument, default=[], metavar="PATH",
                    help="Reference_Maps.tar.zst or a folder; repeatable")
-    g.add_argument("--metadata", action="append", type=Path, default=[], metavar="FILE",
+    g.add_argument("--metadata", action="append", type=source_argument, default=[], metavar="FILE",
                    help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources")
     g.add_argument("--patch-list", type=Path, metavar="FILE", help="convert the patch_ids listed in FILE (one per line)")
     g.add_argument("--all-patches", action="store_true", help="convert every patch of the metadata")
@@ -46,6 +48,7 @@ def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annot
 
 def run_imagery(args: argparse.Namespace) -> ImageryResult:
     """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery flags)."""
+    localize_arguments(args)
     patch_ids = None
     if args.patch_list:
         patch_ids = [line.strip() for line in Path(args.patch_list).read_text().splitlines() if line.strip()]

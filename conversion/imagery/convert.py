@@ -45,6 +45,7 @@ from conversion.imagery.passes import PASSES, Pass, decode_patch
 from conversion.imagery.sources import is_archive, iter_source
 from conversion.imagery.arguments import add_imagery_arguments, run_imagery
 from conversion.imagery.store_writer import PROGRESS_DIR, StoreWriter, write_json_atomic
+from conversion.remote import as_source, expect_md5
 
 REPORT_FILE = "imagery_report.json"
 METADATA_NAMES = ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
@@ -147,7 +148,7 @@ def _run_pass(
 
     try:
         for source in sources:
-            bar.set_postfix_str(Path(source).name)
+            bar.set_postfix_str(source.name)
             try:
                 for patch in iter_source(source):
                     index = next((lk[patch.name] for lk in lookups if patch.name in lk), None)
@@ -268,7 +269,7 @@ def convert_imagery(
     out_dir = Path(out_dir)
     if preset not in PRESETS:
         raise ValueError(f"unknown codec preset {preset!r}; expected one of {PRESETS}")
-    passes = {"s2": [Path(p) for p in s2], "s1": [Path(p) for p in s1], "reference_map": [Path(p) for p in reference_maps]}
+    passes = {"s2": [as_source(p) for p in s2], "s1": [as_source(p) for p in s1], "reference_map": [as_source(p) for p in reference_maps]}
     passes = {name: paths for name, paths in passes.items() if paths}
     if not passes:
         raise ValueError("no imagery source given (--s2, --s1 or --reference-maps)")
@@ -276,12 +277,13 @@ def convert_imagery(
         for path in paths:
             if not path.exists():
                 raise FileNotFoundError(f"{path}: imagery source not found")
-    metadata_files = [Path(m) for m in metadata] or find_metadata(p for ps in passes.values() for p in ps)
+    metadata_files = [Path(m) for m in metadata] or find_metadata(p for ps in passes.values() for p in ps if isinstance(p, Path))
     md5s: dict[str, str] = {}
     if verify:
         expected = read_checksum_list(checksum_list) if checksum_list else None
-        files = [p for ps in passes.values() for p in ps if p.is_file()] + list(metadata_files)
+        files = [p for ps in passes.values() for p in ps if isinstance(p, Path) and p.is_file()] + list(metadata_files)
         md5s = verify_files(files, expected, progress)
+        expect_md5([p for ps in passes.values() for p in ps], expected)
     plan = _plan(metadata_files, annotations, patch_ids, all_patches, shard_size)
     arrays: list[ImageryArray] = [a for name in passes for a in PASSES[name].arrays]
     settings = {

@@ -23,6 +23,7 @@ import zstandard
 
 from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
 from conversion.imagery.errors import ImageryInputError
+from conversion.remote import as_source, is_url
 
 REFERENCE_MAP_BAND = "reference_map"
 BAND_SUFFIXES: tuple[str, ...] = (REFERENCE_MAP_BAND, *S2_BANDS, *S1_BANDS)
@@ -54,7 +55,7 @@ def split_band_filename(filename: str) -> tuple[str, str] | None:
 def is_archive(path: Path | str) -> bool:
     """True for a ``.tar.zst`` / ``.tzst`` file."""
     name = str(path).lower()
-    return name.endswith((".tar.zst", ".tzst")) and Path(path).is_file()
+    return name.endswith((".tar.zst", ".tzst")) and (is_url(path) or Path(path).is_file())
 
 
 def iter_folder(root: Path | str) -> Iterator[PatchFiles]:
@@ -112,11 +113,11 @@ def _check_member_name(archive: Path, name: str) -> PurePosixPath:
 
 def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
     """Stream a ``.tar.zst`` archive and yield one ``PatchFiles`` per patch folder, in archive order."""
-    archive = Path(archive)
+    archive = as_source(archive)
     current: PatchFiles | None = None
     current_dir: PurePosixPath | None = None
     last_member = "(start of archive)"
-    with open(archive, "rb") as fh:
+    with archive.open("rb") as fh:
         reader = _TailCheckingReader(
             zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
         )

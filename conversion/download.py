@@ -1,0 +1,326 @@
+"""Verified, resumable download of the BigEarthNet v2.0 files (Zenodo record 10891137) and of the
+text release ``BigEarthNet.txt.parquet`` (Hugging Face Hub).
+
+Every file has a name, a size and an md5 (``catalogue``; SPEC §2) and a list of URLs tried in order
+(``resolve_sources``): files of a local folder (``--source-dir``), entries of a sources file
+(``--sources``, JSON or TOML: ``{"<name>": {"url": …, "bytes": …, "md5": …}}``, ``url`` may be a
+list), mirrors (``--mirror BASE``: ``BASE/<name>``); the official sources (Zenodo, and the Hub
+through ``huggingface_hub.hf_hub_download`` for the text file) are used only when none of those
+is given.
+
+A file is written to ``<name>.part``; an interrupted download resumes with an HTTP range request
+(the existing part is hashed first, so the md5 is computed over the whole file while it streams).
+Only a verified file is renamed to ``<name>``, with ``<name>.md5`` (md5sum format) beside it; a
+file with that sidecar is not fetched or hashed again. A file whose md5 differs is moved to
+``<name>.corrupt`` (kept for inspection, never resumed from) and ``ChecksumError`` names it with the
+expected and actual sums. Before any transfer, the bytes still missing are compared with
+``shutil.disk_usage`` of the target folder (``DiskSpaceError``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from bigearthnet_txt.schema import RELEASE_FILENAME, RELEASE_REPO_ID
+from conversion.imagery.checksums import PUBLISHED_FILES
+from conversion.remote import ChecksumError
+
+ZENODO_FILES_URL = "https://zenodo.org/records/10891137/files"
+HUB_PREFIX = "hf://"
+RELEASE_BYTES = 466_819_745
+RELEASE_MD5 = "68628955917d75a280e605bf33e9cea5"
+CHUNK = 1 << 20
+MAX_RETRIES = 5
+RETRY_WAIT_S = 2.0
+TIMEOUT_S = 60
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "s2": ("BigEarthNet-S2.tar.zst",),
+    "s1": ("BigEarthNet-S1.tar.zst",),
+    "reference-maps": ("Reference_Maps.tar.zst",),
+    "metadata": ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet"),
+    "text": (RELEASE_FILENAME,),
+}
+
+
+class DiskSpaceError(ValueError):
+    """Not enough free space for the announced sizes."""
+
+
+class DownloadError(ValueError):
+    """No URL of a file could be fetched."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file to fetch: ``urls`` are tried in order (``hf://`` = the Hub's release file)."""
+
+    name: str
+    bytes: int | None
+    md5: str | None
+    urls: tuple[str, ...] = field(default_factory=tuple)
+
+
+def catalogue() -> dict[str, SourceFile]:
+    """The published files with their official URLs, sizes and md5 sums."""
+    files = {
+        name: SourceFile(name, size, md5, (f"{ZENODO_FILES_URL}/{name}",))
+        for name, (size, md5) in PUBLISHED_FILES.items()
+    }
+    files[RELEASE_FILENAME] = SourceFile(
+        RELEASE_FILENAME, RELEASE_BYTES, RELEASE_MD5, (f"{HUB_PREFIX}datasets/{RELEASE_REPO_ID}/{RELEASE_FILENAME}",)
+    )
+    return files
+
+
+def names_for(what: Iterable[str]) -> list[str]:
+    """File names of the groups in ``what`` (``s2``, ``s1``, ``reference-maps``, ``metadata``, ``text``)."""
+    names: list[str] = []
+    for group in what:
+        if group not in GROUPS:
+            raise ValueError(f"unknown file group {group!r}; expected some of {', '.join(GROUPS)}")
+        names.extend(n for n in GROUPS[group] if n not in names)
+    return names
+
+
+def read_sources_file(path: Path | str) -> dict[str, dict]:
+    """``{name: {"url": str | list, "bytes": int, "md5": str}}`` from a JSON or TOML file."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix.lower() == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    else:
+        data = json.loads(text)
+    data = data.get("files", data)
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: expected a table of file name -> {{url, bytes, md5}}")
+    return data
+
+
+def resolve_sources(
+    names: Sequence[str],
+    *,
+    mirrors: Sequence[str] = (),
+    source_dir: Path | str | None = None,
+    sources_file: Path | str | None = None,
+) -> list[SourceFile]:
+    """The files ``names`` with their URLs in trial order (see the module docstring)."""
+    known = catalogue()
+    overrides = read_sources_file(sources_file) if sources_file else {}
+    custom = bool(mirrors or source_dir or sources_file)
+    result = []
+    for name in names:
+        base = known.get(name, SourceFile(name, None, None))
+        entry = overrides.get(name, {})
+        size = entry.get("bytes", base.bytes)
+        md5 = entry.get("md5", base.md5)
+        urls: list[str] = []
+        if source_dir is not None and (Path(source_dir) / name).is_file():
+            urls.append((Path(source_dir) / name).resolve().as_uri())
+        entry_urls = entry.get("url", entry.get("urls", []))
+        urls.extend([entry_urls] if isinstance(entry_urls, str) else entry_urls)
+        urls.extend(f"{m.rstrip('/')}/{name}" for m in mirrors)
+        if not custom:
+            urls.extend(base.urls)
+        if not urls:
+            raise ValueError(f"{name}: no source (not in the source folder, the sources file or a mirror)")
+        result.append(SourceFile(name, int(size) if size is not None else None, md5, tuple(urls)))
+    return result
+
+
+def verified_marker(target: Path) -> Path:
+    return target.with_name(target.name + ".md5")
+
+
+def is_verified(source: SourceFile, target: Path) -> bool:
+    """True when ``target`` was downloaded and verified before (its ``.md5`` sidecar matches)."""
+    marker = verified_marker(target)
+    if not (target.is_file() and marker.is_file()):
+        return False
+    recorded = marker.read_text().split(maxsplit=1)[0]
+    size_ok = source.bytes is None or target.stat().st_size == source.bytes
+    return size_ok and (source.md5 is None or recorded == source.md5)
+
+
+def check_disk_space(sources: Sequence[SourceFile], folder: Path) -> int:
+    """Raise ``DiskSpaceError`` when the bytes still to fetch exceed the free space; return them."""
+    needed = 0
+    for source in sources:
+        target = folder / source.name
+        if is_verified(source, target) or source.bytes is None:
+            continue
+        part = target.with_name(target.name + ".part")
+        needed += source.bytes - (part.stat().st_size if part.is_file() else 0)
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise DiskSpaceError(
+            f"{folder}: {needed / 1e9:.2f} GB still to download but only {free / 1e9:.2f} GB free; "
+            "free space or choose another folder (or stream the archives: prepare --stream)"
+        )
+    return needed
+
+
+def hash_file(path: Path, digest, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    with open(path, "rb") as fh, tqdm(
+        total=path.stat().st_size, unit="B", unit_scale=True, desc=f"hash {path.name}", disable=not progress
+    ) as bar:
+        while block := fh.read(8 << 20):
+            digest.update(block)
+            bar.update(len(block))
+
+
+def _open_range(url: str, offset: int):
+    """``(chunks, restart)``: an iterator of bytes from ``offset`` and whether the source ignored the
+    range (``restart``: it sends the whole file)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        fh = open(unquote(parsed.path), "rb")
+        fh.seek(offset)
+        return _file_chunks(fh), False
+    if parsed.scheme not in ("http", "https"):
+        raise DownloadError(f"{url}: unsupported scheme for download (http, https, file, hf)")
+    import requests
+
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    response = requests.get(url, headers=headers, stream=True, timeout=TIMEOUT_S)
+    if offset and response.status_code == 416:
+        response.close()
+        return iter(()), False
+    response.raise_for_status()
+    restart = bool(offset) and response.status_code != 206
+    return response.iter_content(CHUNK), restart
+
+
+def _file_chunks(fh):
+    with fh:
+        while block := fh.read(CHUNK):
+            yield block
+
+
+def _transfer(source: SourceFile, url: str, part: Path, digest, bar):
+    """Append ``url`` to ``part`` from its current size, retrying with range requests; returns the
+    md5 object over the whole part (a new one when the source ignored the range)."""
+    failures = 0
+    while True:
+        offset = part.stat().st_size if part.is_file() else 0
+        try:
+            chunks, restart = _open_range(url, offset)
+            if restart:
+                digest = hashlib.md5()
+                bar.reset()
+            with open(part, "wb" if restart else "ab") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+            size = part.stat().st_size
+            if source.bytes is None or size >= source.bytes:
+                return digest
+            raise ConnectionError(f"connection closed at byte {size} of {source.bytes}")
+        except DownloadError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any transport failure means "resume from the part"
+            failures += 1
+            if failures > MAX_RETRIES:
+                raise DownloadError(f"{source.name}: {url} failed {failures} times ({err})") from err
+            time.sleep(RETRY_WAIT_S * failures)
+
+
+def _finish(source: SourceFile, part: Path, target: Path, got: str) -> None:
+    size = part.stat().st_size
+    if source.bytes is not None and size != source.bytes:
+        bad = _quarantine(part)
+        raise DownloadError(f"{source.name}: {size} bytes, expected {source.bytes}; moved to {bad}")
+    if source.md5 is not None and got != source.md5:
+        bad = _quarantine(part)
+        raise ChecksumError(source.name, source.md5, got, f"file kept as {bad}")
+    os.replace(part, target)
+    verified_marker(target).write_text(f"{got}  {source.name}\n")
+
+
+def _quarantine(part: Path) -> Path:
+    bad = part.with_name(part.name.removesuffix(".part") + ".corrupt")
+    os.replace(part, bad)
+    return bad
+
+
+def _fetch_from_hub(source: SourceFile, url: str, folder: Path, progress: bool) -> None:
+    from huggingface_hub import hf_hub_download
+
+    repo_and_file = url.removeprefix(HUB_PREFIX).removeprefix("datasets/")
+    repo_id, filename = repo_and_file.rsplit("/", 1)
+    staging = folder / ".hub"
+    path = Path(hf_hub_download(repo_id, filename, repo_type="dataset", local_dir=staging))
+    part = folder / (source.name + ".part")
+    os.replace(path, part)
+    digest = hashlib.md5()
+    hash_file(part, digest, progress)
+    _finish(source, part, folder / source.name, digest.hexdigest())
+
+
+def fetch(source: SourceFile, folder: Path | str, progress: bool = True) -> Path:
+    """Download one file into ``folder`` (resuming ``<name>.part``), verify it and return its path."""
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    if is_verified(source, target):
+        return target
+    part = folder / (source.name + ".part")
+    if source.bytes is not None and part.is_file() and part.stat().st_size > source.bytes:
+        part.unlink()
+    errors = []
+    for url in source.urls:
+        if url.startswith(HUB_PREFIX):
+            try:
+                _fetch_from_hub(source, url, folder, progress)
+                return target
+            except (ChecksumError, DownloadError):
+                raise
+            except Exception as err:  # noqa: BLE001 - Hub/network errors: try the next source
+                errors.append(f"{url}: {err}")
+                continue
+        digest = hashlib.md5()
+        if part.is_file():
+            hash_file(part, digest, progress)
+        offset = part.stat().st_size if part.is_file() else 0
+        with tqdm(total=source.bytes, initial=offset, unit="B", unit_scale=True, desc=source.name,
+                  disable=not progress) as bar:  # fmt: skip
+            try:
+                digest = _transfer(source, url, part, digest, bar)
+            except DownloadError as err:
+                errors.append(str(err))
+                continue
+        _finish(source, part, target, digest.hexdigest())
+        return target
+    raise DownloadError(f"{source.name}: no source could be fetched:\n  " + "\n  ".join(errors))
+
+
+def download(
+    what: Iterable[str],
+    to: Path | str,
+    *,
+    mirrors: Sequence[str] = (),
+    source_dir: Path | str | None = None,
+    sources_file: Path | str | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Fetch and verify the files of the groups ``what`` into ``to``; ``{name: path}``."""
+    folder = Path(to)
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = resolve_sources(names_for(what), mirrors=mirrors, source_dir=source_dir, sources_file=sources_file)
+    check_disk_space(sources, folder)
+    return {s.name: fetch(s, folder, progress) for s in sources}
