@@ -14,8 +14,12 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "conversion.commands.convert",
     "conversion.commands.demo",
+    "conversion.commands.download",
+    "conversion.commands.prepare",
     "conversion.commands.evaluate",
     "conversion.commands.push",
+    "conversion.commands.show",
+    "conversion.commands.info",
 )
 
 
