@@ -16,8 +16,9 @@ Direction rule (applied to ``input``, ``output``, ``options`` and ``ref``):
 * Image directions ``top``/``bottom``, ``upper``/``lower``, ``left``/``right`` and their
   combinations (``top left``, ``upper-right``, ``bottom right`` …, as in the ``relative pos``
   options) are rewritten with the transform, keeping each phrase's wording style and separator:
-  ``top left`` becomes ``top right`` under hflip and ``bottom left`` under rot90. The MCQ answer
-  letter therefore stays correct. These words are read as image directions wherever they occur.
+  ``top left`` becomes ``top right`` under hflip and ``bottom left`` under rot90 (a lone
+  ``left``/``right`` turned vertical is written ``top``/``bottom``). The MCQ answer letter therefore
+  stays correct. These words are read as image directions wherever they occur.
 * A text with any other directional wording (compass words ``north``/``south``/``east``/``west``
   and their forms, which may describe geography rather than the image; ``above``/``below``/
   ``beneath``; ``horizontal(ly)``/``vertical(ly)``; ``leftmost``/``topmost`` …) is not augmented:
@@ -78,7 +79,11 @@ class Transform:
 
     @property
     def is_identity(self) -> bool:
-        return not self.hflip and not self.vflip and self.rot90 % 4 == 0
+        return self.canonical() == Transform()
+
+    def canonical(self) -> Transform:
+        """The same map written without ``vflip`` (vflip = hflip followed by two quarter turns)."""
+        return Transform(self.hflip != self.vflip, False, (self.rot90 + 2 * self.vflip) % 4)
 
     # -- geometry ---------------------------------------------------------------------------------
 
@@ -142,14 +147,14 @@ class Transform:
         dx = _HORIZONTAL[h_word.lower()] if h_word else 0
         ndx, ndy = self.apply_direction(dx, dy)
         style = _VERTICAL_STYLE[v_word.lower()] if v_word else ("top", "bottom")
-        like = m.group(0)
         words = []
         if ndy:
             words.append(style[0] if ndy < 0 else style[1])
         if ndx:
             words.append("left" if ndx < 0 else "right")
-        phrase = (m["sep"] or " ").join(words)
-        return _match_case(phrase, like)
+        originals = [w for w in (v_word, h_word) if w]
+        cased = [_match_case(w, originals[min(i, len(originals) - 1)]) for i, w in enumerate(words)]
+        return (m["sep"] or " ").join(cased)
 
     def _rewrite_point(self, m: re.Match) -> str:
         x, y = self.apply_points(np.array([float(m["x"]), float(m["y"])]))
@@ -170,9 +175,7 @@ def _clean(value: float) -> float:
 
 
 IDENTITY = Transform()
-ALL_TRANSFORMS: tuple[Transform, ...] = tuple(
-    Transform(h, v, k) for h in (False, True) for v in (False, True) for k in range(4)
-)
+ALL_TRANSFORMS: tuple[Transform, ...] = tuple(Transform(h, False, k) for h in (False, True) for k in range(4))
 
 
 def texts_of(example: Mapping) -> Iterable[str]:

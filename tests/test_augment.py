@@ -1,0 +1,227 @@
+"""Flips and rotations move images, boxes, points and direction words together; seeded sampling."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bigearthnet_txt.annotations import parse_box, parse_point
+from bigearthnet_txt.augment import (
+    ALL_TRANSFORMS,
+    IDENTITY,
+    Augmenter,
+    Transform,
+    can_augment,
+    transform_example,
+)
+
+SIZE = 120
+transforms = st.sampled_from(ALL_TRANSFORMS)
+grid = st.integers(0, 100)
+
+
+@st.composite
+def grid_boxes(draw):
+    """Boxes on the release's 0.01 grid (no pixel centre of a 120 grid lies on a box edge)."""
+    x1, x2 = sorted((draw(grid), draw(grid)))
+    y1, y2 = sorted((draw(grid), draw(grid)))
+    return np.array([x1, y1, x2, y2], dtype=np.float64) / 100
+
+
+def paint_box(box: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Boolean [size, size] image: the pixels whose centres lie inside ``box``."""
+    centres = (np.arange(size) + 0.5) / size
+    cols = (centres >= box[0]) & (centres <= box[2])
+    rows = (centres >= box[1]) & (centres <= box[3])
+    return rows[:, None] & cols[None, :]
+
+
+def inverse(t: Transform) -> Transform:
+    probe = np.arange(16).reshape(4, 4)
+    (inv,) = [u for u in ALL_TRANSFORMS if np.array_equal(u.apply_image(t.apply_image(probe)), probe)]
+    return inv
+
+
+def test_the_eight_transforms_are_distinct_and_canonical_forms_agree():
+    probe = np.arange(9).reshape(3, 3)
+    images = {t.apply_image(probe).tobytes() for t in ALL_TRANSFORMS}
+    assert len(images) == 8
+    for h in (False, True):
+        for v in (False, True):
+            for k in range(4):
+                t = Transform(h, v, k)
+                assert np.array_equal(t.apply_image(probe), t.canonical().apply_image(probe))
+
+
+@settings(max_examples=150, deadline=None)
+@given(grid_boxes(), transforms, st.integers(0, 2**32 - 1))
+def test_augmented_box_frames_the_same_pixels(box, transform, seed):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 1000, (3, SIZE, SIZE))
+    painted = image.copy()
+    painted[:, paint_box(box)] = -1
+    new_box = transform.apply_boxes(box)
+    assert new_box[0] <= new_box[2] and new_box[1] <= new_box[3]
+    assert np.all((new_box >= 0) & (new_box <= 1))
+    moved = transform.apply_image(painted)
+    assert np.array_equal(moved == -1, np.broadcast_to(paint_box(new_box), moved.shape))
+    assert np.array_equal(np.where(moved == -1, 0, moved), np.where(moved == -1, 0, transform.apply_image(image)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, SIZE - 1), st.integers(0, SIZE - 1), transforms)
+def test_augmented_point_stays_on_its_pixel(col, row, transform):
+    image = np.zeros((SIZE, SIZE), dtype=np.int64)
+    image[row, col] = 1
+    x, y = transform.apply_points(np.array([(col + 0.5) / SIZE, (row + 0.5) / SIZE]))
+    moved = transform.apply_image(image)
+    assert moved[int(y * SIZE), int(x * SIZE)] == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(transforms, st.integers(0, 2**32 - 1))
+def test_all_resolutions_move_consistently(transform, seed):
+    """Transforming a 60×60 or 20×20 band then upsampling equals upsampling then transforming."""
+    rng = np.random.default_rng(seed)
+    for size in (20, 60):
+        band = rng.integers(0, 10000, (2, size, size)).astype(np.uint16)
+        factor = SIZE // size
+        up = band.repeat(factor, -2).repeat(factor, -1)
+        moved = transform.apply_image(band).repeat(factor, -2).repeat(factor, -1)
+        assert np.array_equal(moved, transform.apply_image(up))
+
+
+@settings(max_examples=40, deadline=None)
+@given(transforms, st.integers(0, 2**32 - 1))
+def test_torch_and_numpy_images_agree(transform, seed):
+    image = np.random.default_rng(seed).random((2, 3, 12, 12)).astype(np.float32)
+    assert np.array_equal(transform.apply_image(torch.from_numpy(image)).numpy(), transform.apply_image(image))
+
+
+def test_points_move_like_degenerate_boxes():
+    point = np.array([0.82, 0.28])
+    for t in ALL_TRANSFORMS:
+        assert np.allclose(t.apply_points(point), t.apply_boxes(np.concatenate([point, point]))[:2])
+
+
+def test_known_maps():
+    point = np.array([0.82, 0.28])
+    assert np.allclose(Transform(hflip=True).apply_points(point), [0.18, 0.28])
+    assert np.allclose(Transform(vflip=True).apply_points(point), [0.82, 0.72])
+    assert np.allclose(Transform(rot90=1).apply_points(point), [0.28, 0.18])
+    assert np.allclose(Transform(hflip=True).apply_boxes(np.array([0.64, 0.0, 1.0, 0.71])), [0.0, 0.0, 0.36, 0.71])
+
+
+# --- the direction rule ---------------------------------------------------------------------------
+
+RELATIVE = {
+    "ID": 7,
+    "type": "mcq",
+    "category": "relative pos",
+    "input": "Where is the pastures relative to the arable land? a) top left, b) bottom, c) right, d) top right",
+    "output": "a",
+    "options": ["top left", "bottom", "right", "top right"],
+    "answer_index": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("transform", "options"),
+    [
+        (Transform(hflip=True), ["top right", "bottom", "left", "top left"]),
+        (Transform(vflip=True), ["bottom left", "top", "right", "bottom right"]),
+        (Transform(rot90=1), ["bottom left", "right", "top", "top left"]),
+        (Transform(rot90=2), ["bottom right", "top", "left", "bottom left"]),
+    ],
+)
+def test_relative_position_options_are_rewritten(transform, options):
+    out = transform_example(RELATIVE, transform)
+    assert out["options"] == options
+    assert out["input"].endswith(", ".join(f"{letter}) {o}" for letter, o in zip("abcd", options)))
+    assert out["output"] == "a" and out["answer_index"] == 0
+
+
+def test_wording_style_case_and_other_words_are_kept():
+    t = Transform(rot90=1)
+    assert t.apply_text("The Upper-Right corner") == "The Upper-Left corner"
+    assert t.apply_text("TOP") == "LEFT"
+    assert t.apply_text("leftover lowercase toppings") == "leftover lowercase toppings"
+    assert Transform(hflip=True).apply_text("lower left") == "lower right"
+    assert Transform(vflip=True).apply_text("the upper part") == "the lower part"
+    assert Transform(rot90=1).apply_text("the upper part") == "the left part"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["top", "Bottom", "left", "right", "top left", "upper-right", "LOWER-LEFT",
+                                 "bottom right", "Lower left", "area", "of", "the"]), max_size=8), transforms)
+def test_rewriting_is_undone_by_the_inverse_transform(words, transform):
+    text = " , ".join(words)
+    assert inverse(transform).apply_text(transform.apply_text(text)) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is the forest in the north of the image?",
+        "Which class lies above the water?",
+        "Is there pastures below the urban fabric?",
+        "What is in the south-east part?",
+        "Is the leftmost region arable land?",
+        "Does the river run horizontally?",
+    ],
+)
+def test_unrewritable_direction_words_leave_the_sample_unaugmented(text):
+    example = {"ID": 3, "input": text, "output": "yes"}
+    assert not can_augment(example)
+    assert Augmenter(seed=0).sample_for(example) == IDENTITY
+    assert not can_augment({"ID": 3, "input": "q", "output": "o", "options": [text]})
+
+
+def test_referring_texts_follow_box_and_point():
+    example = {
+        "ID": 11,
+        "type": "bounding box",
+        "category": "point",
+        "input": "Provide a bounding box for the land cover class instance at <point>(0.82, 0.28)</point>",
+        "output": "[0.55 0.58, 1.0 1.0]",
+        "box": [0.55, 0.58, 1.0, 1.0],
+        "point": [0.82, 0.28],
+    }
+    for t in ALL_TRANSFORMS:
+        out = transform_example(example, t)
+        assert parse_box(out["output"]) == tuple(out["box"])
+        assert parse_point(out["input"]) == tuple(out["point"])
+        assert np.allclose(out["box"], t.apply_boxes(np.array(example["box"])))
+        assert np.allclose(out["point"], t.apply_points(np.array(example["point"])))
+    assert transform_example(example, Transform(hflip=True))["output"] == "[0.0 0.58, 0.45 1.0]"
+
+
+# --- seeding --------------------------------------------------------------------------------------
+
+
+def test_sampling_is_reproducible_per_key_and_epoch():
+    a, b = Augmenter(seed=5), pickle.loads(pickle.dumps(Augmenter(seed=5)))
+    draws = [a.sample(i) for i in range(200)]
+    assert draws == [b.sample(i) for i in range(200)]
+    assert draws[::-1] == [a.sample(i) for i in reversed(range(200))]
+    assert len({d.canonical() for d in draws}) == 8
+    a.set_epoch(1)
+    assert [a.sample(i) for i in range(200)] != draws
+    assert [Augmenter(seed=6).sample(i) for i in range(200)] != draws
+    assert {Augmenter(hflip=False, vflip=False, rot90=False).sample(i) for i in range(50)} == {IDENTITY}
+
+
+def test_augmenter_call_transforms_example_and_images():
+    aug = Augmenter(seed=1)
+    example = {"ID": 4, "input": "Identify the <ref>region of pastures</ref>.", "output": "[0.1 0.2, 0.3 0.4]",
+               "box": [0.1, 0.2, 0.3, 0.4]}
+    images = {"s2_10m": np.arange(4 * 16).reshape(4, 4, 4), "s2_60m": np.arange(4).reshape(1, 2, 2)}
+    out, moved, transform = aug(example, images)
+    assert transform == aug.sample(4)
+    assert np.array_equal(moved["s2_10m"], transform.apply_image(images["s2_10m"]))
+    assert np.allclose(out["box"], transform.apply_boxes(np.array(example["box"])))
