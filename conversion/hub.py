@@ -91,10 +91,14 @@ def folder_entries(paths: Iterable[str]) -> Counter:
     return Counter({parent: len(names) for parent, names in children.items()})
 
 
-def check_limits(folder: Path | str, paths: list[str], *, max_files: int = MAX_REPO_FILES,
-                 max_folder_entries: int = MAX_FOLDER_ENTRIES, max_file_bytes: int = MAX_FILE_BYTES) -> None:
-    """Raise :class:`HubLimitError` naming the offending count, folder or file."""
+def check_limits(folder: Path | str, paths: list[str], *, max_files: int | None = None,
+                 max_folder_entries: int | None = None, max_file_bytes: int | None = None) -> None:
+    """Raise :class:`HubLimitError` naming the offending count, folder or file (limits default to
+    ``MAX_REPO_FILES``, ``MAX_FOLDER_ENTRIES`` and ``MAX_FILE_BYTES``)."""
     folder = Path(folder)
+    max_files = MAX_REPO_FILES if max_files is None else max_files
+    max_folder_entries = MAX_FOLDER_ENTRIES if max_folder_entries is None else max_folder_entries
+    max_file_bytes = MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes
     problems = []
     n_store = sum(p.startswith(IMAGERY_STORE + "/") for p in paths)
     if len(paths) >= max_files:
