@@ -120,6 +120,12 @@ class Collator:
             )
         return self._image_transform
 
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation draws for a new epoch (call before iterating the loader; with
+        ``persistent_workers=True`` the workers keep the epoch they started with)."""
+        if self.augment is not None:
+            self.augment.set_epoch(epoch)
+
     # -- the batch --------------------------------------------------------------------------------
 
     def __call__(self, examples: Sequence[Mapping]) -> dict:
@@ -197,13 +203,12 @@ class Collator:
 def apply_transforms(native: dict[str, np.ndarray], transforms: Sequence[Transform]) -> None:
     """Apply each example's transform to its rows of every array, in place (one vectorised pass per
     distinct transform)."""
-    keys = [(t.hflip, t.vflip, t.rot90 % 4) for t in transforms]
-    for key in set(keys):
-        transform = Transform(*key)
+    keys = [t.canonical() for t in transforms]
+    for transform in set(keys):
         if transform.is_identity:
             continue
-        rows = np.array([i for i, k in enumerate(keys) if k == key])
-        for name, values in native.items():
+        rows = np.array([i for i, k in enumerate(keys) if k == transform])
+        for values in native.values():
             values[rows] = transform.apply_image(values[rows])
 
 
