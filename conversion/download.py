@@ -198,9 +198,19 @@ def _open_range(url: str, offset: int):
     if offset and response.status_code == 416:
         response.close()
         return iter(()), False
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        response.close()
+        raise DownloadError(f"{url}: HTTP {response.status_code} {response.reason}")
     response.raise_for_status()
     restart = bool(offset) and response.status_code != 206
-    return response.iter_content(CHUNK), restart
+    return _response_chunks(response), restart
+
+
+def _response_chunks(response):
+    """Chunks as they arrive (``read1``), so bytes received before a drop are kept."""
+    with response:
+        while block := response.raw.read1(CHUNK, decode_content=True):
+            yield block
 
 
 def _file_chunks(fh):

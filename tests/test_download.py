@@ -1,0 +1,148 @@
+"""``download``: resume after a dropped connection, md5 verification, disk check, configurable sources."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import namedtuple
+
+import pytest
+from imagery_support import S2_SAMPLES, make_archive
+from range_server import serve
+
+from conversion import download as dl
+from conversion.cli import main
+from conversion.remote import ChecksumError
+from conversion.sample_data import V2_DIR
+
+S2_NAME = "BigEarthNet-S2.tar.zst"
+
+
+def md5_of(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Folder with a sample ``BigEarthNet-S2.tar.zst`` and a sources file giving its size and md5."""
+    folder = tmp_path_factory.mktemp("served")
+    archive = make_archive(S2_SAMPLES, "BigEarthNet-S2", folder / S2_NAME)
+    sources = folder.parent / "sources.json"
+    sources.write_text(json.dumps({S2_NAME: {"bytes": archive.stat().st_size, "md5": md5_of(archive)}}))
+    return archive, sources
+
+
+@pytest.fixture(autouse=True)
+def no_retry_wait(monkeypatch):
+    monkeypatch.setattr(dl, "RETRY_WAIT_S", 0.0)
+
+
+def test_dropped_connection_resumes_with_a_range_request_and_verifies(served, tmp_path, capsys):
+    archive, sources = served
+    drop = archive.stat().st_size // 2
+    with serve(archive.parent) as server:
+        server.drop_at[S2_NAME] = drop
+        code = main(["download", "--to", str(tmp_path), "--what", "s2", "--mirror", server.url,
+                     "--sources", str(sources), "--quiet"])  # fmt: skip
+        assert code == 0
+        assert server.range_starts(S2_NAME) == [drop]
+    assert (tmp_path / S2_NAME).read_bytes() == archive.read_bytes()
+    assert (tmp_path / (S2_NAME + ".md5")).read_text().split()[0] == md5_of(archive)
+    assert not (tmp_path / (S2_NAME + ".part")).exists()
+    assert f"verified {S2_NAME}" in capsys.readouterr().out
+
+
+def test_part_left_by_an_earlier_run_is_hashed_and_continued(served, tmp_path):
+    archive, sources = served
+    half = archive.stat().st_size // 3
+    (tmp_path / (S2_NAME + ".part")).write_bytes(archive.read_bytes()[:half])
+    with serve(archive.parent) as server:
+        dl.download(["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False)
+        assert server.range_starts(S2_NAME) == [half]
+        # verified files are neither fetched nor hashed again
+        dl.download(["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False)
+        assert len([r for r in server.requests if r[0] == "GET"]) == 1
+    assert md5_of(tmp_path / S2_NAME) == md5_of(archive)
+
+
+def test_corrupted_byte_gives_checksum_error_and_keeps_the_file(served, tmp_path):
+    archive, sources = served
+    bad_folder = tmp_path / "mirror"
+    bad_folder.mkdir()
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bad_folder / S2_NAME).write_bytes(bytes(data))
+    out = tmp_path / "out"
+    with serve(bad_folder) as server, pytest.raises(ChecksumError) as err:
+        dl.download(["s2"], out, mirrors=[server.url], sources_file=sources, progress=False)
+    message = str(err.value)
+    assert S2_NAME in message and md5_of(archive) in message and hashlib.md5(data).hexdigest() in message
+    assert (out / (S2_NAME + ".corrupt")).read_bytes() == bytes(data)
+    assert not (out / S2_NAME).exists() and not (out / (S2_NAME + ".part")).exists()
+
+
+def test_checksum_error_through_the_cli_is_a_clear_message(served, tmp_path, capsys):
+    archive, sources = served
+    sources_bad = tmp_path / "sources.toml"
+    sources_bad.write_text(f'["{S2_NAME}"]\nbytes = {archive.stat().st_size}\nmd5 = "{"0" * 32}"\n')
+    code = main(["download", "--to", str(tmp_path / "out"), "--what", "s2", "--source-dir", str(archive.parent),
+                 "--sources", str(sources_bad), "--quiet"])  # fmt: skip
+    assert code == 2
+    assert f"{S2_NAME}: md5 mismatch, expected {'0' * 32}, got {md5_of(archive)}" in capsys.readouterr().err
+
+
+def test_insufficient_disk_is_reported_before_any_transfer(served, tmp_path, monkeypatch):
+    archive, sources = served
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    with serve(archive.parent) as server, pytest.raises(dl.DiskSpaceError, match="only 0.00 GB free"):
+        dl.download(["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False)
+    assert server.requests == []
+    with pytest.raises(dl.DiskSpaceError, match=r"117\.97 GB still to download"):
+        dl.check_disk_space(dl.resolve_sources(dl.names_for(["s2", "s1", "reference-maps"])), tmp_path)
+
+
+def test_mirrors_are_tried_in_order(served, tmp_path):
+    archive, sources = served
+    with serve(archive.parent) as server:
+        dl.download(["s2"], tmp_path, mirrors=[server.url + "/missing", server.url], sources_file=sources,
+                    progress=False)  # fmt: skip
+        assert [r[1] for r in server.requests if r[0] == "GET"] == [f"missing/{S2_NAME}", S2_NAME]
+    assert md5_of(tmp_path / S2_NAME) == md5_of(archive)
+
+
+def test_local_folder_source_is_verified_against_the_published_md5(tmp_path):
+    files = dl.download(["metadata"], tmp_path, source_dir=V2_DIR, progress=False)
+    for name, path in files.items():
+        assert path.read_bytes() == (V2_DIR / name).read_bytes()
+        assert md5_of(path) == dl.catalogue()[name].md5
+
+
+def test_official_sources_are_zenodo_and_the_hub():
+    s2, text = dl.resolve_sources(dl.names_for(["s2", "text"]))
+    assert s2.urls == ("https://zenodo.org/records/10891137/files/BigEarthNet-S2.tar.zst",)
+    assert s2.bytes == 63_251_710_377 and s2.md5 == "2245ed2d1a93f6ce637d839bc856396e"
+    assert text.urls == ("hf://datasets/BIFOLD-BigEarthNetv2-0/BigEarthNet.txt/BigEarthNet.txt.parquet",)
+    with pytest.raises(ValueError, match="unknown file group"):
+        dl.names_for(["s3"])
+
+
+def test_release_from_the_hub_goes_through_hf_hub_download(tmp_path, monkeypatch, sample_release_file):
+    import huggingface_hub
+
+    calls = []
+
+    def fake_download(repo_id, filename, repo_type, local_dir):
+        calls.append((repo_id, filename, repo_type))
+        target = tmp_path / "hub" / filename
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(sample_release_file, target)
+        return str(target)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    source = dl.SourceFile("BigEarthNet.txt.parquet", sample_release_file.stat().st_size, md5_of(sample_release_file),
+                           dl.catalogue()["BigEarthNet.txt.parquet"].urls)  # fmt: skip
+    path = dl.fetch(source, tmp_path / "out", progress=False)
+    assert calls == [("BIFOLD-BigEarthNetv2-0/BigEarthNet.txt", "BigEarthNet.txt.parquet", "dataset")]
+    assert path.read_bytes() == sample_release_file.read_bytes()
