@@ -15,7 +15,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "conversion.commands.convert",
     "conversion.commands.demo",
     "conversion.commands.download",
-    "conversion.commands.download",
     "conversion.commands.prepare",
     "conversion.commands.evaluate",
     "conversion.commands.push",
