@@ -85,7 +85,7 @@ def _map_style(root: Path, config: str, split: str, rows, cache_dir):
     from datasets import Dataset, load_dataset as hf_load_dataset
 
     files = config_files(root, config, split)
-    if not files:
+    if not files or (rows and not plan_pieces([str(f) for f in files], rows)):
         return Dataset.from_dict({c: [] for c in TABLE_SCHEMA.names}, features=table_features(), split=split)
     kwargs = {"filters": rows.expression()} if rows else {}
     return hf_load_dataset(

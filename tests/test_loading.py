@@ -1,0 +1,227 @@
+"""load_dataset on the converted embedded sample: rows, imagery, dtypes, filters, DDP shares, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bigearthnet_txt import configs
+from bigearthnet_txt.loading import load_dataset, split_by_node, with_imagery
+from bigearthnet_txt.schema import CONFIGS, SPLITS, TABLE_COLUMNS, shard_glob
+from bigearthnet_txt.store import ImageryStore
+from conversion.annotations import AnnotationSettings, convert_annotations
+from conversion.imagery.convert import convert_imagery
+from conversion.sample_data import (
+    LEGACY_FLAT_S2_DIR,
+    METADATA_FILE,
+    SNOW_CLOUD_METADATA_FILE,
+    V1_S1_DIR,
+    V1_S2_DIR,
+    V2_S2_DIR,
+)
+
+NATIVE_KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory, sample_release_file):
+    """The embedded sample converted with imagery; small shards so shard counts are uneven."""
+    out = tmp_path_factory.mktemp("loading") / "bigearthnet_txt"
+    convert_imagery(
+        out, s2=[V2_S2_DIR, LEGACY_FLAT_S2_DIR, V1_S2_DIR], s1=[V1_S1_DIR],
+        metadata=[METADATA_FILE, SNOW_CLOUD_METADATA_FILE], annotations=[sample_release_file],
+        allow_missing_s1=True, shard_size=2, progress=False,
+    )  # fmt: skip
+    patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
+    patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
+    convert_annotations(
+        sample_release_file, out, AnnotationSettings(rows_per_shard=7, row_group_size=5),
+        patch_index=patch_index, progress=False,
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("hf_cache"))
+
+
+@pytest.fixture(scope="session")
+def store(converted):
+    return ImageryStore(converted)
+
+
+def table_rows(root, config, split) -> pa.Table:
+    """The rows of a config and split, read straight from the Parquet tables."""
+    tables = [pq.read_table(p) for t in CONFIGS[config].tables for p in sorted(root.glob(shard_glob(t, split)))]
+    return pa.concat_tables(tables) if tables else pa.table({"ID": pa.array([], pa.int64())})
+
+
+def assert_imagery(examples: list[dict], store: ImageryStore, keys=NATIVE_KEYS):
+    if not examples:
+        return
+    expected = store.read([e["patch_index"] for e in examples], [k for k in keys if k != "s2"])
+    for key in keys:
+        got = np.stack([e[key] for e in examples])
+        assert got.dtype == (np.float32 if key == "s1" else np.uint16), key
+        want = store.read_s2_120([e["patch_index"] for e in examples]) if key == "s2" else expected[key]
+        np.testing.assert_array_equal(got, want, err_msg=key)
+
+
+def rows_of(batch: dict) -> list[dict]:
+    n = len(batch["ID"])
+    return [{k: v[i] for k, v in batch.items()} for i in range(n)]
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_map_style_every_split(converted, store, cache_dir, config):
+    for split in SPLITS:
+        ds = load_dataset(converted, config, split, cache_dir=cache_dir)
+        expected = table_rows(converted, config, split)
+        assert sorted(ds["ID"]) == sorted(expected["ID"].to_pylist()), (config, split)
+        assert set(TABLE_COLUMNS) <= set(ds.column_names)
+        if len(ds):
+            examples = rows_of(ds[:])
+            assert_imagery(examples, store)
+            one = ds[len(ds) - 1]
+            assert one["ID"] == examples[-1]["ID"] and one["s2_10m"].shape == (4, 120, 120)
+            picked = ds[[len(ds) - 1, 0]]
+            np.testing.assert_array_equal(picked["s1"][0], one["s1"])
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_streaming_every_split(converted, store, config):
+    for split in SPLITS:
+        examples = list(load_dataset(converted, config, split, streaming=True))
+        expected = table_rows(converted, config, split)
+        assert sorted(e["ID"] for e in examples) == sorted(expected["ID"].to_pylist()), (config, split)
+        if examples:
+            assert set(TABLE_COLUMNS) <= set(examples[0])
+        assert_imagery(examples, store)
+
+
+def test_split_none_returns_present_splits(converted, cache_dir):
+    ds = load_dataset(converted, "captions", cache_dir=cache_dir, imagery=())
+    present = configs.present_splits(converted)["captions"]
+    assert set(ds) == present and "s2_10m" not in ds[next(iter(present))].column_names
+
+
+def test_resampled_to_120(converted, store, cache_dir):
+    ds = load_dataset(converted, "referring", "validation", resolution=120, cache_dir=cache_dir)
+    assert_imagery(rows_of(ds[:]), store, keys=("s2", "s1"))
+    streamed = list(load_dataset(converted, "referring", "validation", streaming=True, resolution=120))
+    assert_imagery(streamed, store, keys=("s2", "s1"))
+    assert streamed[0]["s2"].shape == (12, 120, 120)
+
+
+def test_parsed_answers_survive(converted, cache_dir):
+    ds = load_dataset(converted, "vqa", "train", imagery=(), cache_dir=cache_dir)
+    for e in ds:
+        if e["type"] == "mcq":
+            assert e["answer_index"] == "abcd".index(e["output"]) and len(e["options"]) == 4
+        else:
+            assert e["answer_bool"] == (e["output"] == "yes")
+
+
+FILTERS = [
+    {"countries": ["Portugal", "Ireland"]},
+    {"countries": ["Serbia"]},
+    {"seasons": "Summer"},
+    {"categories": ["presence", "point"]},
+    {"types": ["mcq"], "countries": ["Austria"]},
+]
+
+
+@pytest.mark.parametrize("kwargs", FILTERS)
+def test_filters(converted, store, cache_dir, kwargs):
+    from bigearthnet_txt.filters import row_filter
+
+    expected = table_rows(converted, "all", "train")
+    expected = expected.filter(pa.array(row_filter(**kwargs).mask(expected)))
+    assert len(expected) or kwargs == {"countries": ["Serbia"]}
+    ds = load_dataset(converted, "all", "train", cache_dir=cache_dir, **kwargs)
+    assert sorted(ds["ID"]) == sorted(expected["ID"].to_pylist())
+    streamed = list(load_dataset(converted, "all", "train", streaming=True, **kwargs))
+    assert sorted(e["ID"] for e in streamed) == sorted(expected["ID"].to_pylist())
+    assert_imagery(streamed, store)
+
+
+def test_climate_zone_filter_and_bad_values(converted):
+    zone = table_rows(converted, "all", "train")["climate_zone"][0].as_py()
+    streamed = list(load_dataset(converted, "all", "train", streaming=True, imagery=(), climate_zones=[zone]))
+    assert streamed and {e["climate_zone"] for e in streamed} == {zone}
+    with pytest.raises(ValueError, match="countries"):
+        load_dataset(converted, "all", "train", streaming=True, countries=["Atlantis"])
+    with pytest.raises(ValueError, match="config"):
+        load_dataset(converted, "pictures", "train")
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_streaming_split_by_node_covers_every_row_once(converted, world_size):
+    config, split = "all", "validation"
+    assert len(sorted(converted.glob("data/*/validation-*.parquet"))) % world_size != 0
+    full = load_dataset(converted, config, split, streaming=True, imagery=("s1",), shuffle_seed=3)
+    shares = [[e["ID"] for e in split_by_node(full, rank, world_size)] for rank in range(world_size)]
+    ids = [i for share in shares for i in share]
+    assert sorted(ids) == sorted(table_rows(converted, config, split)["ID"].to_pylist())
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    equal = [
+        [e["ID"] for e in load_dataset(converted, config, split, streaming=True, imagery=(), rank=r,
+                                       world_size=world_size, drop_remainder=True)]
+        for r in range(world_size)
+    ]  # fmt: skip
+    assert len({len(s) for s in equal}) == 1 and len(set(sum(equal, []))) == len(ids) // world_size * world_size
+
+
+def test_map_style_split_by_node(converted, store, cache_dir):
+    ds = load_dataset(converted, "vqa", "validation", cache_dir=cache_dir)
+    shares = [split_by_node(ds, rank, 2) for rank in range(2)]
+    assert sorted([*shares[0]["ID"], *shares[1]["ID"]]) == sorted(ds["ID"])
+    assert abs(len(shares[0]) - len(shares[1])) <= 1
+    assert_imagery([shares[1][0]], store)
+
+
+def test_resume_continues_where_it_stopped(converted):
+    def fresh():
+        return load_dataset(converted, "all", "validation", streaming=True, imagery=("s2",))
+
+    reference = [e["ID"] for e in fresh()]
+    for stop in (3, 11, len(reference) - 1):
+        it = fresh()
+        seen = []
+        for e in it:
+            seen.append(e["ID"])
+            if len(seen) == stop:
+                break
+        state = it.state_dict()
+        resumed = fresh()
+        resumed.load_state_dict(state)
+        rest = [e["ID"] for e in resumed]
+        assert seen + rest == reference, stop
+
+
+def test_shuffle_is_a_permutation_and_changes_with_epoch(converted):
+    ds = load_dataset(converted, "all", "train", streaming=True, imagery=(), shuffle_seed=0, buffer_size=8)
+    first = [e["ID"] for e in ds]
+    ds.set_epoch(1)
+    second = [e["ID"] for e in ds]
+    assert sorted(first) == sorted(second) == sorted(table_rows(converted, "all", "train")["ID"].to_pylist())
+    assert first != second
+
+
+def test_card_configs_drive_plain_datasets_load(converted, store, cache_dir):
+    import datasets
+
+    (converted / "README.md").write_text(configs.card_yaml(converted))
+    try:
+        text = datasets.load_dataset(str(converted), "vqa", split="train", cache_dir=cache_dir)
+        assert sorted(text["ID"]) == sorted(table_rows(converted, "vqa", "train")["ID"].to_pylist())
+        assert_imagery([with_imagery(text, store)[0]], store)
+    finally:
+        (converted / "README.md").unlink()
+    names = [c["config_name"] for c in configs.card_configs()]
+    assert names == list(CONFIGS)
+    vqa = next(c for c in configs.card_configs() if c["config_name"] == "vqa")
+    assert {"split": "train", "path": ["data/binary/train-*.parquet", "data/mcq/train-*.parquet"]} in vqa["data_files"]
