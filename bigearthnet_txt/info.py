@@ -15,9 +15,17 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bigearthnet_txt.schema import DATA_DIR, IMAGERY_STORE, PATCH_TABLE, SPLITS, TABLE_TASKS, shard_glob
+from bigearthnet_txt.schema import (
+    ANNOTATION_SUMMARY,
+    DATA_DIR,
+    IMAGERY_STORE,
+    PATCH_TABLE,
+    SPLITS,
+    TABLE_TASKS,
+    shard_glob,
+)
 
-SUMMARY_FILE = "annotations.json"
+SUMMARY_FILE = ANNOTATION_SUMMARY
 
 
 def folder_bytes(path: Path) -> int:

@@ -153,6 +153,7 @@ CONFIGS: dict[str, TaskConfig] = {
 DEFAULT_CONFIG = "all"
 
 DATA_DIR = "data"  # DIR/data/<task>/<split>-NNNNN.parquet
+ANNOTATION_SUMMARY = "annotations.json"  # DIR/annotations.json: rows per task/split, settings
 SHARD_PATTERN = "{split}-{index:05d}.parquet"
 
 

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from bigearthnet_txt import redundancy
 from bigearthnet_txt.schema import (
+    ANNOTATION_SUMMARY,
     DATA_DIR,
     SHARD_PATTERN,
     SPLITS,
@@ -50,7 +51,7 @@ from bigearthnet_txt.schema import (
 )
 from conversion.annotation_table import AnnotationError, check_schema, parse_table
 
-SUMMARY_FILE = "annotations.json"
+SUMMARY_FILE = ANNOTATION_SUMMARY
 TMP_DIR = ".annotations.tmp"
 GROUP_KEYS = ("patch", "patch_type")
 
