@@ -37,8 +37,21 @@ from dataset_card import load_template
 CARD_FILE = "README.md"
 LICENSE = "cdla-permissive-1.0"
 PLACEHOLDER_REPO_ID = "<namespace>/bigearthnet_txt"
-TASK_CATEGORIES = ("visual-question-answering", "image-to-text", "object-detection", "zero-shot-classification")
-TAGS = ("remote-sensing", "earth-observation", "sentinel-1", "sentinel-2", "bigearthnet", "land-cover", "zarr")
+TASK_CATEGORIES = (
+    "visual-question-answering",
+    "image-to-text",
+    "object-detection",
+    "zero-shot-classification",
+)
+TAGS = (
+    "remote-sensing",
+    "earth-observation",
+    "sentinel-1",
+    "sentinel-2",
+    "bigearthnet",
+    "land-cover",
+    "zarr",
+)
 
 
 def _size_category(n: int) -> str:
@@ -62,10 +75,14 @@ def patch_counts(out_dir: Path) -> dict[str, dict[str, int]]:
     or ``{split: {"patches": n}}`` from ``annotations.json`` when the folder has no imagery."""
     path = out_dir / PATCH_TABLE
     if path.is_file():
-        table = pq.read_table(path, columns=["split", "has_s2", "has_s1", "has_reference_map"]).to_pylist()
+        table = pq.read_table(
+            path, columns=["split", "has_s2", "has_s1", "has_reference_map"]
+        ).to_pylist()
         counts = {s: {"patches": 0, "s2": 0, "s1": 0, "reference_map": 0} for s in SPLITS}
         for row in table:
-            c = counts.setdefault(row["split"], {"patches": 0, "s2": 0, "s1": 0, "reference_map": 0})
+            c = counts.setdefault(
+                row["split"], {"patches": 0, "s2": 0, "s1": 0, "reference_map": 0}
+            )
             c["patches"] += 1
             c["s2"] += bool(row["has_s2"])
             c["s1"] += bool(row["has_s1"])
@@ -94,19 +111,35 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def configs_table() -> str:
-    rows = [[f"`{c.name}`", ", ".join(f"`data/{t}/`" for t in c.tables), c.description] for c in CONFIGS.values()]
+    rows = [
+        [f"`{c.name}`", ", ".join(f"`data/{t}/`" for t in c.tables), c.description]
+        for c in CONFIGS.values()
+    ]
     return _table(["config", "reads", "content"], rows)
 
 
 def rows_table(rows: dict[str, dict[str, int]]) -> str:
-    body = [[f"`{config}`", *(per[s] for s in SPLITS), sum(per.values())] for config, per in rows.items()]
+    body = [
+        [f"`{config}`", *(per[s] for s in SPLITS), sum(per.values())]
+        for config, per in rows.items()
+    ]
     return _table(["config", *SPLITS, "total"], body)
 
 
 def patches_table(patches: dict[str, dict[str, int]]) -> str:
-    kinds = [k for k in ("patches", "s2", "s1", "reference_map") if all(k in c for c in patches.values())]
-    labels = {"patches": "patches", "s2": "with S2", "s1": "with S1", "reference_map": "with reference map"}
-    body = [[labels[k], *(patches[s][k] for s in SPLITS), sum(patches[s][k] for s in SPLITS)] for k in kinds]
+    kinds = [
+        k for k in ("patches", "s2", "s1", "reference_map") if all(k in c for c in patches.values())
+    ]
+    labels = {
+        "patches": "patches",
+        "s2": "with S2",
+        "s1": "with S1",
+        "reference_map": "with reference map",
+    }
+    body = [
+        [labels[k], *(patches[s][k] for s in SPLITS), sum(patches[s][k] for s in SPLITS)]
+        for k in kinds
+    ]
     return _table(["", *SPLITS, "total"], body)
 
 
@@ -114,10 +147,14 @@ def band_table(attrs: dict) -> str:
     """One row per band of ``IMAGERY_ARRAYS`` (the reference map as one row), with mean/std of the
     train split when the store records them."""
     stats = attrs.get("stats") or {}
-    present = set((attrs.get("arrays") or {}).keys()) or set(IMAGERY_ARRAYS)
+    present = set(attrs.get("arrays") or {})
     rows = []
     for array in IMAGERY_ARRAYS.values():
-        shape = f"[N, {len(array.bands)}, {array.size}, {array.size}]" if array.bands else f"[N, {array.size}, {array.size}]"
+        shape = (
+            f"[N, {len(array.bands)}, {array.size}, {array.size}]"
+            if array.bands
+            else f"[N, {array.size}, {array.size}]"
+        )
         for band in array.bands or ("—",):
             s = stats.get(band) or {}
             mean = f"{s['mean']:.2f}" if "mean" in s else "—"
@@ -125,7 +162,21 @@ def band_table(attrs: dict) -> str:
             stored = "yes" if array.name in present else "no"
             rows.append([f"`{array.name}`", band, shape, f"{array.resolution_m} m", array.dtype, array.units,
                          "—" if array.nodata is None else array.nodata, mean, std, stored])  # fmt: skip
-    return _table(["array", "band", "shape", "resolution", "dtype", "units", "nodata", "train mean", "train std", "in this store"], rows)
+    return _table(
+        [
+            "array",
+            "band",
+            "shape",
+            "resolution",
+            "dtype",
+            "units",
+            "nodata",
+            "train mean",
+            "train std",
+            "in this store",
+        ],
+        rows,
+    )
 
 
 def front_matter(out_dir: Path, total_rows: int, pretty_name: str) -> str:
@@ -144,7 +195,9 @@ def front_matter(out_dir: Path, total_rows: int, pretty_name: str) -> str:
         configs=card_configs(out_dir),
     )
     features = Features.from_arrow_schema(TABLE_SCHEMA)
-    DatasetInfosDict({name: DatasetInfo(features=features) for name in CONFIGS}).to_dataset_card_data(data)
+    DatasetInfosDict(
+        {name: DatasetInfo(features=features) for name in CONFIGS}
+    ).to_dataset_card_data(data)
     return data.to_yaml().strip()
 
 
@@ -156,7 +209,9 @@ def render_card(out_dir: Path | str, repo_id: str | None = None) -> str:
     stats = attrs.get("stats") or {}
     stats_note = (
         f" The mean/std columns are population statistics of the `{attrs.get('stats_split', 'train')}` "
-        "split (S2 no-data pixels and non-finite S1 values excluded)." if stats else ""
+        "split (S2 no-data pixels and non-finite S1 values excluded)."
+        if stats
+        else ""
     )
     pretty_name = "BigEarthNet.txt with BigEarthNet v2.0 imagery"
     return load_template().substitute(
@@ -165,6 +220,9 @@ def render_card(out_dir: Path | str, repo_id: str | None = None) -> str:
         configs_table=configs_table(),
         rows_table=rows_table(rows),
         patches_table=patches_table(patch_counts(out_dir)),
+        patches_source=f"`{PATCH_TABLE}`"
+        if (out_dir / PATCH_TABLE).is_file()
+        else "`annotations.json`; this folder has no imagery",
         band_table=band_table(attrs),
         s2_band_order=" ".join(S2_BANDS),
         s1_band_order=" ".join(S1_BANDS),

@@ -43,7 +43,14 @@ DEFAULT_BATCH_FILES = 1_000
 HASH_CACHE = ".hub-push-cache.json"
 CARD_FILE = "README.md"
 # What a converted folder publishes (files, or folders taken whole); anything else stays local.
-PUBLISHED = (CARD_FILE, "annotations.json", PATCH_TABLE, "imagery_report.json", DATA_DIR, IMAGERY_STORE)
+PUBLISHED = (
+    CARD_FILE,
+    "annotations.json",
+    PATCH_TABLE,
+    "imagery_report.json",
+    DATA_DIR,
+    IMAGERY_STORE,
+)
 
 
 class HubLimitError(ValueError):
@@ -76,7 +83,11 @@ def publishable_files(folder: Path | str) -> list[str]:
         for root, dirs, files in os.walk(folder / top):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             rel_root = Path(root).relative_to(folder)
-            out.extend((rel_root / n).as_posix() for n in sorted(files) if not n.startswith(".") and not n.endswith(".tmp"))
+            out.extend(
+                (rel_root / n).as_posix()
+                for n in sorted(files)
+                if not n.startswith(".") and not n.endswith(".tmp")
+            )
     return out
 
 
@@ -91,8 +102,14 @@ def folder_entries(paths: Iterable[str]) -> Counter:
     return Counter({parent: len(names) for parent, names in children.items()})
 
 
-def check_limits(folder: Path | str, paths: list[str], *, max_files: int | None = None,
-                 max_folder_entries: int | None = None, max_file_bytes: int | None = None) -> None:
+def check_limits(
+    folder: Path | str,
+    paths: list[str],
+    *,
+    max_files: int | None = None,
+    max_folder_entries: int | None = None,
+    max_file_bytes: int | None = None,
+) -> None:
     """Raise :class:`HubLimitError` naming the offending count, folder or file (limits default to
     ``MAX_REPO_FILES``, ``MAX_FOLDER_ENTRIES`` and ``MAX_FILE_BYTES``)."""
     folder = Path(folder)
@@ -109,13 +126,19 @@ def check_limits(folder: Path | str, paths: list[str], *, max_files: int | None 
         )
     for parent, n in sorted(folder_entries(paths).items()):
         if n >= max_folder_entries:
-            hint = " (raise --shard-size of the imagery conversion)" if parent.startswith(IMAGERY_STORE) else ""
+            hint = (
+                " (raise --shard-size of the imagery conversion)"
+                if parent.startswith(IMAGERY_STORE)
+                else ""
+            )
             problems.append(f"folder {parent or '.'!r} holds {n:,} entries (the Hub allows fewer than "
                             f"{max_folder_entries:,} per folder){hint}")  # fmt: skip
     for path in paths:
         size = (folder / path).stat().st_size
         if size >= max_file_bytes:
-            problems.append(f"{path} is {size / 1e9:.1f} GB (the Hub allows less than {max_file_bytes / 1e9:.0f} GB per file)")
+            problems.append(
+                f"{path} is {size / 1e9:.1f} GB (the Hub allows less than {max_file_bytes / 1e9:.0f} GB per file)"
+            )
     if problems:
         raise HubLimitError(f"{folder} cannot be pushed as is:\n  - " + "\n  - ".join(problems))
 
@@ -130,7 +153,9 @@ def _viewer_type_ok(t: pa.DataType) -> bool:
             or pa.types.is_string(t) or pa.types.is_timestamp(t))  # fmt: skip
 
 
-def check_viewer_parquet(folder: Path | str, paths: list[str], max_row_group_bytes: int = MAX_ROW_GROUP_BYTES) -> None:
+def check_viewer_parquet(
+    folder: Path | str, paths: list[str], max_row_group_bytes: int = MAX_ROW_GROUP_BYTES
+) -> None:
     """Raise :class:`HubLimitError` if an annotation table uses a type or a row-group size that
     the Hub's viewer does not read."""
     folder = Path(folder)
@@ -139,15 +164,23 @@ def check_viewer_parquet(folder: Path | str, paths: list[str], max_row_group_byt
         if not (path.startswith(DATA_DIR + "/") and path.endswith(".parquet")):
             continue
         meta = pq.ParquetFile(folder / path).metadata
-        bad = [f"{f.name}: {f.type}" for f in meta.schema.to_arrow_schema() if not _viewer_type_ok(f.type)]
+        bad = [
+            f"{f.name}: {f.type}"
+            for f in meta.schema.to_arrow_schema()
+            if not _viewer_type_ok(f.type)
+        ]
         if bad:
             problems.append(f"{path}: column types the viewer cannot show ({', '.join(bad)})")
-        biggest = max((meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)), default=0)
+        biggest = max(
+            (meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)), default=0
+        )
         if biggest > max_row_group_bytes:
             problems.append(f"{path}: a row group of {biggest / 2**20:.0f} MiB (the viewer reads row groups up to "
                             f"{max_row_group_bytes / 2**20:.0f} MiB; convert with smaller row groups)")  # fmt: skip
     if problems:
-        raise HubLimitError("annotation tables not readable by the Hub viewer:\n  - " + "\n  - ".join(problems))
+        raise HubLimitError(
+            "annotation tables not readable by the Hub viewer:\n  - " + "\n  - ".join(problems)
+        )
 
 
 # --- hashes and the remote state ---------------------------------------------------------------
@@ -184,7 +217,11 @@ class HashCache:
     def get(self, rel: str, kind: str, compute: Callable[[Path], str]) -> str:
         stat = (self.folder / rel).stat()
         entry = self.entries.get(rel)
-        if not entry or entry.get("size") != stat.st_size or entry.get("mtime_ns") != stat.st_mtime_ns:
+        if (
+            not entry
+            or entry.get("size") != stat.st_size
+            or entry.get("mtime_ns") != stat.st_mtime_ns
+        ):
             entry = self.entries[rel] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
         if kind not in entry:
             entry[kind] = compute(self.folder / rel)
@@ -257,9 +294,17 @@ def _pattern(rel: str) -> str:
 # --- push --------------------------------------------------------------------------------------
 
 
-def push(folder: Path | str, repo_id: str, *, private: bool = False, token: str | None = None,
-         endpoint: str | None = None, batch_files: int = DEFAULT_BATCH_FILES, write_card: bool = True,
-         log: Callable[[str], None] = print) -> PushResult:
+def push(
+    folder: Path | str,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    batch_files: int = DEFAULT_BATCH_FILES,
+    write_card: bool = True,
+    log: Callable[[str], None] = print,
+) -> PushResult:
     """Upload the converted ``folder`` to the data set repository ``repo_id`` (see the module
     docstring). Raises :class:`HubLimitError` before uploading anything when a limit is broken,
     :class:`PushInterrupted` when the upload stops part-way."""
@@ -267,13 +312,17 @@ def push(folder: Path | str, repo_id: str, *, private: bool = False, token: str 
 
     folder = Path(folder)
     if not (folder / DATA_DIR).is_dir():
-        raise FileNotFoundError(f"{folder}: not a converted folder (no {DATA_DIR}/); run bigearthnet-txt convert first")
+        raise FileNotFoundError(
+            f"{folder}: not a converted folder (no {DATA_DIR}/); run bigearthnet-txt convert first"
+        )
     if write_card:
         from conversion.card import write_card as write
 
         write(folder, repo_id)
     elif not (folder / CARD_FILE).is_file():
-        raise FileNotFoundError(f"{folder / CARD_FILE} missing (push without --keep-card writes it)")
+        raise FileNotFoundError(
+            f"{folder / CARD_FILE} missing (push without --keep-card writes it)"
+        )
     paths = publishable_files(folder)
     check_limits(folder, paths)
     check_viewer_parquet(folder, paths)

@@ -23,6 +23,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
@@ -64,10 +65,14 @@ class Repo:
     def commit(self, message: str, files: dict[str, bytes], deleted: list[str]) -> Commit:
         snapshot = dict(self.head.files)
         for path in deleted:
-            for existing in [p for p in snapshot if p == path or p.startswith(path.rstrip("/") + "/")]:
+            for existing in [
+                p for p in snapshot if p == path or p.startswith(path.rstrip("/") + "/")
+            ]:
                 del snapshot[existing]
         snapshot.update(files)
-        oid = hashlib.sha1(f"{self.head.oid}:{message}:{sorted(files)}:{len(self.commits)}".encode()).hexdigest()
+        oid = hashlib.sha1(
+            f"{self.head.oid}:{message}:{sorted(files)}:{len(self.commits)}".encode()
+        ).hexdigest()
         commit = Commit(oid, message, snapshot, sorted(files))
         self.commits.append(commit)
         return commit
@@ -102,7 +107,9 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def _send(self, status: int, payload=None, headers: dict | None = None, body: bytes | None = None):
+    def _send(
+        self, status: int, payload=None, headers: dict | None = None, body: bytes | None = None
+    ):
         if body is None:
             body = json.dumps(payload if payload is not None else {}).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
@@ -170,7 +177,15 @@ class Handler(BaseHTTPRequestHandler):
     # -- endpoints ------------------------------------------------------------------------------
 
     def whoami(self):
-        self._send(200, {"type": "user", "name": "stand-in", "orgs": [], "auth": {"accessToken": {"role": "write"}}})
+        self._send(
+            200,
+            {
+                "type": "user",
+                "name": "stand-in",
+                "orgs": [],
+                "auth": {"accessToken": {"role": "write"}},
+            },
+        )
 
     def create(self):
         if not self._authorized():
@@ -182,16 +197,25 @@ class Handler(BaseHTTPRequestHandler):
         url = f"{self.server.url}/{prefix}{repo_id}"
         with self.state.lock:
             if (repo_type, repo_id) in self.state.repos:
-                return self._send(409, {"error": "You already created this repo", "url": url},
-                                  {"X-Error-Message": "You already created this repo"})
-            repo = Repo(repo_type, repo_id, payload.get("visibility") == "private" or bool(payload.get("private")))
-            repo.commits.append(Commit(hashlib.sha1(repo_id.encode()).hexdigest(), "initial commit", {}, []))
+                return self._send(
+                    409,
+                    {"error": "You already created this repo", "url": url},
+                    {"X-Error-Message": "You already created this repo"},
+                )
+            repo = Repo(
+                repo_type,
+                repo_id,
+                payload.get("visibility") == "private" or bool(payload.get("private")),
+            )
+            repo.commits.append(
+                Commit(hashlib.sha1(repo_id.encode()).hexdigest(), "initial commit", {}, [])
+            )
             self.state.repos[(repo_type, repo_id)] = repo
         self._send(200, {"url": url, "name": repo_id})
 
     def validate_yaml(self):
         content = json.loads(self._body() or b"{}").get("content", "")
-        match = re.match(r"---\n(.*?)\n---\n", content, re.S)
+        match = re.match(r"---\n(.*?)\n---\n", content, re.DOTALL)
         try:
             if match:
                 yaml.safe_load(match.group(1))
@@ -209,7 +233,7 @@ class Handler(BaseHTTPRequestHandler):
         card = {}
         readme = commit.files.get("README.md")
         if readme:
-            match = re.match(r"---\n(.*?)\n---\n", readme.decode(), re.S)
+            match = re.match(r"---\n(.*?)\n---\n", readme.decode(), re.DOTALL)
             card = yaml.safe_load(match.group(1)) if match else {}
         self._send(200, {
             "_id": commit.oid[:24], "id": repo, "author": repo.split("/")[0], "sha": commit.oid,
@@ -222,7 +246,12 @@ class Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _entry(path: str, content: bytes | None) -> dict:
         if content is None:
-            return {"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0, "path": path}
+            return {
+                "type": "directory",
+                "oid": hashlib.sha1(path.encode()).hexdigest(),
+                "size": 0,
+                "path": path,
+            }
         return {"type": "file", "oid": git_blob_sha1(content), "size": len(content), "path": path}
 
     def tree(self, kind, repo, revision, path=None):
@@ -231,13 +260,16 @@ class Handler(BaseHTTPRequestHandler):
         if commit is None:
             return
         prefix = (unquote(path or "").strip("/") + "/").lstrip("/")
-        recursive = parse_qs(urlsplit(self.path).query).get("recursive", ["false"])[0].lower() in ("1", "true")
+        recursive = parse_qs(urlsplit(self.path).query).get("recursive", ["false"])[0].lower() in (
+            "1",
+            "true",
+        )
         files = {p: b for p, b in commit.files.items() if p.startswith(prefix)}
         if prefix and not files:
             return self._error(404, f"{path} does not exist", "EntryNotFound")
         entries: dict[str, dict] = {}
         for p, content in sorted(files.items()):
-            parts = p[len(prefix):].split("/")
+            parts = p[len(prefix) :].split("/")
             depth = len(parts) if recursive else 1
             for i in range(1, min(depth, len(parts)) + 1):
                 sub = prefix + "/".join(parts[:i])
@@ -283,10 +315,15 @@ class Handler(BaseHTTPRequestHandler):
             if start == "":
                 start, end = max(len(content) - int(end), 0), len(content) - 1
             else:
-                start, end = int(start), min(int(end) if end else len(content) - 1, len(content) - 1)
+                start, end = (
+                    int(start),
+                    min(int(end) if end else len(content) - 1, len(content) - 1),
+                )
             if start >= len(content):
-                return self._send(416, body=b"", headers={"Content-Range": f"bytes */{len(content)}"})
-            status, body = 206, content[start:end + 1]
+                return self._send(
+                    416, body=b"", headers={"Content-Range": f"bytes */{len(content)}"}
+                )
+            status, body = 206, content[start : end + 1]
             self.state.range_requests += 1
             headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
         self._send(status, body=body, headers=headers)
@@ -323,7 +360,9 @@ class Handler(BaseHTTPRequestHandler):
             elif key in ("deletedFile", "deletedFolder"):
                 deleted.append(value["path"])
             elif key == "lfsFile":
-                return self._error(400, "stand-in: LFS/Xet files are not supported; upload as regular files")
+                return self._error(
+                    400, "stand-in: LFS/Xet files are not supported; upload as regular files"
+                )
         with self.state.lock:
             limit = self.state.fail_after_files
             if limit is not None and len(self.state.committed_paths) >= limit:
@@ -367,16 +406,16 @@ class HubStandIn:
         """The files at the head of ``main`` of a repository."""
         return dict(self.state.repos[(repo_type, repo_id)].head.files)
 
-    def start(self) -> HubStandIn:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> HubStandIn:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc) -> None:
         self.stop()

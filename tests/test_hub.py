@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 import zarr
+from hub_server import HubStandIn
 
 from bigearthnet_txt.configs import config_files
 from bigearthnet_txt.schema import (
@@ -36,8 +37,14 @@ from conversion import cli, hub
 from conversion.annotations import AnnotationSettings, convert_annotations
 from conversion.card import write_card
 from conversion.imagery.convert import convert_imagery
-from conversion.sample_data import LEGACY_FLAT_S2_DIR, METADATA_FILE, SNOW_CLOUD_METADATA_FILE, V1_S1_DIR, V1_S2_DIR, V2_S2_DIR
-from hub_server import HubStandIn
+from conversion.sample_data import (
+    LEGACY_FLAT_S2_DIR,
+    METADATA_FILE,
+    SNOW_CLOUD_METADATA_FILE,
+    V1_S1_DIR,
+    V1_S2_DIR,
+    V2_S2_DIR,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -50,8 +57,16 @@ def converted(tmp_path_factory, sample_release_file) -> Path:
                     metadata=[METADATA_FILE, SNOW_CLOUD_METADATA_FILE], annotations=[sample_release_file],
                     allow_missing_s1=True, shard_size=2, progress=False)  # fmt: skip
     patches = pq.read_table(out / PATCH_TABLE, columns=["patch_id", "patch_index"])
-    index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
-    convert_annotations(sample_release_file, out, AnnotationSettings(rows_per_shard=40), patch_index=index, progress=False)
+    index = dict(
+        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    )
+    convert_annotations(
+        sample_release_file,
+        out,
+        AnnotationSettings(rows_per_shard=40),
+        patch_index=index,
+        progress=False,
+    )
     write_card(out)
     return out
 
@@ -65,7 +80,7 @@ def stand_in(monkeypatch, tmp_path):
 
 
 def front_matter(card: str) -> dict:
-    match = re.match(r"---\n(.*?)\n---\n", card, re.S)
+    match = re.match(r"---\n(.*?)\n---\n", card, re.DOTALL)
     assert match, "card has no YAML front matter"
     return yaml.safe_load(match.group(1))
 
@@ -75,7 +90,7 @@ def markdown_table(card: str, header_start: str) -> list[list[str]]:
     lines = card.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([c.strip() for c in line.strip("|").split("|")])
@@ -100,8 +115,17 @@ def test_card_configs_cover_every_config_and_split(converted):
             matched = sorted(p for pattern in listed[split] for p in converted.glob(pattern))
             assert matched == sorted(files), (name, split)
     # vqa and all reuse the task folders: every file belongs to exactly one task config
-    task_files = [p for name in ("captions", "binary", "mcq", "referring") for s in SPLITS for p in config_files(converted, name, s)]
-    assert len(task_files) == len(set(task_files)) == len(list((converted / "data").rglob("*.parquet")))
+    task_files = [
+        p
+        for name in ("captions", "binary", "mcq", "referring")
+        for s in SPLITS
+        for p in config_files(converted, name, s)
+    ]
+    assert (
+        len(task_files)
+        == len(set(task_files))
+        == len(list((converted / "data").rglob("*.parquet")))
+    )
 
 
 def test_card_metadata_features_and_licence(converted):
@@ -119,15 +143,27 @@ def test_card_metadata_features_and_licence(converted):
 
 def test_card_statistics_equal_the_data(converted):
     card = (converted / "README.md").read_text()
-    rows = {r[0].strip("`"): [int(v.replace(",", "")) for v in r[1:]] for r in markdown_table(card, "| config | train")}
+    rows = {
+        r[0].strip("`"): [int(v.replace(",", "")) for v in r[1:]]
+        for r in markdown_table(card, "| config | train")
+    }
     assert set(rows) == set(CONFIGS)
     for name, config in CONFIGS.items():
-        table = pa.concat_tables(pq.read_table(p, columns=["split"]) for t in config.tables for p in (converted / "data" / t).glob("*.parquet"))
+        table = pa.concat_tables(
+            pq.read_table(p, columns=["split"])
+            for t in config.tables
+            for p in (converted / "data" / t).glob("*.parquet")
+        )
         per_split = [table["split"].to_pylist().count(s) for s in SPLITS]
         assert rows[name] == [*per_split, table.num_rows], name
     patches = pq.read_table(converted / PATCH_TABLE).to_pylist()
-    stats = {r[0]: [int(v.replace(",", "")) for v in r[1:]] for r in markdown_table(card, "|  | train")}
-    assert stats["patches"] == [*(sum(p["split"] == s for p in patches) for s in SPLITS), len(patches)]
+    stats = {
+        r[0]: [int(v.replace(",", "")) for v in r[1:]] for r in markdown_table(card, "|  | train")
+    }
+    assert stats["patches"] == [
+        *(sum(p["split"] == s for p in patches) for s in SPLITS),
+        len(patches),
+    ]
     assert stats["with S1"] == [*(sum(p["split"] == s and p["has_s1"] for p in patches) for s in SPLITS),
                                 sum(p["has_s1"] for p in patches)]  # fmt: skip
 
@@ -139,8 +175,14 @@ def test_card_band_table_citations_and_attribution(converted):
     for array in IMAGERY_ARRAYS.values():
         for band in array.bands:
             row = by_band[band]
-            assert row[0] == f"`{array.name}`" and row[4] == array.dtype and row[3] == f"{array.resolution_m} m"
-    store_stats = zarr.open_group(converted / IMAGERY_STORE, mode="r").attrs["bigearthnet_txt"]["stats"]
+            assert (
+                row[0] == f"`{array.name}`"
+                and row[4] == array.dtype
+                and row[3] == f"{array.resolution_m} m"
+            )
+    store_stats = zarr.open_group(converted / IMAGERY_STORE, mode="r").attrs["bigearthnet_txt"][
+        "stats"
+    ]
     assert float(by_band["VV"][7]) == pytest.approx(store_stats["VV"]["mean"], abs=0.01)
     for text in ("arXiv", "2603.29630", "BigEarthNet.txt: A Large-Scale Multi-Sensor Image-Text Dataset",
                  "2407.03653", "reBEN: Refined BigEarthNet Dataset for Remote Sensing Image Analysis",
@@ -157,10 +199,24 @@ def test_limits_fail_clearly_before_anything_is_sent(converted, stand_in, monkey
     with pytest.raises(hub.HubLimitError, match=r"fewer than 10 per repository.*imagery.zarr"):
         hub.check_limits(converted, paths, max_files=10)
     monkeypatch.setattr(hub, "MAX_FOLDER_ENTRIES", 3)
-    code = cli.main(["push", str(converted), "--repo-id", "ns/limits", "--endpoint", stand_in.url, "--token", "t"])
+    code = cli.main(
+        [
+            "push",
+            str(converted),
+            "--repo-id",
+            "ns/limits",
+            "--endpoint",
+            stand_in.url,
+            "--token",
+            "t",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
-    assert "folder 'imagery.zarr/s2_10m/c' holds 4 entries (the Hub allows fewer than 3 per folder)" in err
+    assert (
+        "folder 'imagery.zarr/s2_10m/c' holds 4 entries (the Hub allows fewer than 3 per folder)"
+        in err
+    )
     assert "--shard-size" in err
     assert stand_in.state.repos == {} and stand_in.committed_paths == []
 
@@ -171,7 +227,10 @@ def test_viewer_parquet_check(converted, tmp_path):
     with pytest.raises(hub.HubLimitError, match="row group of"):
         hub.check_viewer_parquet(converted, paths, max_row_group_bytes=100)
     (tmp_path / "data" / "binary").mkdir(parents=True)
-    pq.write_table(pa.table({"m": pa.array([{"a": 1}], pa.map_(pa.string(), pa.int64()))}), tmp_path / "data/binary/train-00000.parquet")
+    pq.write_table(
+        pa.table({"m": pa.array([{"a": 1}], pa.map_(pa.string(), pa.int64()))}),
+        tmp_path / "data/binary/train-00000.parquet",
+    )
     with pytest.raises(hub.HubLimitError, match="column types the viewer cannot show"):
         hub.check_viewer_parquet(tmp_path, ["data/binary/train-00000.parquet"])
 
@@ -180,7 +239,9 @@ def test_publishable_files_leave_local_state_out(converted):
     paths = hub.publishable_files(converted)
     assert "README.md" in paths and PATCH_TABLE in paths and "annotations.json" in paths
     assert all(p.split("/")[0] in hub.PUBLISHED for p in paths)
-    assert not [p for p in paths if any(part.startswith(".") for part in p.split("/")) or p.endswith(".tmp")]
+    assert not [
+        p for p in paths if any(part.startswith(".") for part in p.split("/")) or p.endswith(".tmp")
+    ]
 
 
 # --- push and streaming -------------------------------------------------------------------------
@@ -208,14 +269,16 @@ CLIENT = textwrap.dedent(
 )
 
 
-def stream_from_stand_in(server: HubStandIn, repo_id: str, tmp_path: Path, configs, splits) -> tuple[dict, dict]:
+def stream_from_stand_in(
+    server: HubStandIn, repo_id: str, tmp_path: Path, configs, splits
+) -> tuple[dict, dict]:
     """Rows per ``config/split`` (or the error text) and the imagery arrays, read through ``datasets``
     and ``zarr`` in a subprocess pointed at the stand-in."""
     env = dict(os.environ, HF_ENDPOINT=server.url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_TOKEN="dummy",
                HF_HOME=str(tmp_path / "client-home"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
     out = tmp_path / "streamed"
     proc = subprocess.run([sys.executable, "-c", CLIENT, repo_id, ",".join(configs), ",".join(splits), str(out)],
-                          env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+                          check=False, env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(str(out) + ".npz") as arrays:
         return json.loads((out.with_suffix(".json")).read_text()), dict(arrays)
@@ -231,10 +294,15 @@ def test_push_then_stream_every_config_and_split(converted, stand_in, tmp_path, 
     assert '"ns/bigearthnet_txt", "vqa"' in remote["README.md"].decode()
     assert stand_in.state.repos[("dataset", "ns/bigearthnet_txt")].private is False
 
-    rows, arrays = stream_from_stand_in(stand_in, "ns/bigearthnet_txt", tmp_path, list(CONFIGS), SPLITS)
+    rows, arrays = stream_from_stand_in(
+        stand_in, "ns/bigearthnet_txt", tmp_path, list(CONFIGS), SPLITS
+    )
     for config in CONFIGS:
         for split in SPLITS:
-            expected = pa.concat_tables([pq.read_table(p) for p in config_files(converted, config, split)] or [TABLE_SCHEMA.empty_table()])
+            expected = pa.concat_tables(
+                [pq.read_table(p) for p in config_files(converted, config, split)]
+                or [TABLE_SCHEMA.empty_table()]
+            )
             got = rows[f"{config}/{split}"]
             if expected.num_rows == 0:
                 assert "Bad split" in got, (config, split)  # a split without rows is not listed
@@ -242,7 +310,9 @@ def test_push_then_stream_every_config_and_split(converted, stand_in, tmp_path, 
             assert [r["ID"] for r in got] == expected["ID"].to_pylist(), (config, split)
             assert {r["split"] for r in got} == {split}
             assert [r["patch_index"] for r in got] == expected["patch_index"].to_pylist()
-            assert [r["box"] for r in got] == [None if b is None else pytest.approx(b) for b in expected["box"].to_pylist()]
+            assert [r["box"] for r in got] == [
+                None if b is None else pytest.approx(b) for b in expected["box"].to_pylist()
+            ]
             assert [r["options"] for r in got] == expected["options"].to_pylist()
 
     local = zarr.open_group(converted / IMAGERY_STORE, mode="r")
@@ -267,10 +337,20 @@ def test_interrupted_push_resumes_with_the_remaining_files(converted, stand_in, 
     assert "README.md" not in first  # the card goes last, once the data are there
 
     stand_in.fail_commits_after(None)
-    result = hub.push(converted, "ns/resume", token="t", endpoint=stand_in.url, batch_files=4, private=True, log=lambda m: None)
+    result = hub.push(
+        converted,
+        "ns/resume",
+        token="t",
+        endpoint=stand_in.url,
+        batch_files=4,
+        private=True,
+        log=lambda m: None,
+    )
     assert sorted(result.skipped) == sorted(first)
     assert sorted(result.uploaded) == sorted(set(total) - set(first))
-    assert sorted(stand_in.committed_paths[len(first):]) == sorted(result.uploaded)  # nothing sent twice
+    assert sorted(stand_in.committed_paths[len(first) :]) == sorted(
+        result.uploaded
+    )  # nothing sent twice
     remote = stand_in.files("ns/resume")
     assert sorted(remote) == total and all(remote[p] == (converted / p).read_bytes() for p in total)
     assert stand_in.state.repos[("dataset", "ns/resume")].private is True

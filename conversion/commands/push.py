@@ -14,14 +14,34 @@ def register(sub) -> None:
         description="Write the data set card, check the Hub's limits, create the repository if needed "
         "and upload every file it does not hold yet, in batches. Rerun after an interruption to resume.",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR", help="converted folder (bigearthnet-txt convert --out)")
-    parser.add_argument("--repo-id", required=True, metavar="NAMESPACE/NAME", help="data set repository")
+    parser.add_argument(
+        "dir", type=Path, metavar="DIR", help="converted folder (bigearthnet-txt convert --out)"
+    )
+    parser.add_argument(
+        "--repo-id", required=True, metavar="NAMESPACE/NAME", help="data set repository"
+    )
     parser.add_argument("--private", action="store_true", help="create the repository as private")
-    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
-    parser.add_argument("--endpoint", default=None, metavar="URL", help="Hub endpoint (default: HF_ENDPOINT or the Hub)")
-    parser.add_argument("--batch-files", type=int, default=1000, metavar="N",
-                        help="files per upload_folder call (default: %(default)s)")
-    parser.add_argument("--keep-card", action="store_true", help="upload DIR/README.md as it is instead of rewriting it")
+    parser.add_argument(
+        "--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)"
+    )
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        metavar="URL",
+        help="Hub endpoint (default: HF_ENDPOINT or the Hub)",
+    )
+    parser.add_argument(
+        "--batch-files",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="files per upload_folder call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-card",
+        action="store_true",
+        help="upload DIR/README.md as it is instead of rewriting it",
+    )
     parser.set_defaults(func=run)
 
 
