@@ -8,10 +8,12 @@ The same torch code runs on the CPU (inside a ``DataLoader`` worker) or on the G
   ``s2`` tensor and the S1 bands to the ``s1`` tensor, each in the order given.
 * :class:`ImageTransform` — ``{array: tensor [B, c, n, n]}`` holding only the layout's channels
   (``BandLayout.select``) → ``{"s2": float32 [B, C2, 120, 120], "s1": float32 [B, C1, 120, 120],
-  "has_s1": bool [B]}``: each array upsampled to 120×120 (``nearest`` as the official loader, i.e.
-  pixel repeat; ``bilinear``/``bicubic`` with ``align_corners=False``), then ``(x - mean) / std``
-  per band with the store's train statistics. S1 pixels that are NaN (patch without S1) become 0
-  after normalisation and ``has_s1`` is False for patches whose S1 is all NaN.
+  "has_s1": bool [B]}``: ``(x - mean) / std`` per band with the store's train statistics, then
+  each array upsampled to 120×120 (``nearest`` as the official loader, i.e. pixel repeat;
+  ``bilinear``/``bicubic`` with ``align_corners=False``; interpolation commutes with the per-band
+  affine normalisation, so normalising the smaller native arrays first gives the same values). S1
+  pixels that are NaN (patch without S1) become 0 after normalisation and ``has_s1`` is False for
+  patches whose S1 is all NaN.
 """
 
 from __future__ import annotations
@@ -85,14 +87,23 @@ class BandLayout:
 
 def upsample(x: torch.Tensor, size: int = PATCH_SIZE, mode: str = "nearest") -> torch.Tensor:
     """float ``[B, C, n, n]`` → ``[B, C, size, size]``; ``nearest`` is an exact pixel repeat."""
-    if x.shape[-1] == size:
-        return x
-    if mode == "nearest":
-        factor = size // x.shape[-1]
-        return x.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
-    if mode not in RESAMPLING_MODES:
+    out = torch.empty((*x.shape[:2], size, size), dtype=x.dtype, device=x.device)
+    upsample_into(out, x, mode)
+    return out
+
+
+def upsample_into(out: torch.Tensor, x: torch.Tensor, mode: str = "nearest") -> None:
+    """Write ``x`` (``[B, C, n, n]``) upsampled into ``out`` (``[B, C, size, size]``, may be a view)."""
+    size, n = out.shape[-1], x.shape[-1]
+    if n == size:
+        out.copy_(x)
+    elif mode == "nearest":
+        f = size // n
+        out.unflatten(-1, (n, f)).unflatten(-3, (n, f)).copy_(x[:, :, :, None, :, None])
+    elif mode in RESAMPLING_MODES:
+        out.copy_(F.interpolate(x, size=(size, size), mode=mode, align_corners=False))
+    else:
         raise ValueError(f"resampling must be one of {RESAMPLING_MODES}, got {mode!r}")
-    return F.interpolate(x, size=(size, size), mode=mode, align_corners=False)
 
 
 class ImageTransform:
@@ -119,28 +130,29 @@ class ImageTransform:
     def __call__(self, native: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         for key, bands in self.layout.outputs().items():
-            parts: dict[str, torch.Tensor] = {}
+            first = native[self.layout.arrays[0]]
+            tensor = torch.empty((first.shape[0], len(bands), PATCH_SIZE, PATCH_SIZE), dtype=torch.float32,
+                                 device=first.device)  # fmt: skip
             for name in self.layout.arrays:
-                channels = self.layout.channels(name)
-                wanted = [b for b in channels if b in bands]
-                if not wanted:
+                wanted = self.layout.channels(name)
+                if not set(wanted) <= set(bands):
                     continue
-                x = native[name].to(torch.float32)
-                if len(wanted) != len(channels):
-                    x = x[:, [channels.index(b) for b in wanted]]
-                x = upsample(x, PATCH_SIZE, self.resample)
-                for i, band in enumerate(wanted):
-                    parts[band] = x[:, i]
-            tensor = torch.stack([parts[b] for b in bands], dim=1)
-            if key == "s1":
-                out["has_s1"] = ~torch.isnan(tensor).flatten(1).all(dim=1)
-            if self.normalize:
-                mean = torch.tensor([self.mean[b] for b in bands], dtype=torch.float32, device=tensor.device)
-                std = torch.tensor([self.std[b] for b in bands], dtype=torch.float32, device=tensor.device)
-                tensor = (tensor - mean[:, None, None]) / std[:, None, None]
-            if key == "s1":
-                tensor = torch.nan_to_num(tensor, nan=0.0)
-            out[key] = tensor.contiguous()
+                x = native[name].to(torch.float32, copy=True)
+                if key == "s1":
+                    out["has_s1"] = ~torch.isnan(x).flatten(1).all(dim=1)
+                if self.normalize:
+                    mean = torch.tensor([self.mean[b] for b in wanted], dtype=torch.float32, device=x.device)
+                    std = torch.tensor([self.std[b] for b in wanted], dtype=torch.float32, device=x.device)
+                    x = x.sub_(mean[:, None, None]).div_(std[:, None, None])
+                if key == "s1":
+                    x = x.nan_to_num_(nan=0.0)
+                positions = [bands.index(b) for b in wanted]
+                if positions == list(range(positions[0], positions[0] + len(positions))):
+                    upsample_into(tensor[:, positions[0] : positions[0] + len(positions)], x, self.resample)
+                else:
+                    for i, position in enumerate(positions):
+                        upsample_into(tensor[:, position : position + 1], x[:, i : i + 1], self.resample)
+            out[key] = tensor
         return out
 
     def __repr__(self) -> str:

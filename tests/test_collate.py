@@ -17,7 +17,7 @@ from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS
 from bigearthnet_txt.store import ImageryStore, s2_to_120
 from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
-from tests.collate_support import build_converted_sample
+from collate_support import build_converted_sample
 
 TOKENIZER = TextTokenizer(special_tokens=TAG_TOKENS)
 ARRAY_BANDS = {"s2_10m": ("B02", "B03", "B04", "B08"), "s2_20m": ("B05", "B06", "B07", "B8A", "B11", "B12"),
