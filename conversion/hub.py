@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bigearthnet_txt.schema import DATA_DIR, IMAGERY_STORE, PATCH_TABLE
+from bigearthnet_txt.schema import DATA_DIR, IMAGERY_STORE, PATCH_TABLE, STORE_ATTRS_KEY
 
 REPO_TYPE = "dataset"
 MAX_REPO_FILES = 100_000
@@ -141,6 +141,22 @@ def check_limits(
             )
     if problems:
         raise HubLimitError(f"{folder} cannot be pushed as is:\n  - " + "\n  - ".join(problems))
+
+
+def check_complete(folder: Path | str) -> None:
+    """Raise ``ValueError`` if the folder's imagery store or patch table is unfinished."""
+    folder = Path(folder)
+    meta = folder / IMAGERY_STORE / "zarr.json"
+    if (folder / IMAGERY_STORE).exists():
+        attrs = json.loads(meta.read_text()).get("attributes", {}) if meta.is_file() else {}
+        if (
+            not (attrs.get(STORE_ATTRS_KEY) or {}).get("complete")
+            or not (folder / PATCH_TABLE).is_file()
+        ):
+            raise ValueError(
+                f"{folder / IMAGERY_STORE}: imagery conversion not finished; rerun bigearthnet-txt "
+                "convert before pushing"
+            )
 
 
 def _viewer_type_ok(t: pa.DataType) -> bool:
@@ -315,6 +331,7 @@ def push(
         raise FileNotFoundError(
             f"{folder}: not a converted folder (no {DATA_DIR}/); run bigearthnet-txt convert first"
         )
+    check_complete(folder)
     if write_card:
         from conversion.card import write_card as write
 

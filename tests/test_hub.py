@@ -357,3 +357,16 @@ def test_interrupted_push_resumes_with_the_remaining_files(converted, stand_in, 
 
     again = hub.push(converted, "ns/resume", token="t", endpoint=stand_in.url, log=lambda m: None)
     assert again.uploaded == [] and sorted(again.skipped) == total
+
+
+def test_unfinished_store_is_refused(converted, tmp_path, stand_in):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(converted, copy)
+    meta = json.loads((copy / IMAGERY_STORE / "zarr.json").read_text())
+    meta["attributes"]["bigearthnet_txt"]["complete"] = False
+    (copy / IMAGERY_STORE / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="imagery conversion not finished"):
+        hub.push(copy, "ns/unfinished", token="t", endpoint=stand_in.url, log=lambda m: None)
+    assert stand_in.state.repos == {}
