@@ -76,7 +76,10 @@ def catalogue() -> dict[str, SourceFile]:
         for name, (size, md5) in PUBLISHED_FILES.items()
     }
     files[RELEASE_FILENAME] = SourceFile(
-        RELEASE_FILENAME, RELEASE_BYTES, RELEASE_MD5, (f"{HUB_PREFIX}datasets/{RELEASE_REPO_ID}/{RELEASE_FILENAME}",)
+        RELEASE_FILENAME,
+        RELEASE_BYTES,
+        RELEASE_MD5,
+        (f"{HUB_PREFIX}datasets/{RELEASE_REPO_ID}/{RELEASE_FILENAME}",),
     )
     return files
 
@@ -133,7 +136,9 @@ def resolve_sources(
         if not custom:
             urls.extend(base.urls)
         if not urls:
-            raise ValueError(f"{name}: no source (not in the source folder, the sources file or a mirror)")
+            raise ValueError(
+                f"{name}: no source (not in the source folder, the sources file or a mirror)"
+            )
         result.append(SourceFile(name, int(size) if size is not None else None, md5, tuple(urls)))
     return result
 
@@ -173,9 +178,16 @@ def check_disk_space(sources: Sequence[SourceFile], folder: Path) -> int:
 def hash_file(path: Path, digest, progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    with open(path, "rb") as fh, tqdm(
-        total=path.stat().st_size, unit="B", unit_scale=True, desc=f"hash {path.name}", disable=not progress
-    ) as bar:
+    with (
+        open(path, "rb") as fh,
+        tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"hash {path.name}",
+            disable=not progress,
+        ) as bar,
+    ):
         while block := fh.read(8 << 20):
             digest.update(block)
             bar.update(len(block))
@@ -186,9 +198,7 @@ def _open_range(url: str, offset: int):
     range (``restart``: it sends the whole file)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        fh = open(unquote(parsed.path), "rb")
-        fh.seek(offset)
-        return _file_chunks(fh), False
+        return _file_chunks(Path(unquote(parsed.path)), offset), False
     if parsed.scheme not in ("http", "https"):
         raise DownloadError(f"{url}: unsupported scheme for download (http, https, file, hf)")
     import requests
@@ -213,8 +223,9 @@ def _response_chunks(response):
             yield block
 
 
-def _file_chunks(fh):
-    with fh:
+def _file_chunks(path: Path, offset: int):
+    with open(path, "rb") as fh:
+        fh.seek(offset)
         while block := fh.read(CHUNK):
             yield block
 
@@ -241,10 +252,12 @@ def _transfer(source: SourceFile, url: str, part: Path, digest, bar):
             raise ConnectionError(f"connection closed at byte {size} of {source.bytes}")
         except DownloadError:
             raise
-        except Exception as err:  # noqa: BLE001 - any transport failure means "resume from the part"
+        except Exception as err:  # any transport failure means: resume from the part
             failures += 1
             if failures > MAX_RETRIES:
-                raise DownloadError(f"{source.name}: {url} failed {failures} times ({err})") from err
+                raise DownloadError(
+                    f"{source.name}: {url} failed {failures} times ({err})"
+                ) from err
             time.sleep(RETRY_WAIT_S * failures)
 
 
@@ -300,7 +313,7 @@ def fetch(source: SourceFile, folder: Path | str, progress: bool = True) -> Path
                 return target
             except (ChecksumError, DownloadError):
                 raise
-            except Exception as err:  # noqa: BLE001 - Hub/network errors: try the next source
+            except Exception as err:  # noqa: BLE001 - Hub or network failure: try the next source
                 errors.append(f"{url}: {err}")
                 continue
         digest = hashlib.md5()
@@ -331,6 +344,8 @@ def download(
     """Fetch and verify the files of the groups ``what`` into ``to``; ``{name: path}``."""
     folder = Path(to)
     folder.mkdir(parents=True, exist_ok=True)
-    sources = resolve_sources(names_for(what), mirrors=mirrors, source_dir=source_dir, sources_file=sources_file)
+    sources = resolve_sources(
+        names_for(what), mirrors=mirrors, source_dir=source_dir, sources_file=sources_file
+    )
     check_disk_space(sources, folder)
     return {s.name: fetch(s, folder, progress) for s in sources}

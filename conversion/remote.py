@@ -16,12 +16,14 @@ and a mismatch at its end raises ``ChecksumError``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 BLOCK_SIZE = 16 << 20
@@ -44,7 +46,9 @@ class ChecksumError(ValueError):
 
 def is_url(source: object) -> bool:
     """True for ``scheme://…`` strings (and ``RemoteFile``); local paths are not URLs."""
-    return isinstance(source, RemoteFile) or (isinstance(source, str) and bool(URL_PATTERN.match(source)))
+    return isinstance(source, RemoteFile) or (
+        isinstance(source, str) and bool(URL_PATTERN.match(source))
+    )
 
 
 def source_argument(text: str) -> str | Path:
@@ -139,10 +143,8 @@ class ResumingReader:
 
     def _close_file(self) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
                 self._file.close()
-            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped anyway
-                pass
             self._file = None
 
     def read(self, size: int = -1) -> bytes:
@@ -158,9 +160,11 @@ class ResumingReader:
                     self._reopen()
                 data = self._file.read(min(size, self.size - self.position))
                 if not data:
-                    raise RemoteReadError(f"{self.remote}: stream ended at byte {self.position} of {self.size}")
+                    raise RemoteReadError(
+                        f"{self.remote}: stream ended at byte {self.position} of {self.size}"
+                    )
                 break
-            except Exception as err:  # noqa: BLE001 - network stacks raise many types; all mean "reconnect"
+            except Exception as err:  # network stacks raise many types; all mean: reconnect
                 failures += 1
                 self._close_file()
                 if failures > MAX_RETRIES:
@@ -193,7 +197,7 @@ class ResumingReader:
     def close(self) -> None:
         self._close_file()
 
-    def __enter__(self) -> ResumingReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -210,7 +214,9 @@ def expect_md5(sources: Iterable[object], expected: Mapping[str, str] | None) ->
     for source in sources:
         if isinstance(source, RemoteFile):
             if source.name not in expected:
-                raise ValueError(f"{source}: no checksum known for {source.name!r}; give a checksum list")
+                raise ValueError(
+                    f"{source}: no checksum known for {source.name!r}; give a checksum list"
+                )
             source.expected_md5 = expected[source.name]
 
 
@@ -241,7 +247,9 @@ def localize_arguments(args) -> None:
         args.annotations = [localize(a, folder, progress) for a in annotations]
     elif annotations is not None:
         args.annotations = localize(annotations, folder, progress)
-    archives = [s for flag in ("s2", "s1", "reference_maps") for s in getattr(args, flag, None) or ()]
+    archives = [
+        s for flag in ("s2", "s1", "reference_maps") for s in getattr(args, flag, None) or ()
+    ]
     remote_archives = [RemoteFile(str(s)) for s in archives if is_url(s)]
     if remote_archives and not getattr(args, "metadata", None):
         from conversion.imagery.convert import METADATA_NAMES
@@ -249,6 +257,8 @@ def localize_arguments(args) -> None:
         beside = [remote_archives[0].parent / name for name in METADATA_NAMES]
         args.metadata = [str(m) for m in beside if m.is_file()]
         if not args.metadata:
-            raise FileNotFoundError(f"{remote_archives[0].parent}: no metadata.parquet beside the archive; give --metadata")
+            raise FileNotFoundError(
+                f"{remote_archives[0].parent}: no metadata.parquet beside the archive; give --metadata"
+            )
     if getattr(args, "metadata", None):
         args.metadata = [localize(m, folder, progress) for m in args.metadata]

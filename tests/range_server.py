@@ -29,7 +29,9 @@ class RangeServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def range_starts(self, name: str) -> list[int]:
-        return [start for method, n, start in self.requests if method == "GET" and n == name and start]
+        return [
+            start for method, n, start in self.requests if method == "GET" and n == name and start
+        ]
 
 
 class _Handler(BaseHTTPRequestHandler):

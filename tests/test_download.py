@@ -29,7 +29,9 @@ def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("served")
     archive = make_archive(S2_SAMPLES, "BigEarthNet-S2", folder / S2_NAME)
     sources = folder.parent / "sources.json"
-    sources.write_text(json.dumps({S2_NAME: {"bytes": archive.stat().st_size, "md5": md5_of(archive)}}))
+    sources.write_text(
+        json.dumps({S2_NAME: {"bytes": archive.stat().st_size, "md5": md5_of(archive)}})
+    )
     return archive, sources
 
 
@@ -77,30 +79,42 @@ def test_corrupted_byte_gives_checksum_error_and_keeps_the_file(served, tmp_path
     with serve(bad_folder) as server, pytest.raises(ChecksumError) as err:
         dl.download(["s2"], out, mirrors=[server.url], sources_file=sources, progress=False)
     message = str(err.value)
-    assert S2_NAME in message and md5_of(archive) in message and hashlib.md5(data).hexdigest() in message
+    assert (
+        S2_NAME in message
+        and md5_of(archive) in message
+        and hashlib.md5(data).hexdigest() in message
+    )
     assert (out / (S2_NAME + ".corrupt")).read_bytes() == bytes(data)
     assert not (out / S2_NAME).exists() and not (out / (S2_NAME + ".part")).exists()
 
 
 def test_checksum_error_through_the_cli_is_a_clear_message(served, tmp_path, capsys):
-    archive, sources = served
+    archive, _ = served
     sources_bad = tmp_path / "sources.toml"
     sources_bad.write_text(f'["{S2_NAME}"]\nbytes = {archive.stat().st_size}\nmd5 = "{"0" * 32}"\n')
     code = main(["download", "--to", str(tmp_path / "out"), "--what", "s2", "--source-dir", str(archive.parent),
                  "--sources", str(sources_bad), "--quiet"])  # fmt: skip
     assert code == 2
-    assert f"{S2_NAME}: md5 mismatch, expected {'0' * 32}, got {md5_of(archive)}" in capsys.readouterr().err
+    assert (
+        f"{S2_NAME}: md5 mismatch, expected {'0' * 32}, got {md5_of(archive)}"
+        in capsys.readouterr().err
+    )
 
 
 def test_insufficient_disk_is_reported_before_any_transfer(served, tmp_path, monkeypatch):
     archive, sources = served
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
-    with serve(archive.parent) as server, pytest.raises(dl.DiskSpaceError, match="only 0.00 GB free"):
+    with (
+        serve(archive.parent) as server,
+        pytest.raises(dl.DiskSpaceError, match="only 0.00 GB free"),
+    ):
         dl.download(["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False)
     assert server.requests == []
     with pytest.raises(dl.DiskSpaceError, match=r"117\.97 GB still to download"):
-        dl.check_disk_space(dl.resolve_sources(dl.names_for(["s2", "s1", "reference-maps"])), tmp_path)
+        dl.check_disk_space(
+            dl.resolve_sources(dl.names_for(["s2", "s1", "reference-maps"])), tmp_path
+        )
 
 
 def test_mirrors_are_tried_in_order(served, tmp_path):
@@ -123,12 +137,16 @@ def test_official_sources_are_zenodo_and_the_hub():
     s2, text = dl.resolve_sources(dl.names_for(["s2", "text"]))
     assert s2.urls == ("https://zenodo.org/records/10891137/files/BigEarthNet-S2.tar.zst",)
     assert s2.bytes == 63_251_710_377 and s2.md5 == "2245ed2d1a93f6ce637d839bc856396e"
-    assert text.urls == ("hf://datasets/BIFOLD-BigEarthNetv2-0/BigEarthNet.txt/BigEarthNet.txt.parquet",)
+    assert text.urls == (
+        "hf://datasets/BIFOLD-BigEarthNetv2-0/BigEarthNet.txt/BigEarthNet.txt.parquet",
+    )
     with pytest.raises(ValueError, match="unknown file group"):
         dl.names_for(["s3"])
 
 
-def test_release_from_the_hub_goes_through_hf_hub_download(tmp_path, monkeypatch, sample_release_file):
+def test_release_from_the_hub_goes_through_hf_hub_download(
+    tmp_path, monkeypatch, sample_release_file
+):
     import huggingface_hub
 
     calls = []
@@ -144,5 +162,7 @@ def test_release_from_the_hub_goes_through_hf_hub_download(tmp_path, monkeypatch
     source = dl.SourceFile("BigEarthNet.txt.parquet", sample_release_file.stat().st_size, md5_of(sample_release_file),
                            dl.catalogue()["BigEarthNet.txt.parquet"].urls)  # fmt: skip
     path = dl.fetch(source, tmp_path / "out", progress=False)
-    assert calls == [("BIFOLD-BigEarthNetv2-0/BigEarthNet.txt", "BigEarthNet.txt.parquet", "dataset")]
+    assert calls == [
+        ("BIFOLD-BigEarthNetv2-0/BigEarthNet.txt", "BigEarthNet.txt.parquet", "dataset")
+    ]
     assert path.read_bytes() == sample_release_file.read_bytes()

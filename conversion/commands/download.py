@@ -11,11 +11,22 @@ ALL_GROUPS = "s2,s1,reference-maps,metadata,text"
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """``--mirror``, ``--source-dir`` and ``--sources``: where the files come from."""
     g = parser.add_argument_group("sources (when any is given, the official sources are not used)")
-    g.add_argument("--mirror", action="append", default=[], metavar="URL",
-                   help="base URL serving the files as URL/<name>; repeatable, tried in order")
-    g.add_argument("--source-dir", type=Path, metavar="DIR", help="folder already holding some of the files")
-    g.add_argument("--sources", type=Path, metavar="FILE",
-                   help='JSON/TOML table {"<name>": {"url": ..., "bytes": ..., "md5": ...}}')
+    g.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="base URL serving the files as URL/<name>; repeatable, tried in order",
+    )
+    g.add_argument(
+        "--source-dir", type=Path, metavar="DIR", help="folder already holding some of the files"
+    )
+    g.add_argument(
+        "--sources",
+        type=Path,
+        metavar="FILE",
+        help='JSON/TOML table {"<name>": {"url": ..., "bytes": ..., "md5": ...}}',
+    )
 
 
 def parse_groups(text: str) -> list[str]:
@@ -30,8 +41,12 @@ def register(sub) -> None:
         "BigEarthNet.txt.parquet from the Hugging Face Hub.",
     )
     parser.add_argument("--to", type=Path, required=True, metavar="DIR", help="target folder")
-    parser.add_argument("--what", default=ALL_GROUPS, metavar="GROUPS",
-                        help="comma-separated groups (default: %(default)s)")
+    parser.add_argument(
+        "--what",
+        default=ALL_GROUPS,
+        metavar="GROUPS",
+        help="comma-separated groups (default: %(default)s)",
+    )
     add_source_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)

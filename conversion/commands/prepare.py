@@ -30,22 +30,40 @@ def register(sub) -> None:
         help="download (or stream) and convert BigEarthNet.txt with its imagery in one command",
         description="From nothing to a converted data set: fetch, verify, convert.",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="converted data set folder")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="converted data set folder"
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--stream", action="store_true", help="read the archives from their source, no local copy")
-    mode.add_argument("--download-to", type=Path, metavar="DIR", help="archive folder (default: OUT/downloads)")
+    mode.add_argument(
+        "--stream", action="store_true", help="read the archives from their source, no local copy"
+    )
+    mode.add_argument(
+        "--download-to", type=Path, metavar="DIR", help="archive folder (default: OUT/downloads)"
+    )
     add_source_arguments(parser)
     g = parser.add_argument_group("conversion (passed to convert)")
-    g.add_argument("--workers", type=int, default=1, metavar="N", help="decoding processes (default 1)")
-    g.add_argument("--shard-size", type=int, default=256, metavar="PATCHES", help="patches per shard (default 256)")
-    g.add_argument("--codec-preset", choices=("default", "size"), default="default", help="store codecs")
+    g.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="decoding processes (default 1)"
+    )
+    g.add_argument(
+        "--shard-size",
+        type=int,
+        default=256,
+        metavar="PATCHES",
+        help="patches per shard (default 256)",
+    )
+    g.add_argument(
+        "--codec-preset", choices=("default", "size"), default="default", help="store codecs"
+    )
     for flag in FORWARDED_FLAGS:
         g.add_argument(flag, action="store_true", help=f"see convert {flag}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
-def convert_argv(args: argparse.Namespace, files: dict[str, str], checksums: Path | None) -> list[str]:
+def convert_argv(
+    args: argparse.Namespace, files: dict[str, str], checksums: Path | None
+) -> list[str]:
     """The ``bigearthnet-txt convert`` arguments for the fetched/streamed ``files`` (name -> path/URL)."""
     from bigearthnet_txt.schema import RELEASE_FILENAME
     from conversion.download import GROUPS
@@ -55,7 +73,14 @@ def convert_argv(args: argparse.Namespace, files: dict[str, str], checksums: Pat
         argv += [flag, files[name]]
     for name in GROUPS["metadata"]:
         argv += ["--metadata", files[name]]
-    argv += ["--workers", str(args.workers), "--shard-size", str(args.shard_size), "--codec-preset", args.codec_preset]
+    argv += [
+        "--workers",
+        str(args.workers),
+        "--shard-size",
+        str(args.shard_size),
+        "--codec-preset",
+        args.codec_preset,
+    ]
     argv += [flag for flag in FORWARDED_FLAGS if getattr(args, flag[2:].replace("-", "_"))]
     if checksums is not None:
         argv += ["--verify", "--checksums", str(checksums)]
