@@ -158,6 +158,7 @@ def main() -> None:
         results: dict[str, float] = {}
 
         results["ours random ds[i]"] = rate(lambda: [ds[i] for i in rand], len(rand))
+        results["ours random ds[i], text only"] = rate(lambda: [text[i] for i in rand], len(rand))
         results["ours random ds[[64 rows]]"] = rate(lambda: [ds[b] for b in batches], 64 * len(batches))
         ds120 = load_dataset(root, "all", SPLIT, resolution=120, cache_dir=cache)
         results["ours random ds[i], 120x120"] = rate(lambda: [ds120[i] for i in rand], len(rand))

@@ -225,3 +225,16 @@ def test_card_configs_drive_plain_datasets_load(converted, store, cache_dir):
     assert names == list(CONFIGS)
     vqa = next(c for c in configs.card_configs() if c["config_name"] == "vqa")
     assert {"split": "train", "path": ["data/binary/train-*.parquet", "data/mcq/train-*.parquet"]} in vqa["data_files"]
+
+
+def test_public_api_is_lazy_and_datasets_pickle(converted, cache_dir):
+    import pickle
+    import subprocess
+    import sys
+
+    code = "import sys, bigearthnet_txt; bigearthnet_txt.load_dataset; print('torch' in sys.modules, 'datasets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]  # datasets is imported on the first call, torch never
+    ds = load_dataset(converted, "mcq", "test", cache_dir=cache_dir, imagery=("s1",))
+    clone = pickle.loads(pickle.dumps(ds))
+    np.testing.assert_array_equal(clone[0]["s1"], ds[0]["s1"])
