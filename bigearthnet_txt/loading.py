@@ -24,7 +24,9 @@ Map-style: the text tables are read by ``datasets``' Parquet builder (Arrow cach
 down) and the imagery is joined by ``Dataset.with_transform``, so ``ds[i]`` and ``ds[[i, j, ...]]``
 read only the rows asked for, one batched store read per call. Streaming: see
 :mod:`bigearthnet_txt.streaming`; imagery is joined by a batched ``IterableDataset.map`` after the
-shuffle buffer, so buffered rows hold text only.
+shuffle buffer, so buffered rows hold text only. ``state_dict()`` resumes exactly without
+``shuffle_seed``; with it, ``datasets`` restores the piece position but the rows that sat in the
+shuffle buffer are lost on resume (the buffer is refilled from new rows).
 
 Plain ``datasets.load_dataset(DIR, "vqa")`` (the card's YAML ``configs:``) also works and gives the
 text columns with ``patch_index``; :func:`with_imagery` adds the imagery to such a dataset.
