@@ -21,6 +21,7 @@ import yaml
 
 from bigearthnet_txt.configs import card_configs, config_files
 from bigearthnet_txt.schema import (
+    ANNOTATION_SUMMARY,
     CONFIGS,
     IMAGERY_ARRAYS,
     IMAGERY_STORE,
@@ -88,7 +89,7 @@ def patch_counts(out_dir: Path) -> dict[str, dict[str, int]]:
             c["s1"] += bool(row["has_s1"])
             c["reference_map"] += bool(row["has_reference_map"])
         return counts
-    summary = out_dir / "annotations.json"
+    summary = out_dir / ANNOTATION_SUMMARY
     patches = json.loads(summary.read_text())["patches"] if summary.is_file() else {}
     return {s: {"patches": patches.get(s, 0)} for s in SPLITS}
 
@@ -222,7 +223,7 @@ def render_card(out_dir: Path | str, repo_id: str | None = None) -> str:
         patches_table=patches_table(patch_counts(out_dir)),
         patches_source=f"`{PATCH_TABLE}`"
         if (out_dir / PATCH_TABLE).is_file()
-        else "`annotations.json`; this folder has no imagery",
+        else f"`{ANNOTATION_SUMMARY}`; this folder has no imagery",
         band_table=band_table(attrs),
         s2_band_order=" ".join(S2_BANDS),
         s1_band_order=" ".join(S1_BANDS),

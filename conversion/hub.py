@@ -15,8 +15,8 @@
    folder unit at a time (``data/<task>``, ``imagery.zarr/<array>``, ...), annotation tables first,
    the store's root metadata and the card last.
 
-An interrupted push (network failure, Ctrl-C) raises :class:`PushInterrupted`; running the same
-push again uploads only what the repository does not hold yet.
+An upload error part-way raises :class:`PushInterrupted`; after any interruption (error, Ctrl-C,
+killed process) running the same push again uploads only what the repository does not hold yet.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bigearthnet_txt.schema import DATA_DIR, IMAGERY_STORE, PATCH_TABLE, STORE_ATTRS_KEY
+from bigearthnet_txt.schema import (
+    ANNOTATION_SUMMARY,
+    DATA_DIR,
+    IMAGERY_STORE,
+    PATCH_TABLE,
+    STORE_ATTRS_KEY,
+)
 
 REPO_TYPE = "dataset"
 MAX_REPO_FILES = 100_000
@@ -45,7 +51,7 @@ CARD_FILE = "README.md"
 # What a converted folder publishes (files, or folders taken whole); anything else stays local.
 PUBLISHED = (
     CARD_FILE,
-    "annotations.json",
+    ANNOTATION_SUMMARY,
     PATCH_TABLE,
     "imagery_report.json",
     DATA_DIR,
