@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 MAX_ORDER = 4
 """Largest n-gram order (sacrebleu's default)."""
 
-_CHUNK_ROWS = 65_536
+_CHUNK_ROWS = 16_384
 """Rows (whole groups) processed per vectorised step; bounds the memory of one step."""
 
 
