@@ -26,7 +26,8 @@ API::
     s2_to_120(batch)                             # the same from an already read batch
 
 ``read`` returns rows in the requested order (duplicates allowed); it sorts and deduplicates the
-indices first so zarr reads each shard once, decoding only the wanted one-patch chunks.
+indices, then decodes only the wanted one-patch chunks, opening each shard file once
+(``bigearthnet_txt.shards``; zarr-python for layouts that module does not handle).
 A store whose conversion has not finished is refused (``ValueError``).
 """
 
@@ -40,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bigearthnet_txt.shards import ShardLayout
 from bigearthnet_txt.schema import (
     IMAGERY_ARRAYS,
     IMAGERY_STORE,
@@ -77,6 +79,7 @@ class ImageryStore:
         self._group = None
         self._patches: pa.Table | None = None
         self._index_of: dict[str, int] | None = None
+        self._layouts: dict[str, ShardLayout | None] = {}
 
     def __getstate__(self) -> dict:
         return {"root": self.root, "zarr_path": self.zarr_path}
@@ -185,7 +188,10 @@ class ImageryStore:
             z = self.group[name]
             if unique.size and (unique[0] < 0 or unique[-1] >= z.shape[0]):
                 raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {z.shape[0]})")
-            if unique.size == 0:
+            layout = self._layout(name)
+            if layout is not None:
+                values = layout.read_rows(unique)
+            elif unique.size == 0:
                 values = np.empty((0, *z.shape[1:]), dtype=z.dtype)
             elif unique.size == unique[-1] - unique[0] + 1:
                 values = z[int(unique[0]) : int(unique[-1]) + 1]
@@ -193,6 +199,11 @@ class ImageryStore:
                 values = z.get_orthogonal_selection((unique,) + (slice(None),) * (z.ndim - 1))
             out[name] = values if np.array_equal(unique, idx) else values[inverse]
         return out
+
+    def _layout(self, name: str) -> ShardLayout | None:
+        if name not in self._layouts:
+            self._layouts[name] = ShardLayout.load(self.zarr_path / name)
+        return self._layouts[name]
 
     def read_s2_120(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint16 ``[len(indices), 12, 120, 120]`` S2 in ``S2_BANDS`` order (nearest upsampling)."""

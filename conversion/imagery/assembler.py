@@ -91,7 +91,9 @@ class ShardAssembler:
                 self.staging.mkdir(parents=True, exist_ok=True)
                 np.savez(self.staging / f"{shard:06d}-{row:06d}.npz", **patch.arrays)
             else:
-                block = self.blocks.setdefault(shard, self._new_block())
+                if shard not in self.blocks:
+                    self.blocks[shard] = self._new_block()
+                block = self.blocks[shard]
                 for name, values in patch.arrays.items():
                     block[name][row] = values
             self.present[shard].add(patch.index)

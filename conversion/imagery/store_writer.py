@@ -1,9 +1,8 @@
 """Create ``imagery.zarr``, write whole shards atomically and record per-shard progress.
 
 Layout: every array has shape ``[n_rows, *band_shape]``, inner chunks of one patch and shards of
-``shard_size`` patches along the patch axis. A shard is written with one ``array[start:stop] =``
-assignment, which zarr's ``LocalStore`` stores as one file via an atomic rename, so a killed run
-never leaves a torn shard file. After the shard files of a pass (``s2``: three arrays, ``s1``,
+``shard_size`` patches along the patch axis. A shard is encoded whole (``bigearthnet_txt.shards``) and
+written to a temporary name, then renamed into place, so a killed run never leaves a torn shard file. After the shard files of a pass (``s2``: three arrays, ``s1``,
 ``reference_map``) are written, a JSON marker ``DIR/.imagery-progress/<pass>/<shard>.json`` records
 the shard as done with its per-patch geo-reference, bad patches and band statistics (sums over the
 train rows). A rerun skips the shards with a marker. The group attribute ``STORE_ATTRS_KEY`` carries
@@ -22,6 +21,7 @@ import numpy as np
 import zarr
 
 from bigearthnet_txt.schema import IMAGERY_STORE, STORE_ATTRS_KEY, ImageryArray
+from bigearthnet_txt.shards import ShardLayout
 from conversion.imagery.codecs import codec_kwargs
 
 FORMAT_VERSION = 1
@@ -73,6 +73,7 @@ class StoreWriter:
         self.preset = preset
         self.settings = settings
         self._group: zarr.Group | None = None
+        self._layouts: dict[str, ShardLayout | None] = {}
 
     # -- state --------------------------------------------------------------------------------
 
@@ -160,11 +161,29 @@ class StoreWriter:
         return {int(p.stem): json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
     def write_shard(self, pass_name: str, shard: int, data: dict[str, np.ndarray], record: dict) -> None:
-        """Write rows ``[shard*shard_size, (shard+1)*shard_size)`` of each array, then the marker."""
+        """Write rows ``[shard*shard_size, (shard+1)*shard_size)`` of each array, then the marker.
+
+        Shard files are encoded by ``bigearthnet_txt.shards`` (byte-compatible with zarr-python,
+        much faster per chunk) and renamed into place; zarr-python writes layouts it does not handle.
+        """
         group = self.open()
         start = shard * self.shard_size
         for name, block in data.items():
-            group[name][start : start + self.shard_size] = block
+            layout = self._layouts.get(name) if name in self._layouts else self._layouts.setdefault(
+                name, ShardLayout.load(self.path / name)
+            )
+            if layout is None:
+                group[name][start : start + self.shard_size] = block
+                continue
+            encoded = layout.encode_shard(block)
+            target = layout.shard_path(shard)
+            if encoded is None:
+                target.unlink(missing_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".partial")
+            tmp.write_bytes(encoded)
+            os.replace(tmp, target)
         write_json_atomic(self.marker(pass_name, shard), record)
 
     # -- end ----------------------------------------------------------------------------------
