@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,7 @@ ZENODO_FILES_URL = "https://zenodo.org/records/10891137/files"
 HUB_PREFIX = "hf://"
 RELEASE_BYTES = 466_819_745
 RELEASE_MD5 = "68628955917d75a280e605bf33e9cea5"
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 CHUNK = 1 << 20
 MAX_RETRIES = 5
 RETRY_WAIT_S = 2.0
@@ -175,7 +177,8 @@ def check_disk_space(sources: Sequence[SourceFile], folder: Path) -> int:
     return needed
 
 
-def hash_file(path: Path, digest, progress: bool) -> None:
+def hash_file(path: Path, progress: bool, *digests) -> None:
+    """Feed the bytes of ``path`` to each of ``digests``."""
     from tqdm.auto import tqdm
 
     with (
@@ -189,7 +192,8 @@ def hash_file(path: Path, digest, progress: bool) -> None:
         ) as bar,
     ):
         while block := fh.read(8 << 20):
-            digest.update(block)
+            for digest in digests:
+                digest.update(block)
             bar.update(len(block))
 
 
@@ -279,18 +283,36 @@ def _quarantine(part: Path) -> Path:
     return bad
 
 
+def hub_sha256(repo_id: str, filename: str) -> str | None:
+    """The Hub's own sha256 of a dataset file (the ETag of an LFS file), if it announces one."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    etag = (
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, repo_type="dataset")).etag or ""
+    ).strip('"')
+    return etag if SHA256_PATTERN.fullmatch(etag) else None
+
+
 def _fetch_from_hub(source: SourceFile, url: str, folder: Path, progress: bool) -> None:
+    """Fetch through ``hf_hub_download`` (its own resume) and verify against the Hub's sha256 when
+    it has one (then the known size and md5 are not used), else against the known md5."""
     from huggingface_hub import hf_hub_download
 
-    repo_and_file = url.removeprefix(HUB_PREFIX).removeprefix("datasets/")
-    repo_id, filename = repo_and_file.rsplit("/", 1)
-    staging = folder / ".hub"
-    path = Path(hf_hub_download(repo_id, filename, repo_type="dataset", local_dir=staging))
+    repo_id, filename = url.removeprefix(HUB_PREFIX).removeprefix("datasets/").rsplit("/", 1)
+    expected_sha256 = hub_sha256(repo_id, filename)
+    path = Path(hf_hub_download(repo_id, filename, repo_type="dataset", local_dir=folder / ".hub"))
     part = folder / (source.name + ".part")
     os.replace(path, part)
-    digest = hashlib.md5()
-    hash_file(part, digest, progress)
-    _finish(source, part, folder / source.name, digest.hexdigest())
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    hash_file(part, progress, md5, sha256)
+    if expected_sha256 is not None:
+        if sha256.hexdigest() != expected_sha256:
+            bad = _quarantine(part)
+            raise ChecksumError(
+                source.name, expected_sha256, sha256.hexdigest(), f"file kept as {bad}", "sha256"
+            )
+        source = SourceFile(source.name, None, None, source.urls)
+    _finish(source, part, folder / source.name, md5.hexdigest())
 
 
 def fetch(source: SourceFile, folder: Path | str, progress: bool = True) -> Path:
@@ -318,7 +340,7 @@ def fetch(source: SourceFile, folder: Path | str, progress: bool = True) -> Path
                 continue
         digest = hashlib.md5()
         if part.is_file():
-            hash_file(part, digest, progress)
+            hash_file(part, progress, digest)
         offset = part.stat().st_size if part.is_file() else 0
         with tqdm(total=source.bytes, initial=offset, unit="B", unit_scale=True, desc=source.name,
                   disable=not progress) as bar:  # fmt: skip

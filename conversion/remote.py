@@ -36,12 +36,12 @@ class RemoteReadError(OSError):
 
 
 class ChecksumError(ValueError):
-    """A file's md5 differs from the expected one."""
+    """A file's checksum (md5 unless ``algorithm`` says otherwise) differs from the expected one."""
 
-    def __init__(self, name: str, expected: str, got: str, where: str = ""):
+    def __init__(self, name: str, expected: str, got: str, where: str = "", algorithm: str = "md5"):
         self.name, self.expected, self.got = name, expected, got
         suffix = f" ({where})" if where else ""
-        super().__init__(f"{name}: md5 mismatch, expected {expected}, got {got}{suffix}")
+        super().__init__(f"{name}: {algorithm} mismatch, expected {expected}, got {got}{suffix}")
 
 
 def is_url(source: object) -> bool:
@@ -102,10 +102,7 @@ class RemoteFile:
         return RemoteFile(self.url.rsplit("/", 1)[0])
 
     def exists(self) -> bool:
-        try:
-            return bool(self.fs.exists(self.path))
-        except OSError:
-            return False
+        return self.is_file()
 
     def is_file(self) -> bool:
         try:

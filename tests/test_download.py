@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 from collections import namedtuple
+from types import SimpleNamespace
 
 import pytest
 from imagery_support import S2_SAMPLES, make_archive
@@ -144,25 +145,39 @@ def test_official_sources_are_zenodo_and_the_hub():
         dl.names_for(["s3"])
 
 
-def test_release_from_the_hub_goes_through_hf_hub_download(
-    tmp_path, monkeypatch, sample_release_file
-):
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch, sample_release_file):
+    """``hf_hub_download`` copying the sample release; ``etag`` is what the Hub announces."""
     import huggingface_hub
 
-    calls = []
+    hub = SimpleNamespace(
+        calls=[], etag=hashlib.sha256(sample_release_file.read_bytes()).hexdigest()
+    )
 
     def fake_download(repo_id, filename, repo_type, local_dir):
-        calls.append((repo_id, filename, repo_type))
+        hub.calls.append((repo_id, filename, repo_type))
         target = tmp_path / "hub" / filename
         target.parent.mkdir(exist_ok=True)
         shutil.copyfile(sample_release_file, target)
         return str(target)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    source = dl.SourceFile("BigEarthNet.txt.parquet", sample_release_file.stat().st_size, md5_of(sample_release_file),
-                           dl.catalogue()["BigEarthNet.txt.parquet"].urls)  # fmt: skip
-    path = dl.fetch(source, tmp_path / "out", progress=False)
-    assert calls == [
+    monkeypatch.setattr(
+        huggingface_hub, "get_hf_file_metadata", lambda url: SimpleNamespace(etag=f'"{hub.etag}"')
+    )
+    return hub
+
+
+def test_release_from_the_hub_is_verified_by_the_hubs_sha256(
+    tmp_path, fake_hub, sample_release_file
+):
+    release = dl.catalogue()["BigEarthNet.txt.parquet"]
+    path = dl.fetch(release, tmp_path / "out", progress=False)
+    assert fake_hub.calls == [
         ("BIFOLD-BigEarthNetv2-0/BigEarthNet.txt", "BigEarthNet.txt.parquet", "dataset")
     ]
     assert path.read_bytes() == sample_release_file.read_bytes()
+    fake_hub.etag = "0" * 64
+    with pytest.raises(ChecksumError, match=f"sha256 mismatch, expected {'0' * 64}"):
+        dl.fetch(release, tmp_path / "other", progress=False)
+    assert (tmp_path / "other" / "BigEarthNet.txt.parquet.corrupt").is_file()

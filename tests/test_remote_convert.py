@@ -15,6 +15,7 @@ from conversion import download as dl
 from conversion import remote
 from conversion.cli import main
 from conversion.imagery.sources import iter_archive
+from conversion.imagery.store_writer import PROGRESS_DIR
 from conversion.sample_data import METADATA_FILE, SNOW_CLOUD_METADATA_FILE, V2_REFERENCE_MAPS_DIR
 
 S2_NAME, S1_NAME, MAPS_NAME = (
@@ -174,3 +175,21 @@ def test_prepare_stream_equals_prepare_download(served, tmp_path):
     tables = [sorted(p.relative_to(tmp_path / out) for p in (tmp_path / out / "data").rglob("*.parquet"))
               for out in ("streamed", "downloaded")]  # fmt: skip
     assert tables[0] and tables[0] == tables[1]
+
+
+def test_connection_lost_for_good_then_rerun_resumes_at_the_first_unfinished_shard(
+    served, file_store, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(remote, "MAX_RETRIES", 0)
+    out = tmp_path / "out"
+    metadata = [served / METADATA_FILE.name, served / SNOW_CLOUD_METADATA_FILE.name]
+    with serve(served) as server:
+        argv = convert_argv(out, f"{server.url}/{S2_NAME}", f"{server.url}/{S1_NAME}", metadata,
+                            served / RELEASE_NAME)  # fmt: skip
+        server.drop_at[S2_NAME] = (served / S2_NAME).stat().st_size - 2000
+        assert main(argv) == 2
+        assert "connection lost at byte" in capsys.readouterr().err
+        finished = sorted((out / PROGRESS_DIR / "s2").glob("*.json"))
+        assert finished
+        assert main(argv) == 0
+    assert_same_store(file_store, out)
