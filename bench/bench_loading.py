@@ -17,7 +17,7 @@ Readers, each in one process:
 * (c) a plain HF Arrow table with image columns (one row per patch, ``Array3D`` columns, numpy format),
   looked up per text row through ``patch_index``.
 
-Usage: ``python bench/bench_loading.py [--patches 2000] [--out bench/results/loading.md]``
+Usage: ``python bench/bench_loading.py [--patches 1000] [--out bench/results/loading.md]``
 """
 
 from __future__ import annotations
@@ -135,9 +135,9 @@ def arrow_image_table(store_root: Path, work: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--patches", type=int, default=2000)
+    parser.add_argument("--patches", type=int, default=1000)
     parser.add_argument("--random", type=int, default=300, help="random samples per map-style reader")
-    parser.add_argument("--geotiff", type=int, default=100, help="samples read through GeoTIFFs")
+    parser.add_argument("--geotiff", type=int, default=60, help="samples read through GeoTIFFs")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "loading.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-loading-"))
