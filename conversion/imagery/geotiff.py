@@ -1,7 +1,8 @@
 """Decode one single-band BigEarthNet GeoTIFF with rasterio.
 
-``read_band(source, path_label)`` takes a file path or the file's bytes (read through
-``rasterio.io.MemoryFile``, so archive members never touch the disk) and returns a 2-D array
+``read_band(source, path_label)`` takes a file path or the file's bytes (bytes are
+decoded in memory: ``tiff_fast`` for plain files, else ``rasterio.io.MemoryFile``; archive members
+never touch the disk) and returns a 2-D array
 (``uint16`` S2 / reference map, ``float32`` S1; 120×120, 60×60 or 20×20) plus its ``BandProfile``.
 """
 
@@ -17,6 +18,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from conversion.imagery.errors import ImageryInputError
+from conversion.imagery.tiff_fast import read_plain_geotiff
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,24 @@ def _read_dataset(ds) -> tuple[np.ndarray, BandProfile]:
 def read_band(source: Path | str | bytes, path_label: str, patch: str | None = None):
     """Decode ``source`` (a path or the GeoTIFF bytes); ``path_label`` names it in errors.
 
-    Returns ``(array, BandProfile)``. Raises ``ImageryInputError(kind="corrupt-geotiff")``.
+    Plain BigEarthNet GeoTIFFs go through ``tiff_fast`` (same result, much faster); any other
+    file through rasterio. Returns ``(array, BandProfile)``.
+    Raises ``ImageryInputError(kind="corrupt-geotiff")``.
     """
+    try:
+        data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+    except OSError as err:
+        raise ImageryInputError(
+            f"{path_label}: unreadable (patch {patch}): {err}", kind="unreadable", path=path_label, patch=patch
+        ) from err
+    fast = read_plain_geotiff(data)
+    if fast is not None:
+        return fast[0], BandProfile(fast[1], fast[2])
+    return read_band_rasterio(data, path_label, patch)
+
+
+def read_band_rasterio(source: Path | str | bytes, path_label: str, patch: str | None = None):
+    """``read_band`` through rasterio only (``MemoryFile`` for bytes)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
