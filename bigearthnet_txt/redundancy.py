@@ -12,10 +12,11 @@ Within a group ``G`` of texts (default: the texts of one patch), text ``i`` gets
 A group of one text has no references: its uniqueness is 1 and its weight is 1.
 
 The numbers equal a loop over ``sacrebleu.sentence_bleu`` (to float rounding), but the n-gram
-statistics of all groups are computed at once with numpy: every distinct text is tokenised once
-with sacrebleu's own ``13a`` tokeniser, its n-grams are mapped to integer ids, and the clipped
-matches against the other texts of the group come from one sort of ``(group, n-gram, count)``
-keys. With counts sorted ascending inside each ``(group, n-gram)`` run, the largest count among
+statistics of all groups are computed at once with numpy: texts are deduplicated, every
+distinct space-separated word is tokenised once with sacrebleu's own ``13a`` tokeniser (see
+``_token_ids`` for why this gives the same tokens), n-grams are mapped to integer ids, and the
+clipped matches against the other texts of the group come from one sort of
+``(group, n-gram, count)`` keys per chunk of about ``_CHUNK_ROWS`` rows. With counts sorted ascending inside each ``(group, n-gram)`` run, the largest count among
 the *other* texts is the run's last count, except for the last text itself, whose best other
 count is the one before it.
 """

@@ -174,3 +174,24 @@ def test_rejects_non_strings_and_mismatched_lengths():
         uniqueness_batch(["a", 3], [0, 0])
     with pytest.raises(ValueError):
         uniqueness_batch(["a", "b"], [0])
+
+
+TOKEN_ALPHABET = [*"aZ09.,-&;#<>/:@[]`{}~()+!?%$\"' \t\n\r\x0b\x0c\x1c\x85\xa0\u2003é森", "&amp;", "&quot;", "&lt;", "<skipped>", "-\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(TOKEN_ALPHABET), max_size=30).map("".join), min_size=1, max_size=6))
+def test_word_level_tokens_equal_sacrebleu_13a(texts):
+    """The ids of ``_token_ids`` spell exactly sacrebleu's ``13a`` tokens of ``text.rstrip()``."""
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    tok = Tokenizer13a()
+    codes, ids, offsets = redundancy._token_ids(pa.array(texts, type=pa.large_string()))
+    spelling: dict[int, str] = {}
+    for text, code in zip(texts, codes):
+        expected = tok(text.rstrip()).split()
+        got = ids[offsets[code] : offsets[code + 1]].tolist()
+        assert len(got) == len(expected)
+        for i, token in zip(got, expected):
+            assert spelling.setdefault(i, token) == token
+    assert len(set(spelling.values())) == len(spelling)
