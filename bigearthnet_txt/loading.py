@@ -62,12 +62,15 @@ def with_imagery(dataset, store: ImageryStore | str | Path, imagery: Sequence[st
                  resolution: str | int = "native", batch_size: int = STREAM_BATCH_SIZE):
     """``dataset`` (``Dataset`` or ``IterableDataset`` with a ``patch_index`` column) with imagery joined.
 
+    ``store`` is a converted folder or any picklable object with ``ImageryStore.read``'s signature
+    (e.g. a reader of a remote store).
+
     A ``Dataset`` gets ``with_transform`` (lazy, per accessed rows); an ``IterableDataset`` gets a
     batched ``map`` (``batch_size`` rows per store read).
     """
     from datasets import IterableDataset
 
-    store = store if isinstance(store, ImageryStore) else ImageryStore(store)
+    store = store if hasattr(store, "read") else ImageryStore(store)
     join = ImageryJoin(store, imagery, resolution)
     if isinstance(dataset, IterableDataset):
         return dataset.map(join, batched=True, batch_size=batch_size)
