@@ -403,7 +403,7 @@ def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> n
     Every (row, n-gram) pair is packed into one int64 ``group | n-gram | count | order | row``
     and sorted; inside a ``(group, n-gram)`` run counts ascend, so every pair but the run's last
     matches its whole count, and the last matches the count before it (0 if alone).
-    Returns ``None`` when the pairs of the chunk do not fit in 63 bits.
+    Returns ``None`` when the pairs of a chunk of several groups do not fit in 63 bits.
 
     Args:
         gram_offsets, gram, order, count: distinct n-grams per distinct text (``_ngram_counts``).
@@ -416,8 +416,10 @@ def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> n
     rb = _bits(r)
     cb = _bits(int(count.max()) + 1 if len(count) else 1)
     gb = _bits(int(gram.max()) + 1 if len(gram) else 1)
-    if _bits(int(row_group[-1]) + 1) + gb + cb + 2 + rb > 63 and row_group[-1] > 0:
-        return None
+    if _bits(int(row_group[-1]) + 1) + gb + cb + 2 + rb > 63:
+        if row_group[-1] > 0:
+            return None
+        raise ValueError(f"a group of {r} texts is too large for 64-bit sort keys")
     packed = (((gram << cb) | count) << 2) | (order - 1)
     pair, row = _ragged_take(gram_offsets, row_text)
     key = (((row_group[row] << (gb + cb + 2)) | packed[pair]) << rb) | row
