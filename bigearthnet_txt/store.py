@@ -41,7 +41,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bigearthnet_txt.shards import ShardLayout
 from bigearthnet_txt.schema import (
     IMAGERY_ARRAYS,
     IMAGERY_STORE,
@@ -50,6 +49,7 @@ from bigearthnet_txt.schema import (
     S2_BANDS,
     STORE_ATTRS_KEY,
 )
+from bigearthnet_txt.shards import ShardLayout
 
 S2_ARRAY_NAMES: tuple[str, ...] = tuple(a.name for a in S2_ARRAYS)
 

@@ -7,7 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from imagery_support import METADATA, S2_SAMPLES, S2_SOURCES, V1_S1_SAMPLES, assert_same_store, make_archive
+from imagery_support import (
+    METADATA,
+    S2_SAMPLES,
+    S2_SOURCES,
+    V1_S1_SAMPLES,
+    assert_same_store,
+    make_archive,
+)
 
 from bigearthnet_txt.store import ImageryStore
 from conversion.imagery.assembler import KILL_AFTER_SHARDS_ENV
@@ -62,7 +69,7 @@ def _cli(out, s2, s1, env_extra=None):
     args = [sys.executable, "-c", code, "--out", str(out), "--s2", str(s2), "--s1", str(s1),
             "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]), "--patch-list", str(patch_list),
             "--allow-missing-s1", "--shard-size", "2", "--quiet"]  # fmt: skip
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_kill_after_first_shard_then_resume_equals_uninterrupted(archives, folder_store, tmp_path):
@@ -73,7 +80,7 @@ def test_kill_after_first_shard_then_resume_equals_uninterrupted(archives, folde
     assert len(list((out / PROGRESS_DIR / "s2").glob("*.json"))) == 1
     assert not (out / "patches.parquet").exists()
     with pytest.raises(ValueError, match="not finished"):
-        ImageryStore(out).arrays
+        _ = ImageryStore(out).arrays
     # a second kill in the S1 pass, after the S2 pass has finished
     killed = _cli(out, s2, s1, {KILL_AFTER_SHARDS_ENV: "4"})  # 3 S2 shards left, then 1 S1
     assert killed.returncode == -9, killed.stderr

@@ -26,7 +26,7 @@ def _assert_nothing_complete(out):
     assert not (out / "patches.parquet").exists()
     if (out / "imagery.zarr").exists():
         with pytest.raises(ValueError, match="not finished"):
-            ImageryStore(out).arrays
+            _ = ImageryStore(out).arrays
 
 
 def _v1_copy(tmp_path):

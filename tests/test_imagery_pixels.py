@@ -10,7 +10,14 @@ import pytest
 import zarr
 from imagery_support import METADATA, S2_SAMPLES, S2_SOURCES, V1_S1_SAMPLES, read_tif
 
-from bigearthnet_txt.schema import IMAGERY_ARRAYS, IMAGERY_STORE, PATCH_SCHEMA, PATCH_TABLE, S2_BANDS, STORE_ATTRS_KEY
+from bigearthnet_txt.schema import (
+    IMAGERY_ARRAYS,
+    IMAGERY_STORE,
+    PATCH_SCHEMA,
+    PATCH_TABLE,
+    S2_BANDS,
+    STORE_ATTRS_KEY,
+)
 from bigearthnet_txt.store import ImageryStore, s2_to_120
 from conversion.imagery.convert import convert_imagery
 from conversion.sample_data import V1_S1_DIR, V2_REFERENCE_MAPS_DIR, V2_S1_DIR
@@ -120,7 +127,7 @@ def test_reader_order_pickling_and_upsampling(s2_store):
     full = store.read_s2_120(wanted)
     assert full.shape == (4, 12, 120, 120)
     np.testing.assert_array_equal(full, s2_to_120(store.read(wanted, ["s2_10m", "s2_20m", "s2_60m"])))
-    folder = list(S2_SAMPLES.values())[0]  # wanted[1] is the first sample
+    folder = next(iter(S2_SAMPLES.values()))  # wanted[1] is the first sample
     np.testing.assert_array_equal(full[1, S2_BANDS.index("B09")], np.kron(read_tif(folder, "B09"), np.ones((6, 6), np.uint16)))
     np.testing.assert_array_equal(full[1, S2_BANDS.index("B03")], read_tif(folder, "B03"))
     assert store.band_names["s1"] == ("VV", "VH")
@@ -140,7 +147,7 @@ def test_plain_zarr_and_fast_reader_agree(tmp_path, preset):
     fast = store.read(rows)
     for name in store.arrays:
         assert fast[name].tobytes() == group[name][:].tobytes(), name
-    first = list(S2_SAMPLES.values())[0]
+    first = next(iter(S2_SAMPLES.values()))
     index = store.indices_of(list(S2_SAMPLES)[:1])[0]
     np.testing.assert_array_equal(fast["s2_20m"][index, 3], read_tif(first, "B8A"))
 

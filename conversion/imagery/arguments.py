@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conversion.remote import localize_arguments, source_argument
+
+if TYPE_CHECKING:
+    from conversion.imagery.convert import ImageryResult
 
 
 def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annotations: bool = False) -> None:

@@ -36,6 +36,7 @@ from bigearthnet_txt.schema import (
     S2_BANDS,
     ImageryArray,
 )
+from conversion.imagery.arguments import add_imagery_arguments, run_imagery
 from conversion.imagery.assembler import STATS_SPLIT, ShardAssembler
 from conversion.imagery.checksums import read_checksum_list, verify_files
 from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS, describe
@@ -43,7 +44,6 @@ from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
 from conversion.imagery.passes import PASSES, Pass, decode_patch
 from conversion.imagery.sources import is_archive, iter_source
-from conversion.imagery.arguments import add_imagery_arguments, run_imagery
 from conversion.imagery.store_writer import PROGRESS_DIR, StoreWriter, write_json_atomic
 from conversion.remote import as_source, expect_md5
 
@@ -327,7 +327,7 @@ def convert_imagery(
                 a.name: {"bands": list(a.bands), "resolution_m": a.resolution_m, "units": a.units,
                          "nodata": a.nodata, "dtype": a.dtype, "size": a.size}
                 for a in arrays
-            },  # fmt: skip
+            },
             "s2_band_order": list(S2_BANDS),
             "stats": _merge_stats(records),
             "stats_split": STATS_SPLIT,
