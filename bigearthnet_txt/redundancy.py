@@ -37,6 +37,9 @@ MAX_ORDER = 4
 _CHUNK_ROWS = 16_384
 """Rows (whole groups) processed per vectorised step; bounds the memory of one step."""
 
+_KEY_BITS = 63
+"""Bits available in the packed int64 sort keys; a chunk that needs more is split in two."""
+
 
 @lru_cache(maxsize=1)
 def _tokenizer():
@@ -416,7 +419,7 @@ def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> n
     rb = _bits(r)
     cb = _bits(int(count.max()) + 1 if len(count) else 1)
     gb = _bits(int(gram.max()) + 1 if len(gram) else 1)
-    if _bits(int(row_group[-1]) + 1) + gb + cb + 2 + rb > 63:
+    if _bits(int(row_group[-1]) + 1) + gb + cb + 2 + rb > _KEY_BITS:
         if row_group[-1] > 0:
             return None
         raise ValueError(f"a group of {r} texts is too large for 64-bit sort keys")
