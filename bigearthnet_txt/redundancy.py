@@ -83,7 +83,7 @@ def uniqueness_batch(texts: Sequence[str], group_ids: Sequence[Hashable] | np.nd
     """Uniqueness of every text of a table, each against the other texts of its group.
 
     Args:
-        texts: ``N`` texts (list or numpy str/object array).
+        texts: ``N`` texts (list, tuple, numpy str/object array or Arrow string array).
         group_ids: ``N`` group keys: a 1-D array or sequence of any hashable values (ints,
             strings, tuples such as ``(patch_id, type)``), or a 2-D ``[N, K]`` array whose rows
             are composite keys. Groups need not be contiguous.
