@@ -111,7 +111,13 @@ class RemoteFile:
             return False
 
     def stat(self) -> RemoteStat:
-        return RemoteStat(int(self.fs.size(self.path)))
+        size = self.fs.size(self.path)
+        if size is None:
+            raise RemoteReadError(
+                f"{self.url}: the server does not announce the file size, which streaming with "
+                "resume needs; download the file instead (bigearthnet-txt download)"
+            )
+        return RemoteStat(int(size))
 
     def resolve(self) -> RemoteFile:
         return self
