@@ -39,14 +39,14 @@ from safetensors.numpy import load as load_safetensors
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import rico_style_baseline as rico  # noqa: E402
-from bench_imagery import replicate  # noqa: E402
+import rico_style_baseline as rico
+from bench_imagery import replicate
 
-from bigearthnet_txt.loading import load_dataset  # noqa: E402
-from bigearthnet_txt.schema import S1_BANDS, S2_BANDS  # noqa: E402
-from conversion.annotations import AnnotationSettings, convert_annotations  # noqa: E402
-from conversion.imagery.convert import convert_imagery  # noqa: E402
-from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for  # noqa: E402
+from bigearthnet_txt.loading import load_dataset
+from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
+from conversion.annotations import AnnotationSettings, convert_annotations
+from conversion.imagery.convert import convert_imagery
+from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for
 
 SPLIT = "train"
 
@@ -62,7 +62,9 @@ def build(work: Path, n_patches: int):
     """Converted folder, LMDB, GeoTIFF folders and patch metadata of ``n_patches`` replicated patches."""
     s2_root, s1_root, metadata, s2_folders, s1_folders = replicate(work / "src", n_patches)
     out = work / "bigearthnet_txt"
-    convert_imagery(out, s2=[s2_root], s1=[s1_root], metadata=[metadata], all_patches=True, progress=False)
+    convert_imagery(
+        out, s2=[s2_root], s1=[s1_root], metadata=[metadata], all_patches=True, progress=False
+    )
     meta = pq.read_table(metadata).to_pylist()
     infos = [
         PatchInfo(m["patch_id"], m["s1_name"], m["split"], list(m["labels"]), m["country"], "Summer",
@@ -72,8 +74,12 @@ def build(work: Path, n_patches: int):
     release = work / "release.parquet"
     pq.write_table(annotations_for(infos, seed=0), release)
     patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
-    index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
-    convert_annotations(release, out, AnnotationSettings(rows_per_shard=20_000), patch_index=index, progress=False)
+    index = dict(
+        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    )
+    convert_annotations(
+        release, out, AnnotationSettings(rows_per_shard=20_000), patch_index=index, progress=False
+    )
     lmdb_dir = work / "lmdb"
     rico.convert([*s2_folders, *s1_folders], lmdb_dir, workers=1)
     folders = {f.name: f for f in [*s2_folders, *s1_folders]}
@@ -92,7 +98,10 @@ class LmdbReader:
             s1 = load_safetensors(txn.get(s1_name.encode()))
         if not upsample:
             return {**s2, **s1}
-        bands = [s2[b].repeat(120 // s2[b].shape[0], 0).repeat(120 // s2[b].shape[1], 1) for b in S2_BANDS]
+        bands = [
+            s2[b].repeat(120 // s2[b].shape[0], 0).repeat(120 // s2[b].shape[1], 1)
+            for b in S2_BANDS
+        ]
         return {"s2": np.stack(bands), "s1": np.stack([s1[b] for b in S1_BANDS])}
 
 
@@ -136,9 +145,13 @@ def arrow_image_table(store_root: Path, work: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=1000)
-    parser.add_argument("--random", type=int, default=300, help="random samples per map-style reader")
+    parser.add_argument(
+        "--random", type=int, default=300, help="random samples per map-style reader"
+    )
     parser.add_argument("--geotiff", type=int, default=60, help="samples read through GeoTIFFs")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "loading.md")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "loading.md"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-loading-"))
     try:
@@ -159,24 +172,40 @@ def main() -> None:
 
         results["ours random ds[i]"] = rate(lambda: [ds[i] for i in rand], len(rand))
         results["ours random ds[i], text only"] = rate(lambda: [text[i] for i in rand], len(rand))
-        results["ours random ds[[64 rows]]"] = rate(lambda: [ds[b] for b in batches], 64 * len(batches))
+        results["ours random ds[[64 rows]]"] = rate(
+            lambda: [ds[b] for b in batches], 64 * len(batches)
+        )
         ds120 = load_dataset(root, "all", SPLIT, resolution=120, cache_dir=cache)
         results["ours random ds[i], 120x120"] = rate(lambda: [ds120[i] for i in rand], len(rand))
         stream = load_dataset(root, "all", SPLIT, streaming=True)
         results["ours streaming"] = rate(lambda: sum(1 for _ in stream), n_rows)
 
-        results["LMDB random"] = rate(lambda: [lmdb_reader.read(pids[i], s1s[i]) for i in rand], len(rand))
+        results["LMDB random"] = rate(
+            lambda: [lmdb_reader.read(pids[i], s1s[i]) for i in rand], len(rand)
+        )
         results["LMDB random, official upsampling"] = rate(
             lambda: [lmdb_reader.read(pids[i], s1s[i], upsample=True) for i in rand], len(rand)
         )
-        results["LMDB sequential"] = rate(lambda: [lmdb_reader.read(p, s) for p, s in zip(pids, s1s)], n_rows)
+        results["LMDB sequential"] = rate(
+            lambda: [lmdb_reader.read(p, s) for p, s in zip(pids, s1s)], n_rows
+        )
         tif = rand[: args.geotiff]
-        results["GeoTIFF random"] = rate(lambda: [read_geotiffs(folders[pids[i]], folders[s1s[i]]) for i in tif], len(tif))
-        results["Arrow table random"] = rate(lambda: [arrow[int(row_of[pis[i]])] for i in rand], len(rand))
-        results["Arrow table sequential"] = rate(lambda: [arrow[int(row_of[p])] for p in pis], n_rows)
+        results["GeoTIFF random"] = rate(
+            lambda: [read_geotiffs(folders[pids[i]], folders[s1s[i]]) for i in tif], len(tif)
+        )
+        results["Arrow table random"] = rate(
+            lambda: [arrow[int(row_of[pis[i]])] for i in rand], len(rand)
+        )
+        results["Arrow table sequential"] = rate(
+            lambda: [arrow[int(row_of[p])] for p in pis], n_rows
+        )
         total = time.perf_counter() - started
 
-        lmdb_r, lmdb_s, tif_r = results["LMDB random"], results["LMDB sequential"], results["GeoTIFF random"]
+        lmdb_r, lmdb_s, tif_r = (
+            results["LMDB random"],
+            results["LMDB sequential"],
+            results["GeoTIFF random"],
+        )
         ratios = [
             ("random ds[i] / LMDB random (target >= 0.5)", results["ours random ds[i]"] / lmdb_r),
             ("random ds[[64]] / LMDB random (target >= 0.5)", results["ours random ds[[64 rows]]"] / lmdb_r),
@@ -189,9 +218,11 @@ def main() -> None:
         lines = [
             "# Loading benchmark",
             "",
-            f"{args.patches} replicated real patches, {n_rows} `{SPLIT}` text rows of config `all`, "
-            f"{os.cpu_count()} CPU cores, one process; one run of `python bench/bench_loading.py "
-            f"--patches {args.patches}` ({total:.0f} s). Sample = one text row + native S2 (12 bands) + S1.",
+            (
+                f"{args.patches} replicated real patches, {n_rows} `{SPLIT}` text rows of config `all`, "
+                f"{os.cpu_count()} CPU cores, one process; one run of `python bench/bench_loading.py "
+                f"--patches {args.patches}` ({total:.0f} s). Sample = one text row + native S2 (12 bands) + S1."
+            ),
             "",
             "| reader | samples/s |",
             "|---|---:|",

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bigearthnet_txt.schema import CONFIGS, DATA_DIR, DEFAULT_CONFIG, SPLITS, TABLE_TASKS, shard_glob
+from bigearthnet_txt.schema import (
+    CONFIGS,
+    DATA_DIR,
+    DEFAULT_CONFIG,
+    SPLITS,
+    TABLE_TASKS,
+    shard_glob,
+)
 
 
 def config_tables(config: str) -> tuple[str, ...]:
@@ -79,7 +86,11 @@ def config_files(root: Path | str, config: str, split: str) -> list[Path]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     root = Path(root)
-    return [path for task in config_tables(config) for path in sorted(root.glob(shard_glob(task, split)))]
+    return [
+        path
+        for task in config_tables(config)
+        for path in sorted(root.glob(shard_glob(task, split)))
+    ]
 
 
 def is_converted(root: Path | str) -> bool:

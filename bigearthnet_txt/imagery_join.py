@@ -67,12 +67,16 @@ class ImageryJoin:
         self.keys = imagery_keys(self.imagery, resolution)
 
     def __repr__(self) -> str:
-        return f"ImageryJoin({self.store!r}, imagery={self.imagery}, resolution={self.resolution!r})"
+        return (
+            f"ImageryJoin({self.store!r}, imagery={self.imagery}, resolution={self.resolution!r})"
+        )
 
     def read(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """Imagery arrays ``{key: ndarray[len(patch_index), ...]}`` of the given store rows."""
         if any(i is None for i in patch_index):
-            raise ValueError("rows without patch_index have no imagery (converted without imagery?)")
+            raise ValueError(
+                "rows without patch_index have no imagery (converted without imagery?)"
+            )
         batch = self.store.read(np.asarray(patch_index, dtype=np.int64), self.arrays)
         if "s2" in self.imagery and self.resolution == PATCH_SIZE:
             s2 = s2_to_120(batch)

@@ -58,8 +58,13 @@ def table_features():
     return Features.from_arrow_schema(TABLE_SCHEMA)
 
 
-def with_imagery(dataset, store: ImageryStore | str | Path, imagery: Sequence[str] = ("s2", "s1"),
-                 resolution: str | int = "native", batch_size: int = STREAM_BATCH_SIZE):
+def with_imagery(
+    dataset,
+    store: ImageryStore | str | Path,
+    imagery: Sequence[str] = ("s2", "s1"),
+    resolution: str | int = "native",
+    batch_size: int = STREAM_BATCH_SIZE,
+):
     """``dataset`` (``Dataset`` or ``IterableDataset`` with a ``patch_index`` column) with imagery joined.
 
     ``store`` is a converted folder or any picklable object with ``ImageryStore.read``'s signature
@@ -87,11 +92,14 @@ def _split_names(root: Path, config: str, split: str | None) -> list[str]:
 
 
 def _map_style(root: Path, config: str, split: str, rows, cache_dir):
-    from datasets import Dataset, load_dataset as hf_load_dataset
+    from datasets import Dataset
+    from datasets import load_dataset as hf_load_dataset
 
     files = config_files(root, config, split)
     if not files or (rows and not plan_pieces([str(f) for f in files], rows)):
-        return Dataset.from_dict({c: [] for c in TABLE_SCHEMA.names}, features=table_features(), split=split)
+        return Dataset.from_dict(
+            {c: [] for c in TABLE_SCHEMA.names}, features=table_features(), split=split
+        )
     kwargs = {"filters": rows.expression()} if rows else {}
     return hf_load_dataset(
         "parquet", data_files={split: [str(f) for f in files]}, split=split, features=table_features(),
@@ -143,7 +151,11 @@ def load_dataset(
     order on every rank) and rows in a buffer of ``buffer_size``, ``batch_size`` rows share one
     imagery read. Map-style datasets are split with ``datasets.distributed.split_dataset_by_node``.
     """
-    arguments = {k: v for k, v in locals().items() if k not in ("path", "config", "split", "rank", "world_size")}
+    arguments = {
+        k: v
+        for k, v in locals().items()
+        if k not in ("path", "config", "split", "rank", "world_size")
+    }
     from datasets import DatasetDict, IterableDatasetDict
 
     root = Path(path)
@@ -158,7 +170,17 @@ def load_dataset(
     result = {}
     for name in _split_names(root, config, split):
         if streaming:
-            ds = _streaming(root, config, name, rows, rank, world_size, drop_remainder, shuffle_seed, buffer_size)
+            ds = _streaming(
+                root,
+                config,
+                name,
+                rows,
+                rank,
+                world_size,
+                drop_remainder,
+                shuffle_seed,
+                buffer_size,
+            )
         else:
             ds = _map_style(root, config, name, rows, cache_dir)
         ds = with_imagery(ds, store, imagery, resolution, batch_size) if store else ds

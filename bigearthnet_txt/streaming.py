@@ -78,11 +78,15 @@ def split_pieces(
     for piece, first in zip(pieces, offsets[:-1].tolist(), strict=True):
         a, b = max(lo, first), min(hi, first + len(piece))
         if a < b:
-            out.append(Piece(piece.path, piece.row_group, piece.start + a - first, piece.start + b - first))
+            out.append(
+                Piece(piece.path, piece.row_group, piece.start + a - first, piece.start + b - first)
+            )
     return out
 
 
-def read_piece(piece: Piece, row_filter: RowFilter | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+def read_piece(
+    piece: Piece, row_filter: RowFilter | None = None, columns: Sequence[str] | None = None
+) -> pa.Table:
     """The rows of one piece as a ``pyarrow.Table``."""
     table = pq.ParquetFile(piece.path).read_row_group(piece.row_group, columns=columns)
     if row_filter:

@@ -35,7 +35,9 @@ def converted(tmp_path_factory, sample_release_file):
         allow_missing_s1=True, shard_size=2, progress=False,
     )  # fmt: skip
     patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
-    patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
+    patch_index = dict(
+        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    )
     convert_annotations(
         sample_release_file, out, AnnotationSettings(rows_per_shard=7, row_group_size=5),
         patch_index=patch_index, progress=False,
@@ -55,7 +57,11 @@ def store(converted):
 
 def table_rows(root, config, split) -> pa.Table:
     """The rows of a config and split, read straight from the Parquet tables."""
-    tables = [pq.read_table(p) for t in CONFIGS[config].tables for p in sorted(root.glob(shard_glob(t, split)))]
+    tables = [
+        pq.read_table(p)
+        for t in CONFIGS[config].tables
+        for p in sorted(root.glob(shard_glob(t, split)))
+    ]
     return pa.concat_tables(tables) if tables else pa.table({"ID": pa.array([], pa.int64())})
 
 
@@ -66,7 +72,11 @@ def assert_imagery(examples: list[dict], store: ImageryStore, keys=NATIVE_KEYS):
     for key in keys:
         got = np.stack([e[key] for e in examples])
         assert got.dtype == (np.float32 if key == "s1" else np.uint16), key
-        want = store.read_s2_120([e["patch_index"] for e in examples]) if key == "s2" else expected[key]
+        want = (
+            store.read_s2_120([e["patch_index"] for e in examples])
+            if key == "s2"
+            else expected[key]
+        )
         np.testing.assert_array_equal(got, want, err_msg=key)
 
 
@@ -96,7 +106,10 @@ def test_streaming_every_split(converted, store, config):
     for split in SPLITS:
         examples = list(load_dataset(converted, config, split, streaming=True))
         expected = table_rows(converted, config, split)
-        assert sorted(e["ID"] for e in examples) == sorted(expected["ID"].to_pylist()), (config, split)
+        assert sorted(e["ID"] for e in examples) == sorted(expected["ID"].to_pylist()), (
+            config,
+            split,
+        )
         if examples:
             assert set(TABLE_COLUMNS) <= set(examples[0])
         assert_imagery(examples, store)
@@ -111,7 +124,9 @@ def test_split_none_returns_present_splits(converted, cache_dir):
 def test_resampled_to_120(converted, store, cache_dir):
     ds = load_dataset(converted, "referring", "validation", resolution=120, cache_dir=cache_dir)
     assert_imagery(rows_of(ds[:]), store, keys=("s2", "s1"))
-    streamed = list(load_dataset(converted, "referring", "validation", streaming=True, resolution=120))
+    streamed = list(
+        load_dataset(converted, "referring", "validation", streaming=True, resolution=120)
+    )
     assert_imagery(streamed, store, keys=("s2", "s1"))
     assert streamed[0]["s2"].shape == (12, 120, 120)
 
@@ -150,7 +165,9 @@ def test_filters(converted, store, cache_dir, kwargs):
 
 def test_climate_zone_filter_and_bad_values(converted):
     zone = table_rows(converted, "all", "train")["climate_zone"][0].as_py()
-    streamed = list(load_dataset(converted, "all", "train", streaming=True, imagery=(), climate_zones=[zone]))
+    streamed = list(
+        load_dataset(converted, "all", "train", streaming=True, imagery=(), climate_zones=[zone])
+    )
     assert streamed and {e["climate_zone"] for e in streamed} == {zone}
     with pytest.raises(ValueError, match="countries"):
         load_dataset(converted, "all", "train", streaming=True, countries=["Atlantis"])
@@ -163,7 +180,9 @@ def test_streaming_split_by_node_covers_every_row_once(converted, world_size):
     config, split = "all", "validation"
     assert len(sorted(converted.glob("data/*/validation-*.parquet"))) % world_size != 0
     full = load_dataset(converted, config, split, streaming=True, imagery=("s1",), shuffle_seed=3)
-    shares = [[e["ID"] for e in split_by_node(full, rank, world_size)] for rank in range(world_size)]
+    shares = [
+        [e["ID"] for e in split_by_node(full, rank, world_size)] for rank in range(world_size)
+    ]
     ids = [i for share in shares for i in share]
     assert sorted(ids) == sorted(table_rows(converted, config, split)["ID"].to_pylist())
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
@@ -172,7 +191,10 @@ def test_streaming_split_by_node_covers_every_row_once(converted, world_size):
                                        world_size=world_size, drop_remainder=True)]
         for r in range(world_size)
     ]  # fmt: skip
-    assert len({len(s) for s in equal}) == 1 and len(set(sum(equal, []))) == len(ids) // world_size * world_size
+    assert (
+        len({len(s) for s in equal}) == 1
+        and len({i for share in equal for i in share}) == len(ids) // world_size * world_size
+    )
 
 
 def test_map_style_split_by_node(converted, store, cache_dir):
@@ -203,11 +225,17 @@ def test_resume_continues_where_it_stopped(converted):
 
 
 def test_shuffle_is_a_permutation_and_changes_with_epoch(converted):
-    ds = load_dataset(converted, "all", "train", streaming=True, imagery=(), shuffle_seed=0, buffer_size=8)
+    ds = load_dataset(
+        converted, "all", "train", streaming=True, imagery=(), shuffle_seed=0, buffer_size=8
+    )
     first = [e["ID"] for e in ds]
     ds.set_epoch(1)
     second = [e["ID"] for e in ds]
-    assert sorted(first) == sorted(second) == sorted(table_rows(converted, "all", "train")["ID"].to_pylist())
+    assert (
+        sorted(first)
+        == sorted(second)
+        == sorted(table_rows(converted, "all", "train")["ID"].to_pylist())
+    )
     assert first != second
 
 
@@ -224,7 +252,10 @@ def test_card_configs_drive_plain_datasets_load(converted, store, cache_dir):
     names = [c["config_name"] for c in configs.card_configs()]
     assert names == list(CONFIGS)
     vqa = next(c for c in configs.card_configs() if c["config_name"] == "vqa")
-    assert {"split": "train", "path": ["data/binary/train-*.parquet", "data/mcq/train-*.parquet"]} in vqa["data_files"]
+    assert {
+        "split": "train",
+        "path": ["data/binary/train-*.parquet", "data/mcq/train-*.parquet"],
+    } in vqa["data_files"]
 
 
 def test_public_api_is_lazy_and_datasets_pickle(converted, cache_dir):
@@ -233,7 +264,9 @@ def test_public_api_is_lazy_and_datasets_pickle(converted, cache_dir):
     import sys
 
     code = "import sys, bigearthnet_txt; bigearthnet_txt.load_dataset; print('torch' in sys.modules, 'datasets' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]  # datasets is imported on the first call, torch never
     ds = load_dataset(converted, "mcq", "test", cache_dir=cache_dir, imagery=("s1",))
     clone = pickle.loads(pickle.dumps(ds))
