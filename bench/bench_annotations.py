@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ def main() -> None:
         print(f"generated {source} in {time.perf_counter() - t:.0f} s")
     meta = pq.ParquetFile(source).metadata
     out = args.work / "annotations-out"
+    shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, str(source), str(out)], capture_output=True, text=True)
     wall = time.perf_counter() - t

@@ -220,9 +220,9 @@ def add_redundancy(table: pa.Table, settings: AnnotationSettings) -> pa.Table:
     if settings.group_key == "patch_type":
         type_code = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE))).to_numpy()
         groups = groups * len(TASK_OF_TYPE) + type_code
-    texts = texts.to_numpy(zero_copy_only=False)
-    u = redundancy.uniqueness_batch(texts, groups)
-    w = redundancy.weights_batch(texts, groups, temperature=settings.temperature)
+    codes, groups = np.unique(groups, return_inverse=True)
+    u = redundancy.uniqueness_batch(texts.combine_chunks(), groups)
+    w = redundancy.normalise(u, groups, len(codes), temperature=settings.temperature)
     table = table.set_column(TABLE_SCHEMA.get_field_index("uniqueness"), "uniqueness", pa.array(u.astype(np.float32)))
     return table.set_column(
         TABLE_SCHEMA.get_field_index("redundancy_weight"), "redundancy_weight", pa.array(w.astype(np.float32))
