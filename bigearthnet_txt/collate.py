@@ -28,9 +28,10 @@ its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and return
     transform               int64   [B, 3]  hflip, vflip, rot90 applied to each example
 
 With ``device_transform=True`` the CPU side stops before resampling: the batch then carries the
-selected native channels (``s2_10m`` uint16 [B, c, 120, 120], ``s2_20m`` [B, c, 60, 60], ``s2_60m``
-[B, c, 20, 20], ``s1`` float32 [B, 2, 120, 120]) and :meth:`Collator.to_device` (or
-:meth:`Collator.image_transform` on any device) produces ``s2``/``s1``/``has_s1`` there.
+selected native channels, not yet flipped or rotated (``s2_10m`` uint16 [B, c, 120, 120],
+``s2_20m`` [B, c, 60, 60], ``s2_60m`` [B, c, 20, 20], ``s1`` float32 [B, 2, 120, 120]), and
+:meth:`Collator.to_device` produces ``s2``/``s1``/``has_s1`` on the device, then applies each row's
+``transform`` to them (boxes, points and texts are already transformed on the CPU).
 Without a store, the examples must carry those native arrays themselves (one patch each).
 """
 
@@ -129,12 +130,16 @@ class Collator:
     # -- the batch --------------------------------------------------------------------------------
 
     def __call__(self, examples: Sequence[Mapping]) -> dict:
+        return self.collate(examples, self.read_native(examples))
+
+    def collate(self, examples: Sequence[Mapping], native: dict[str, np.ndarray]) -> dict:
+        """The batch from the examples and their already read native arrays (``read_native``;
+        augmentation rewrites those arrays in place)."""
         transforms = [self.augment.sample_for(ex) if self.augment else IDENTITY for ex in examples]
         examples = [transform_example(ex, t) for ex, t in zip(examples, transforms, strict=True)]
         batch: dict = {}
-        native = self.read_native(examples)
-        if any(not t.is_identity for t in transforms):
-            native = {k: np.array(v) for k, v in native.items()}
+        if not self.device_transform and any(not t.is_identity for t in transforms):
+            native = {k: v if v.flags.writeable else np.array(v) for k, v in native.items()}
             apply_transforms(native, transforms)
         native_tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in native.items()}
         if self.device_transform:
@@ -153,8 +158,8 @@ class Collator:
         return batch
 
     def read_native(self, examples: Sequence[Mapping]) -> dict[str, np.ndarray]:
-        """The used channels of the batch's native arrays: one batched store read (or the arrays
-        the examples carry)."""
+        """The used channels of the batch's native arrays, ``{array: [B, c, n, n]}``: one batched
+        store read (or the arrays the examples carry, stacked)."""
         if self.store is None:
             arrays = {name: np.stack([np.asarray(ex[name]) for ex in examples]) for name in self.layout.arrays}
         else:
@@ -192,7 +197,10 @@ class Collator:
         }
         native = {k: out.pop(k) for k in NATIVE_KEYS if k in out and out[k].dim() == 4 and k in self.layout.arrays}
         if self.device_transform and native:
-            out.update(self.image_transform(native))
+            images = self.image_transform(native)
+            transforms = [Transform(*row) for row in batch["transform"].tolist()]
+            apply_transforms(images, transforms, keys=("s2", "s1"))
+            out.update(images)
         return out
 
     def __repr__(self) -> str:
@@ -200,16 +208,20 @@ class Collator:
                 f"resample={self.resample!r}, augment={self.augment!r}, device_transform={self.device_transform})")
 
 
-def apply_transforms(native: dict[str, np.ndarray], transforms: Sequence[Transform]) -> None:
-    """Apply each example's transform to its rows of every array, in place (one vectorised pass per
-    distinct transform)."""
-    keys = [t.canonical() for t in transforms]
-    for transform in set(keys):
+def apply_transforms(images: dict, transforms: Sequence[Transform], keys: Sequence[str] | None = None) -> None:
+    """Apply each example's transform to its rows of the ``[B, ..., H, W]`` arrays or tensors
+    ``images[k]`` (``k`` in ``keys``, default all), in place: one vectorised pass per distinct
+    transform."""
+    canonical = [t.canonical() for t in transforms]
+    names = [k for k in (keys if keys is not None else images) if k in images]
+    for transform in set(canonical):
         if transform.is_identity:
             continue
-        rows = np.array([i for i, k in enumerate(keys) if k == transform])
-        for values in native.values():
-            values[rows] = transform.apply_image(values[rows])
+        rows = [i for i, t in enumerate(canonical) if t == transform]
+        for name in names:
+            values = images[name]
+            index = np.array(rows) if isinstance(values, np.ndarray) else torch.tensor(rows, device=values.device)
+            values[index] = transform.apply_image(values[index])
 
 
 def _column(examples: Sequence[Mapping], name: str) -> list:

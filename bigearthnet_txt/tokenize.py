@@ -203,11 +203,7 @@ class TextTokenizer:
         return self.encoding.encode(text, allowed_special=set(self.special_tokens), disallowed_special=())
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        if self.encoding is None:
-            return [self.encode(t) for t in texts]
-        return self.encoding.encode_batch(
-            [self.prepare(t) for t in texts], allowed_special=set(self.special_tokens), disallowed_special=()
-        )
+        return [self.encode(t) for t in texts]
 
     def decode(self, ids: Sequence[int]) -> str:
         if self.encoding is not None:

@@ -147,15 +147,19 @@ def test_collator_pickles_without_an_open_store(texts, store):
         assert torch.equal(first[key], again[key]), key
 
 
-def test_device_transform_on_cpu_equals_worker_transform(texts, store):
-    examples = texts["validation"].select(range(10)).to_list()
-    direct = Collator(store, bands="all", resample="bilinear", tokenizer=None)(examples)
-    deferred = Collator(store, bands="all", resample="bilinear", tokenizer=None, device_transform=True)
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_device_transform_on_cpu_equals_worker_transform(texts, store, mode):
+    examples = texts["validation"].select(range(24)).to_list()
+    settings = dict(bands="all", resample=mode, tokenizer=None, augment=Augmenter(seed=2))
+    direct = Collator(store, **settings)(examples)
+    deferred = Collator(store, device_transform=True, **settings)
     batch = deferred(examples)
-    assert batch["s2_20m"].shape == (10, 6, 60, 60) and batch["s2_60m"].dtype == torch.uint16
+    assert batch["s2_20m"].shape == (24, 6, 60, 60) and batch["s2_60m"].dtype == torch.uint16
     moved = deferred.to_device(batch, "cpu")
-    assert "s2_20m" not in moved
-    for key in ("s2", "s1", "has_s1"):
+    assert "s2_20m" not in moved and len({tuple(t) for t in moved["transform"].tolist()}) > 1
+    for key in ("s2", "s1"):
+        torch.testing.assert_close(moved[key], direct[key], rtol=1e-5, atol=1e-5)
+    for key in ("has_s1", "box", "point", "transform"):
         assert torch.equal(moved[key], direct[key]), key
 
 
@@ -200,8 +204,9 @@ def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_pinned_transfer_and_gpu_transform(texts, store):
     dataset = texts["validation"]
-    reference = Collator(store, bands="all", resample="bicubic", tokenizer=TOKENIZER)
-    deferred = Collator(store, bands="all", resample="bicubic", tokenizer=TOKENIZER, device_transform=True)
+    settings = dict(bands="all", resample="bicubic", tokenizer=TOKENIZER, augment=Augmenter(seed=4))
+    reference = Collator(store, **settings)
+    deferred = Collator(store, device_transform=True, **settings)
     pinned = DataLoader(dataset, batch_size=8, num_workers=2, collate_fn=deferred, pin_memory=True)
     for batch, want in zip(pinned, loader(dataset, reference), strict=True):
         assert batch["s2_10m"].is_pinned()
