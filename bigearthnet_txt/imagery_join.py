@@ -3,7 +3,9 @@
 ``ImageryJoin(store, imagery=("s2", "s1"), resolution="native")`` is a picklable callable that takes a
 batch ``{column: list | ndarray}`` (``datasets`` batched format) with a ``patch_index`` column of
 length ``B`` and returns the batch with these arrays added (one ``store.read`` per batch, each patch
-decoded once however many rows share it):
+decoded once however many rows share it). With ``share_rows=True`` (what streaming uses) each key
+holds a list of ``B`` read-only per-row views instead of one stacked array, so rows of one patch
+share memory instead of being copied:
 
 =====================  ========  ======================  =====================================
 key                    dtype     shape                   when
@@ -52,6 +54,7 @@ class ImageryJoin:
         store: ImageryStore,
         imagery: Sequence[str] = ("s2", "s1"),
         resolution: str | int = "native",
+        share_rows: bool = False,
     ):
         unknown = [m for m in imagery if m not in MODALITIES]
         if unknown:
@@ -65,6 +68,7 @@ class ImageryJoin:
             name for m in self.imagery for name in (S2_ARRAY_NAMES if m == "s2" else (m,))
         )
         self.keys = imagery_keys(self.imagery, resolution)
+        self.share_rows = share_rows
 
     def __repr__(self) -> str:
         return (
@@ -85,6 +89,19 @@ class ImageryJoin:
             batch["s2"] = s2
         return {key: batch[key] for key in self.keys}
 
+    def read_shared(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, list[np.ndarray]]:
+        """Like :meth:`read`, but ``{key: [ndarray, ...]}``: one read-only view per row, rows of the
+        same patch sharing memory (each patch is decoded and held once, however many rows it has)."""
+        unique, inverse = np.unique(np.asarray(patch_index, dtype=np.int64), return_inverse=True)
+        arrays = self.read(unique)
+        out = {}
+        for key, values in arrays.items():
+            values.flags.writeable = False
+            out[key] = [values[j] for j in inverse.tolist()]
+        return out
+
     def __call__(self, batch: Mapping[str, Sequence]) -> dict:
-        """``batch`` plus the imagery of its ``patch_index`` column."""
-        return {**batch, **self.read(batch["patch_index"])}
+        """``batch`` plus the imagery of its ``patch_index`` column (stacked arrays, or per-row
+        read-only views with ``share_rows``)."""
+        read = self.read_shared if self.share_rows else self.read
+        return {**batch, **read(batch["patch_index"])}

@@ -76,10 +76,10 @@ def with_imagery(
     from datasets import IterableDataset
 
     store = store if hasattr(store, "read") else ImageryStore(store)
-    join = ImageryJoin(store, imagery, resolution)
     if isinstance(dataset, IterableDataset):
+        join = ImageryJoin(store, imagery, resolution, share_rows=True)
         return dataset.map(join, batched=True, batch_size=batch_size)
-    return dataset.with_transform(join)
+    return dataset.with_transform(ImageryJoin(store, imagery, resolution))
 
 
 def _split_names(root: Path, config: str, split: str | None) -> list[str]:
@@ -115,7 +115,7 @@ def _streaming(root: Path, config: str, split: str, rows, rank, world_size, drop
         pieces = [pieces[i] for i in order]  # the same order on every rank before splitting
     if world_size > 1:
         pieces = split_pieces(pieces, rank, world_size, drop_remainder)
-    ds = iterable_dataset(pieces, table_features(), rows)
+    ds = iterable_dataset(pieces, rows)
     if shuffle_seed is not None:
         ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size)
     return ds

@@ -271,3 +271,11 @@ def test_public_api_is_lazy_and_datasets_pickle(converted, cache_dir):
     ds = load_dataset(converted, "mcq", "test", cache_dir=cache_dir, imagery=("s1",))
     clone = pickle.loads(pickle.dumps(ds))
     np.testing.assert_array_equal(clone[0]["s1"], ds[0]["s1"])
+
+
+def test_streamed_rows_of_a_patch_share_read_only_imagery(converted):
+    examples = list(load_dataset(converted, "binary", "train", streaming=True, imagery=("s1",)))
+    first, second = [e for e in examples if e["patch_index"] == examples[0]["patch_index"]][:2]
+    assert np.shares_memory(first["s1"], second["s1"])
+    with pytest.raises(ValueError):
+        first["s1"][0, 0, 0] = 0.0
