@@ -104,15 +104,15 @@ class ShardLayout:
                 buf = bytes(codec.encode(np.frombuffer(buf, dtype=self.dtype)))
         return buf
 
-    def encode_shard(self, block: np.ndarray) -> bytes | None:
-        """Bytes of one shard file for ``block`` [shard_size, *chunk]; None if all fill value."""
+    def encode_shard(self, block: np.ndarray, map_fn=map) -> bytes | None:
+        """Bytes of one shard file for ``block`` [shard_size, *chunk]; None if all fill value.
+
+        ``map_fn`` maps ``encode_chunk`` over the chunks (e.g. a thread pool's ``map``)."""
         index = np.full((self.shard_size, 2), EMPTY, dtype="<u8")
         parts: list[bytes] = []
         offset = 0
-        for row in range(self.shard_size):
-            if self._is_fill(block[row]):
-                continue
-            encoded = self.encode_chunk(block[row])
+        rows = [row for row in range(self.shard_size) if not self._is_fill(block[row])]
+        for row, encoded in zip(rows, map_fn(self.encode_chunk, [block[r] for r in rows]), strict=True):
             index[row] = (offset, len(encoded))
             parts.append(encoded)
             offset += len(encoded)

@@ -16,10 +16,12 @@ import json
 import math
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +44,13 @@ from conversion.imagery.checksums import read_checksum_list, verify_files
 from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS, describe
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
-from conversion.imagery.passes import PASSES, Pass, decode_patch
+from conversion.imagery.passes import PASSES, Pass, decode_batch
 from conversion.imagery.sources import is_archive, iter_source
 from conversion.imagery.store_writer import PROGRESS_DIR, StoreWriter, write_json_atomic
 from conversion.remote import as_source, expect_md5
 
 REPORT_FILE = "imagery_report.json"
+DECODE_BATCH = 32  # patches per task sent to a decoding process
 METADATA_NAMES = ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
 
 
@@ -114,6 +117,42 @@ def _missing_error(spec: Pass, plan: PatchPlan, sources: Sequence[Path]):
     return build
 
 
+def _prefetched(iterable: Iterable, depth: int = 64) -> Iterator:
+    """Iterate ``iterable`` in a background thread (reading/decompressing overlaps the encoding,
+    which releases the GIL), at most ``depth`` items ahead; its exceptions are re-raised here."""
+    items: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((end, None))
+        except Exception as err:  # noqa: BLE001 - re-raised in the consuming thread
+            items.put((end, err))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = items.get()
+            if err is not None:
+                raise err
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 def _run_pass(
     spec: Pass,
     sources: Sequence[Path],
@@ -122,6 +161,7 @@ def _run_pass(
     *,
     allow_missing: bool,
     skip_bad: bool,
+    pool: ProcessPoolExecutor | None,
     workers: int,
     progress: bool,
     source_errors: list[dict],
@@ -136,48 +176,51 @@ def _run_pass(
     total = sum(len(v) for v in pending.values())
     bar = tqdm(total=total, unit="patch", desc=f"imagery {spec.name}", disable=not progress, smoothing=0.05)
     in_flight: deque[Future] = deque()
-    pool = (
-        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
-    )
+    batch: list[tuple] = []
     submitted: set[int] = set()
 
-    def collect(block: bool) -> None:
-        while in_flight and (block or in_flight[0].done()):
-            assembler.add(in_flight.popleft().result())
-            bar.update(1)
+    def take(decoded: list) -> None:
+        for patch in decoded:
+            assembler.add(patch)
+        bar.update(len(decoded))
+
+    def submit() -> None:
+        if batch:
+            in_flight.append(pool.submit(decode_batch, spec.name, list(batch)))
+            batch.clear()
+        while in_flight and (in_flight[0].done() or len(in_flight) > 2 * workers):
+            take(in_flight.popleft().result())
+
+    def drain() -> None:
+        submit()
+        while in_flight:
+            take(in_flight.popleft().result())
 
     try:
         for source in sources:
             bar.set_postfix_str(source.name)
             try:
-                for patch in iter_source(source):
+                for patch in _prefetched(iter_source(source)):
                     index = next((lk[patch.name] for lk in lookups if patch.name in lk), None)
                     if index is None or index in submitted or not assembler.wants(index):
                         continue
                     submitted.add(index)
-                    pid = plan.name_of_index[index]
+                    item = (patch, index, plan.name_of_index[index])
                     if pool is None:
-                        assembler.add(decode_patch(spec.name, patch, index, pid))
-                        bar.update(1)
+                        take(decode_batch(spec.name, [item]))
                         continue
-                    in_flight.append(pool.submit(decode_patch, spec.name, patch, index, pid))
-                    if len(in_flight) >= 8 * workers:
-                        collect(block=False)
-                        if len(in_flight) >= 16 * workers:
-                            assembler.add(in_flight.popleft().result())
-                            bar.update(1)
-                collect(block=True)
+                    batch.append(item)
+                    if len(batch) >= DECODE_BATCH:
+                        submit()
+                drain()
             except ImageryInputError as err:
                 if not skip_bad:
                     raise
-                collect(block=True)
+                drain()
                 source_errors.append({**err.to_record(), "pass": spec.name})
-        collect(block=True)
         assembler.finish(None if allow_missing else _missing_error(spec, plan, sources))
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
 
 def _merge_stats(records: dict[str, dict[int, dict]]) -> dict[str, dict[str, float]]:
@@ -255,6 +298,7 @@ def convert_imagery(
     verify: bool = False,
     checksum_list: Path | str | None = None,
     progress: bool = True,
+    pass_runner=None,
 ) -> ImageryResult:
     """Convert imagery into ``out_dir/imagery.zarr`` and ``out_dir/patches.parquet``.
 
@@ -264,6 +308,8 @@ def convert_imagery(
     ``annotations`` tables (whose split, ``bench`` included, wins over the metadata split).
     Raises ``ImageryInputError`` (a ``ValueError``) naming the file/patch for bad input, unless
     ``skip_bad`` records it in ``out_dir/imagery_report.json`` and drops the patch.
+    ``pass_runner`` runs each pass (default: local processes; ``conversion.dask_engine`` has one
+    for Dask); it takes the arguments of ``_run_pass``.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -297,7 +343,7 @@ def convert_imagery(
         "allow_missing_reference_maps": allow_missing_reference_maps,
         "skip_bad": skip_bad,
     }
-    writer = StoreWriter(out_dir, plan.n_rows, shard_size, arrays, preset, settings)
+    writer = StoreWriter(out_dir, plan.n_rows, shard_size, arrays, preset, settings, encode_threads=workers)
     if writer.is_complete() and (out_dir / PATCH_TABLE).is_file():
         table = pq.read_table(out_dir / PATCH_TABLE)
         return ImageryResult(out_dir, table.num_rows, already_complete=True, split_ranges=plan.split_ranges)
@@ -305,14 +351,20 @@ def convert_imagery(
     errors_file = out_dir / PROGRESS_DIR / "source-errors.json"
     source_errors: list[dict] = json.loads(errors_file.read_text()) if errors_file.is_file() else []
     allow = {"s1": allow_missing_s1, "reference_map": allow_missing_reference_maps, "s2": False}
-    for name, paths in passes.items():
-        n_before = len(source_errors)
-        _run_pass(
-            PASSES[name], paths, plan, writer, allow_missing=allow[name], skip_bad=skip_bad,
-            workers=workers, progress=progress, source_errors=source_errors,
-        )  # fmt: skip
-        if len(source_errors) != n_before:
-            write_json_atomic(errors_file, source_errors)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    try:
+        for name, paths in passes.items():
+            n_before = len(source_errors)
+            _run_pass(
+                PASSES[name], paths, plan, writer, allow_missing=allow[name], skip_bad=skip_bad,
+                pool=pool, workers=workers, progress=progress, source_errors=source_errors,
+            )  # fmt: skip
+            if len(source_errors) != n_before:
+                write_json_atomic(errors_file, source_errors)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        writer.close()
     records = {name: writer.records(name) for name in passes}
     bad = source_errors + [b for recs in records.values() for r in recs.values() for b in r["bad"]]
     bad_indices = {b["patch_index"] for b in bad if "patch_index" in b}

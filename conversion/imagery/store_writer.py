@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ def write_json_atomic(path: Path, payload) -> None:
 
 
 class StoreWriter:
-    """Writes the arrays of one store under ``out_dir``.
+    """Writes the arrays of one store under ``out_dir`` (chunks compressed by ``encode_threads``
+    threads: blosc releases the GIL).
 
     ``settings`` (JSON-ready) identify the conversion; a rerun with other settings on an
     unfinished store is refused instead of mixing two conversions.
@@ -62,6 +64,7 @@ class StoreWriter:
         arrays: Sequence[ImageryArray],
         preset: str,
         settings: dict,
+        encode_threads: int = 1,
     ):
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / IMAGERY_STORE
@@ -74,6 +77,7 @@ class StoreWriter:
         self.settings = settings
         self._group: zarr.Group | None = None
         self._layouts: dict[str, ShardLayout | None] = {}
+        self._encoder = ThreadPoolExecutor(encode_threads) if encode_threads > 1 else None
 
     # -- state --------------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class StoreWriter:
             if layout is None:
                 group[name][start : start + self.shard_size] = block
                 continue
-            encoded = layout.encode_shard(block)
+            encoded = layout.encode_shard(block, map_fn=self._encoder.map if self._encoder else map)
             target = layout.shard_path(shard)
             if encoded is None:
                 target.unlink(missing_ok=True)
@@ -187,6 +191,12 @@ class StoreWriter:
         write_json_atomic(self.marker(pass_name, shard), record)
 
     # -- end ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the encoding threads."""
+        if self._encoder is not None:
+            self._encoder.shutdown()
+            self._encoder = None
 
     def finalize(self, attrs: dict) -> None:
         """Write the complete store attributes, then drop the progress and staging folders."""
