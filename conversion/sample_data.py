@@ -23,3 +23,12 @@ V1_S2_DIR = SAMPLES_DIR / "bigearthnet_v1" / "s2-tiny"
 V1_S1_DIR = SAMPLES_DIR / "bigearthnet_v1" / "s1-tiny"
 METADATA_FILE = V2_DIR / "metadata.parquet"
 SNOW_CLOUD_METADATA_FILE = V2_DIR / "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
+
+#: ``convert_imagery`` keyword arguments for every shipped sample imagery source: the six S2
+#: patches (v2, legacy flat, v1) and all S1 patches; only the v1 pairs have both, so conversions of
+#: the S2 samples need ``allow_missing_s1=True``.
+SAMPLE_IMAGERY_SOURCES: dict[str, list[Path]] = {
+    "s2": [V2_S2_DIR, LEGACY_FLAT_S2_DIR, V1_S2_DIR],
+    "s1": [V1_S1_DIR, V2_S1_DIR],
+    "metadata": [METADATA_FILE, SNOW_CLOUD_METADATA_FILE],
+}
