@@ -351,11 +351,12 @@ def convert_imagery(
     errors_file = out_dir / PROGRESS_DIR / "source-errors.json"
     source_errors: list[dict] = json.loads(errors_file.read_text()) if errors_file.is_file() else []
     allow = {"s1": allow_missing_s1, "reference_map": allow_missing_reference_maps, "s2": False}
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    local_pool = workers > 1 and pass_runner is None
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if local_pool else None
     try:
         for name, paths in passes.items():
             n_before = len(source_errors)
-            _run_pass(
+            (pass_runner or _run_pass)(
                 PASSES[name], paths, plan, writer, allow_missing=allow[name], skip_bad=skip_bad,
                 pool=pool, workers=workers, progress=progress, source_errors=source_errors,
             )  # fmt: skip
