@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -271,17 +272,28 @@ class ShardWriter:
             self.writer = None
 
 
-def write_tables(buckets, tmp: Path, settings, progress) -> tuple[dict, dict]:
+def weigh_bucket(path: Path, settings: AnnotationSettings) -> pa.Table:
+    """The rows of one bucket sorted by patch rank and ``ID``, with redundancy weights."""
+    table = pa.ipc.open_file(path).read_all()
+    table = table.sort_by([("_rank", "ascending"), ("ID", "ascending")])
+    return add_redundancy(table, settings)
+
+
+def weigh_buckets(buckets: list[Path], settings: AnnotationSettings) -> Iterator[pa.Table]:
+    """``weigh_bucket`` of every bucket, in order (one at a time, in this process)."""
+    return (weigh_bucket(path, settings) for path in buckets)
+
+
+def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) -> tuple[dict, dict]:
     meta = {STORE_ATTRS_KEY.encode(): json.dumps({"redundancy": settings.redundancy_metadata()}).encode()}
     schema = TABLE_SCHEMA.with_metadata(meta)
     writers: dict[tuple[str, str], ShardWriter] = {}
     rows: dict[str, dict[str, int]] = {t: {s: 0 for s in SPLITS} for t in TABLE_TASKS}
     patches: dict[str, set] = defaultdict(set)
     try:
+        weighed = iter(weigh(buckets, settings))
         for path in tqdm(buckets, desc="annotations: write", unit="bucket", disable=not progress):
-            table = pa.ipc.open_file(path).read_all()
-            table = table.sort_by([("_rank", "ascending"), ("ID", "ascending")])
-            table = add_redundancy(table, settings)
+            table = next(weighed)
             task_of_row = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE))).to_numpy()
             tasks = [TASK_OF_TYPE[t] for t in TASK_OF_TYPE]
             split_of_row = table["split"]
@@ -324,13 +336,15 @@ def convert_annotations(
     patch_index: dict[str, int] | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    weigh=weigh_buckets,
 ) -> AnnotationSummary:
     """Convert the annotation file ``source`` into ``out_dir/data/<task>/<split>-NNNNN.parquet``.
 
     ``patch_index`` (patch_id → row of ``imagery.zarr``) fills the ``patch_index`` column and
     sets the row order; every annotated patch must be in it. Raises :class:`AnnotationError`
     (a ``ValueError``) naming the file, column and row ``ID`` on bad input, leaving ``out_dir``
-    as it was.
+    as it was. ``weigh(buckets, settings)`` yields each bucket's sorted, weighed rows in order
+    (default ``weigh_buckets``; ``conversion.dask_engine.annotations`` weighs them on a cluster).
     """
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
@@ -357,7 +371,7 @@ def convert_annotations(
         check_schema(pf.schema_arrow, str(source))
         order = scan(pf, str(source), patch_index)
         buckets = spill(pf, str(source), order, patch_index, tmp, settings, progress)
-        counts, files = write_tables(buckets, tmp, settings, progress)
+        counts, files = write_tables(buckets, tmp, settings, progress, weigh)
         summary = AnnotationSummary(
             rows=counts["rows"],
             patches=counts["patches"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from conversion.dask_engine.session import engine_session
 from conversion.imagery.arguments import add_imagery_arguments, run_imagery
 from conversion.remote import localize_arguments, source_argument
 
@@ -64,18 +65,19 @@ def run(args: argparse.Namespace) -> int:
 
     localize_arguments(args)
     patch_index = None
-    if args.s2 or args.s1 or args.reference_maps:
-        import pyarrow.parquet as pq
+    with engine_session(args) as engine:
+        if args.s2 or args.s1 or args.reference_maps:
+            import pyarrow.parquet as pq
 
-        from bigearthnet_txt.schema import PATCH_TABLE
+            from bigearthnet_txt.schema import PATCH_TABLE
 
-        run_imagery(args)
-        patches = pq.read_table(Path(args.out) / PATCH_TABLE, columns=["patch_id", "patch_index"])
-        patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist()))
-    summary = convert_annotations(
-        args.annotations, args.out, annotation_settings(args), patch_index=patch_index,
-        progress=not args.quiet, overwrite=args.overwrite,
-    )
+            run_imagery(args, engine)
+            patches = pq.read_table(Path(args.out) / PATCH_TABLE, columns=["patch_id", "patch_index"])
+            patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist()))
+        summary = convert_annotations(
+            args.annotations, args.out, annotation_settings(args), patch_index=patch_index,
+            progress=not args.quiet, overwrite=args.overwrite, **engine.annotation_options(),
+        )
     print(f"annotation tables in {args.out}/data ({len(summary.files)} files, {summary.seconds:.1f} s)")
     print_summary(summary)
     return 0

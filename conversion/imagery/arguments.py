@@ -4,7 +4,7 @@
 ``.tar.zst`` or a folder), ``--metadata FILE`` (repeatable), ``--patch-list FILE``,
 ``--all-patches``, ``--allow-missing-s1``, ``--allow-missing-reference-maps``, ``--skip-bad``,
 ``--workers N``, ``--codec-preset {default,size}``, ``--shard-size N``, ``--verify`` and
-``--checksums FILE``; ``run_imagery(args)`` calls ``convert_imagery`` with them, ``args.out``,
+``--checksums FILE``, ``--engine {local,dask}`` and ``--scheduler ADDRESS``; ``run_imagery(args)`` calls ``convert_imagery`` with them, ``args.out``,
 ``args.annotations`` (one path or a list) and ``args.quiet``.
 """
 
@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conversion.dask_engine.session import Engine, add_engine_arguments, engine_session
 from conversion.remote import localize_arguments, source_argument
 
 if TYPE_CHECKING:
@@ -42,16 +43,21 @@ def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annot
     g.add_argument("--allow-missing-reference-maps", action="store_true",
                    help="a patch without reference map gets has_reference_map=false instead of an error")
     g.add_argument("--skip-bad", action="store_true", help="record bad patches in DIR/imagery_report.json and go on")
-    g.add_argument("--workers", type=int, default=1, metavar="N", help="decoding processes (default 1)")
+    g.add_argument("--workers", type=int, default=1, metavar="N", help="processes decoding GeoTIFFs and threads compressing chunks (default 1)")
     g.add_argument("--codec-preset", choices=("default", "size"), default="default", help="store codecs (default: %(default)s)")
     g.add_argument("--shard-size", type=int, default=256, metavar="PATCHES",
                    help="patches per shard file (default %(default)s)")
     g.add_argument("--verify", action="store_true", help="check archive/metadata md5 sums before converting")
     g.add_argument("--checksums", type=Path, metavar="FILE", help="md5sum-format list for --verify (default: published sums)")
+    add_engine_arguments(g)
 
 
-def run_imagery(args: argparse.Namespace) -> ImageryResult:
-    """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery flags)."""
+def run_imagery(args: argparse.Namespace, engine: Engine | None = None) -> ImageryResult:
+    """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery flags)
+    on ``engine`` (default: the one of ``--engine``, opened for this call)."""
+    if engine is None:
+        with engine_session(args) as opened:
+            return run_imagery(args, opened)
     localize_arguments(args)
     patch_ids = None
     if args.patch_list:
@@ -65,4 +71,5 @@ def run_imagery(args: argparse.Namespace) -> ImageryResult:
         allow_missing_s1=args.allow_missing_s1, allow_missing_reference_maps=args.allow_missing_reference_maps,
         skip_bad=args.skip_bad, workers=args.workers, preset=args.codec_preset, shard_size=args.shard_size,
         verify=args.verify, checksum_list=args.checksums, progress=not getattr(args, "quiet", False),
+        pass_runner=engine.pass_runner,
     )  # fmt: skip

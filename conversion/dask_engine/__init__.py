@@ -1,0 +1,16 @@
+"""Conversion on ``dask.distributed``: the same stores and tables as the local engine, computed as
+independent tasks on a ``LocalCluster`` or on a cluster behind a scheduler address.
+
+Modules, one job each:
+
+* ``cluster`` — opens a ``distributed.Client`` (a ``LocalCluster`` of N workers, or a scheduler);
+* ``listing`` — lists the patches of a folder source, local or behind an fsspec URL;
+* ``shard_task`` — the worker task: read one shard's patches, decode, write one shard of every array;
+* ``imagery`` — the pass runner that schedules the shard tasks (folders: from a listing; ``.tar.zst``
+  archives: streamed once by the client, which hands complete shards to the workers);
+* ``annotations`` — redundancy weights of the annotation buckets as tasks;
+* ``session`` — ``engine_session(args)``: the engine chosen by ``--engine``/``--scheduler``.
+
+Workers write into the output folder themselves, so with a remote cluster the output folder must
+be on a file system that the client and every worker mount at the same path.
+"""

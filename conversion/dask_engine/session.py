@@ -1,0 +1,49 @@
+"""The conversion engine chosen on the command line: ``--engine local`` (default) or ``dask``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+ENGINES = ("local", "dask")
+
+
+def add_engine_arguments(group) -> None:
+    """Add ``--engine`` and ``--scheduler`` to an argparse parser or group."""
+    group.add_argument("--engine", choices=ENGINES, default="local",
+                       help="local processes (default) or dask.distributed tasks, one per shard/bucket")  # fmt: skip
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --engine dask: scheduler address (tcp://host:8786); "
+                       "default: a LocalCluster of --workers processes")  # fmt: skip
+
+
+@dataclass
+class Engine:
+    """Hooks of the conversion functions: ``pass_runner`` for ``convert_imagery``, ``weigh`` for
+    ``convert_annotations``; None keeps their local default."""
+
+    pass_runner: object = None
+    weigh: object = None
+    client: object = None
+
+    def annotation_options(self) -> dict:
+        return {"weigh": self.weigh} if self.weigh is not None else {}
+
+
+@contextlib.contextmanager
+def engine_session(args: argparse.Namespace) -> Iterator[Engine]:
+    """The engine of ``args.engine`` (a Dask client open for the duration, when asked)."""
+    engine = getattr(args, "engine", "local") or "local"
+    if engine == "local":
+        if getattr(args, "scheduler", None):
+            raise ValueError("--scheduler needs --engine dask")
+        yield Engine()
+        return
+    from conversion.dask_engine.annotations import DaskBucketWeigher
+    from conversion.dask_engine.cluster import open_client
+    from conversion.dask_engine.imagery import DaskPassRunner
+
+    with open_client(args.scheduler, getattr(args, "workers", 1)) as client:
+        yield Engine(DaskPassRunner(client), DaskBucketWeigher(client), client)

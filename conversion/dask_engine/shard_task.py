@@ -1,0 +1,100 @@
+"""The worker task of the imagery conversion: one shard of one pass, start to finish.
+
+``write_shard`` decodes the shard's patches, fills the shard block of every array of the pass,
+writes the shard files (each renamed into place) and then the shard's progress marker, exactly as
+the local engine's ``ShardAssembler`` does, so a store is the same whichever engine wrote it. A
+shard whose marker exists is never rewritten: a task retried after its worker died once the marker
+was written returns at once, and one that died earlier finds no marker and writes the shard again.
+
+Bad input is returned, not raised (``ImageryInputError`` does not survive pickling), and the client
+raises it again: ``ShardOutcome.error``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bigearthnet_txt.schema import ImageryArray
+from conversion.dask_engine.listing import load_patch
+from conversion.imagery.assembler import ShardAssembler
+from conversion.imagery.errors import ImageryInputError
+from conversion.imagery.passes import PASSES, decode_patch
+from conversion.imagery.sources import PatchFiles
+from conversion.imagery.store_writer import StoreWriter
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """What a worker needs to reopen the store being written (``StoreWriter`` arguments)."""
+
+    out_dir: Path
+    n_rows: int
+    shard_size: int
+    arrays: tuple[ImageryArray, ...]
+    preset: str
+    settings: dict
+
+    @classmethod
+    def of(cls, writer: StoreWriter) -> StoreSpec:
+        return cls(writer.out_dir, writer.n_rows, writer.shard_size, tuple(writer.arrays), writer.preset, writer.settings)
+
+    def writer(self) -> StoreWriter:
+        return StoreWriter(self.out_dir, self.n_rows, self.shard_size, self.arrays, self.preset, self.settings)
+
+
+@dataclass
+class ShardJob:
+    """One shard of one pass: the rows expected, the patches found for them (in source order),
+    the split of each expected row, and the error records of expected rows no source has."""
+
+    pass_name: str
+    shard: int
+    expected: list[int]
+    patches: list[tuple[int, str, PatchFiles]]
+    split_of_index: dict[int, str]
+    missing: dict[int, dict] = field(default_factory=dict)
+
+
+@dataclass
+class ShardOutcome:
+    """The shard's progress record, or the bad-input error record that stopped it."""
+
+    shard: int
+    record: dict | None = None
+    error: dict | None = None
+    skipped: bool = False
+
+
+def error_from_record(record: dict) -> ImageryInputError:
+    """The ``ImageryInputError`` of a ``to_record()`` dict."""
+    return ImageryInputError(record["message"], kind=record["kind"], path=record["path"], patch=record["patch"])
+
+
+class _MissingErrors:
+    """``missing_error`` for ``ShardAssembler.finish``: the prepared error of the first index."""
+
+    def __init__(self, records: dict[int, dict]):
+        self.records = records
+
+    def __call__(self, indices: list[int]) -> ImageryInputError:
+        return error_from_record(self.records[indices[0]])
+
+
+def write_shard(store: StoreSpec, job: ShardJob, skip_bad: bool) -> ShardOutcome:
+    """Decode, assemble and write ``job``'s shard (nothing when its marker exists)."""
+    writer = store.writer()
+    marker = writer.marker(job.pass_name, job.shard)
+    if marker.is_file():
+        return ShardOutcome(job.shard, json.loads(marker.read_text()), skipped=True)
+    assembler = ShardAssembler(
+        PASSES[job.pass_name], writer, {job.shard: set(job.expected)}, job.split_of_index, skip_bad=skip_bad
+    )
+    try:
+        for index, patch_id, patch in job.patches:
+            assembler.add(decode_patch(job.pass_name, load_patch(patch), index, patch_id))
+        assembler.finish(_MissingErrors(job.missing) if job.missing else None)
+    except ImageryInputError as err:
+        return ShardOutcome(job.shard, error=err.to_record())
+    return ShardOutcome(job.shard, json.loads(marker.read_text()))
