@@ -102,7 +102,11 @@ class RemoteFile:
         return RemoteFile(self.url.rsplit("/", 1)[0])
 
     def exists(self) -> bool:
-        return self.is_file()
+        """True for a file or a directory (a folder source, e.g. ``s3://bucket/BigEarthNet-S2``)."""
+        try:
+            return self.is_file() or self.fs.isdir(self.path)
+        except (OSError, ValueError):
+            return False
 
     def is_file(self) -> bool:
         try:

@@ -45,7 +45,12 @@ class DaskBucketWeigher:
         run = uuid.uuid4().hex[:12]
         futures = [
             self.client.submit(
-                weigh_bucket_file, path, settings, pure=False, retries=TASK_RETRIES, key=f"weigh-{path.stem}-{run}"
+                weigh_bucket_file,
+                path,
+                settings,
+                pure=False,
+                retries=TASK_RETRIES,
+                key=f"weigh-{path.stem}-{run}",
             )
             for path in buckets
         ]

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def open_client(scheduler: str | None = None, workers: int = 1, *, processes: bool = True) -> Iterator:
+def open_client(
+    scheduler: str | None = None, workers: int = 1, *, processes: bool = True
+) -> Iterator:
     """Yield a client of the scheduler at ``scheduler`` (``tcp://host:8786``), or of a new
     ``LocalCluster`` with ``workers`` single-threaded workers (processes unless told otherwise),
     closed on exit."""
@@ -21,7 +23,7 @@ def open_client(scheduler: str | None = None, workers: int = 1, *, processes: bo
         n_workers=max(1, workers),
         threads_per_worker=1,
         processes=processes,
-        dashboard_address=None,
+        dashboard_address=":0",
     )
     try:
         with Client(cluster) as client:

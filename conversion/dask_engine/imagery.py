@@ -22,6 +22,7 @@ recorded as in the local engine.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import shutil
 import uuid
@@ -74,6 +75,8 @@ class _ShardBuffers:
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.folder.parent.rmdir()  # the staging root, once no pass uses it
 
 
 class DaskPassRunner:
@@ -122,7 +125,9 @@ class DaskPassRunner:
             build_error = None if allow_missing else _missing_error(spec, plan, sources)
             for shard in sorted(run.open_shards):
                 missing = [i for i in pending[shard] if i not in run.seen]
-                run.submit(shard, {i: build_error([i]).to_record() for i in missing} if build_error else {})
+                run.submit(
+                    shard, {i: build_error([i]).to_record() for i in missing} if build_error else {}
+                )
             run.wait(0)
         finally:
             run.close()
@@ -132,16 +137,26 @@ class _PassRun:
     """State of one pass: the patches seen, the shards still open, the tasks in flight."""
 
     def __init__(self, runner: DaskPassRunner, spec, plan, writer, pending, skip_bad, progress):
-        self.runner, self.spec, self.plan, self.pending, self.skip_bad = runner, spec, plan, pending, skip_bad
+        self.runner, self.spec, self.plan, self.pending, self.skip_bad = (
+            runner,
+            spec,
+            plan,
+            pending,
+            skip_bad,
+        )
         self.store = StoreSpec.of(writer)
         self.lookups = [getattr(plan, name) for name in spec.lookups]
         self.seen: set[int] = set()
         self.open_shards: set[int] = set(pending)
-        self.buffers = _ShardBuffers(writer.out_dir / STAGING_DIR / spec.name, runner.max_open_shards)
+        self.buffers = _ShardBuffers(
+            writer.out_dir / STAGING_DIR / spec.name, runner.max_open_shards
+        )
         self.in_flight: list = []
         self.rows_of: dict[str, int] = {}
         total = sum(len(rows) for rows in pending.values())
-        self.bar = tqdm(total=total, unit="patch", desc=f"imagery {spec.name} (dask)", disable=not progress)
+        self.bar = tqdm(
+            total=total, unit="patch", desc=f"imagery {spec.name} (dask)", disable=not progress
+        )
 
     def read(self, source) -> None:
         """Read one source; submit each shard the moment its last patch is known."""
@@ -179,7 +194,9 @@ class _PassRun:
         """Collect finished tasks until at most ``limit`` are in flight; raise their bad input."""
         from distributed import wait
 
-        while self.in_flight and (len(self.in_flight) > limit or any(f.done() for f in self.in_flight)):
+        while self.in_flight and (
+            len(self.in_flight) > limit or any(f.done() for f in self.in_flight)
+        ):
             if len(self.in_flight) > limit:
                 wait(self.in_flight, return_when="FIRST_COMPLETED")
             finished = [f for f in self.in_flight if f.done()]

@@ -38,10 +38,19 @@ class StoreSpec:
 
     @classmethod
     def of(cls, writer: StoreWriter) -> StoreSpec:
-        return cls(writer.out_dir, writer.n_rows, writer.shard_size, tuple(writer.arrays), writer.preset, writer.settings)
+        return cls(
+            writer.out_dir,
+            writer.n_rows,
+            writer.shard_size,
+            tuple(writer.arrays),
+            writer.preset,
+            writer.settings,
+        )
 
     def writer(self) -> StoreWriter:
-        return StoreWriter(self.out_dir, self.n_rows, self.shard_size, self.arrays, self.preset, self.settings)
+        return StoreWriter(
+            self.out_dir, self.n_rows, self.shard_size, self.arrays, self.preset, self.settings
+        )
 
 
 @dataclass
@@ -69,7 +78,9 @@ class ShardOutcome:
 
 def error_from_record(record: dict) -> ImageryInputError:
     """The ``ImageryInputError`` of a ``to_record()`` dict."""
-    return ImageryInputError(record["message"], kind=record["kind"], path=record["path"], patch=record["patch"])
+    return ImageryInputError(
+        record["message"], kind=record["kind"], path=record["path"], patch=record["patch"]
+    )
 
 
 class _MissingErrors:
@@ -89,7 +100,11 @@ def write_shard(store: StoreSpec, job: ShardJob, skip_bad: bool) -> ShardOutcome
     if marker.is_file():
         return ShardOutcome(job.shard, json.loads(marker.read_text()), skipped=True)
     assembler = ShardAssembler(
-        PASSES[job.pass_name], writer, {job.shard: set(job.expected)}, job.split_of_index, skip_bad=skip_bad
+        PASSES[job.pass_name],
+        writer,
+        {job.shard: set(job.expected)},
+        job.split_of_index,
+        skip_bad=skip_bad,
     )
     try:
         for index, patch_id, patch in job.patches:
