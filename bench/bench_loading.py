@@ -148,7 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=1000)
     parser.add_argument(
-        "--random", type=int, default=300, help="random samples per map-style reader"
+        "--random", type=int, default=1000, help="random samples per map-style reader"
     )
     parser.add_argument("--geotiff", type=int, default=60, help="samples read through GeoTIFFs")
     parser.add_argument(
