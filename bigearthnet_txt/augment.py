@@ -19,10 +19,11 @@ Direction rule (applied to ``input``, ``output``, ``options`` and ``ref``):
   ``top left`` becomes ``top right`` under hflip and ``bottom left`` under rot90 (a lone
   ``left``/``right`` turned vertical is written ``top``/``bottom``). The MCQ answer letter therefore
   stays correct. These words are read as image directions wherever they occur.
-* A text with any other directional wording (compass words ``north``/``south``/``east``/``west``
-  and their forms, which may describe geography rather than the image; ``above``/``below``/
-  ``beneath``; ``horizontal(ly)``/``vertical(ly)``; ``leftmost``/``topmost`` …) is not augmented:
-  :meth:`Augmenter.sample_for` returns the identity transform for it.
+* A sample with any other directional wording in any of its texts (``UNREWRITABLE_WORDS``: compass
+  words ``north``/``south``/``east``/``west`` and their forms, which may describe geography rather
+  than the image; ``above``/``below``/``beneath``; ``horizontal(ly)``/``vertical(ly)``;
+  ``leftmost``/``topmost`` …) is not augmented: :meth:`Augmenter.sample_for` returns the identity
+  transform for it.
 
 Sampling is reproducible: the transform of an example depends only on ``(seed, epoch, key)``, with
 ``key`` the row ``ID`` (bits of a BLAKE2b hash of the three), never on worker assignment or batch
@@ -52,14 +53,21 @@ DIRECTION_PATTERN = re.compile(
     r"\b(?:(?P<v>top|bottom|upper|lower)(?:(?P<sep>[ -])(?P<h1>left|right)\b)?|(?P<h>left|right))\b",
     re.IGNORECASE,
 )
-UNREWRITABLE_PATTERN = re.compile(
-    r"\b(?:north|south|east|west|northern|southern|eastern|western|north-?east|north-?west|"
-    r"south-?east|south-?west|northward|southward|eastward|westward|northerly|southerly|easterly|"
-    r"westerly|above|below|beneath|underneath|horizontal|horizontally|vertical|vertically|"
-    r"leftmost|rightmost|topmost|bottommost|uppermost|lowermost|upward|upwards|downward|downwards|"
-    r"clockwise|counterclockwise|anticlockwise)\b",
-    re.IGNORECASE,
+UNREWRITABLE_WORDS: frozenset[str] = frozenset(
+    "north south east west northern southern eastern western northeast northwest southeast southwest "
+    "northward southward eastward westward northerly southerly easterly westerly above below beneath "
+    "underneath horizontal horizontally vertical vertically leftmost rightmost topmost bottommost "
+    "uppermost lowermost upward upwards downward downwards clockwise counterclockwise anticlockwise".split()
 )
+DIRECTION_WORDS: frozenset[str] = frozenset(("top", "bottom", "upper", "lower", "left", "right"))
+_WORD_RE = re.compile(r"[a-z]+")
+
+
+def words_of(text: str) -> set[str]:
+    """The lower-case letter runs of ``text`` (``north-east`` → ``north``, ``east``)."""
+    return set(_WORD_RE.findall(text.lower()))
+
+
 _POINT_RE = re.compile(POINT_PATTERN)
 TEXT_FIELDS: tuple[str, ...] = ("input", "output", "ref")
 
@@ -81,7 +89,7 @@ class Transform:
 
     @property
     def is_identity(self) -> bool:
-        return self.canonical() == Transform()
+        return self.hflip == self.vflip and (self.rot90 + 2 * self.vflip) % 4 == 0
 
     def canonical(self) -> Transform:
         """The same map written without ``vflip`` (vflip = hflip followed by two quarter turns)."""
@@ -151,8 +159,9 @@ class Transform:
         """``text`` with its image-direction phrases and ``<point>`` tags transformed."""
         if self.is_identity:
             return text
-        text = DIRECTION_PATTERN.sub(self._rewrite_direction, text)
-        return _POINT_RE.sub(self._rewrite_point, text)
+        if not DIRECTION_WORDS.isdisjoint(words_of(text)):
+            text = DIRECTION_PATTERN.sub(self._rewrite_direction, text)
+        return _POINT_RE.sub(self._rewrite_point, text) if "<point>" in text else text
 
     def _rewrite_direction(self, m: re.Match) -> str:
         v_word, h_word = m["v"], m["h1"] or m["h"]
@@ -201,7 +210,7 @@ def texts_of(example: Mapping) -> Iterable[str]:
 
 def can_augment(example: Mapping) -> bool:
     """False when a text of the example uses directional wording the rule cannot rewrite."""
-    return UNREWRITABLE_PATTERN.search("\n".join(texts_of(example))) is None
+    return UNREWRITABLE_WORDS.isdisjoint(words_of("\n".join(texts_of(example))))
 
 
 def transform_example(example: Mapping, transform: Transform) -> dict:

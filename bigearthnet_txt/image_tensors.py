@@ -135,25 +135,41 @@ class ImageTransform:
                                  device=first.device)  # fmt: skip
             for name in self.layout.arrays:
                 wanted = self.layout.channels(name)
-                if not set(wanted) <= set(bands):
-                    continue
-                x = native[name].to(torch.float32, copy=True)
-                if key == "s1":
-                    out["has_s1"] = ~torch.isnan(x).flatten(1).all(dim=1)
-                if self.normalize:
-                    mean = torch.tensor([self.mean[b] for b in wanted], dtype=torch.float32, device=x.device)
-                    std = torch.tensor([self.std[b] for b in wanted], dtype=torch.float32, device=x.device)
-                    x = x.sub_(mean[:, None, None]).div_(std[:, None, None])
-                if key == "s1":
-                    x = x.nan_to_num_(nan=0.0)
-                positions = [bands.index(b) for b in wanted]
-                if positions == list(range(positions[0], positions[0] + len(positions))):
-                    upsample_into(tensor[:, positions[0] : positions[0] + len(positions)], x, self.resample)
-                else:
-                    for i, position in enumerate(positions):
-                        upsample_into(tensor[:, position : position + 1], x[:, i : i + 1], self.resample)
+                if set(wanted) <= set(bands):
+                    self._write(tensor, bands, wanted, native[name], out if key == "s1" else None)
             out[key] = tensor
         return out
+
+    def _write(self, tensor: torch.Tensor, bands: tuple[str, ...], wanted: tuple[str, ...], x: torch.Tensor,
+               s1_flags: dict | None) -> None:
+        """Normalise the native channels ``x`` of ``wanted`` and write them, upsampled, into their
+        channels of ``tensor`` (fused ``x * (1/std) - mean/std`` where no resampling is needed)."""
+        if x.is_cuda or not self.normalize:
+            x = x.to(torch.float32)
+        positions = [bands.index(b) for b in wanted]
+        contiguous = positions == list(range(positions[0], positions[0] + len(positions)))
+        nan = torch.isnan(x) if s1_flags is not None else None
+        if nan is not None:
+            s1_flags["has_s1"] = ~nan.flatten(1).all(dim=1)
+        if self.normalize:
+            scale = torch.tensor([1.0 / self.std[b] for b in wanted], dtype=torch.float32, device=x.device)
+            bias = torch.tensor([-self.mean[b] / self.std[b] for b in wanted], dtype=torch.float32,
+                                device=x.device)[:, None, None]  # fmt: skip
+            scale = scale[:, None, None]
+            if contiguous and x.shape[-1] == PATCH_SIZE:
+                target = tensor[:, positions[0] : positions[0] + len(positions)]
+                torch.addcmul(bias, x, scale, out=target)
+                if nan is not None and bool(nan.any()):
+                    target.nan_to_num_(nan=0.0)
+                return
+            x = torch.addcmul(bias, x, scale)
+        if nan is not None:
+            x = x.nan_to_num(nan=0.0)
+        if contiguous:
+            upsample_into(tensor[:, positions[0] : positions[0] + len(positions)], x, self.resample)
+        else:
+            for i, position in enumerate(positions):
+                upsample_into(tensor[:, position : position + 1], x[:, i : i + 1], self.resample)
 
     def __repr__(self) -> str:
         return f"ImageTransform({self.layout}, resample={self.resample!r}, normalize={self.normalize})"
