@@ -48,9 +48,6 @@ from bigearthnet_txt.image_tensors import RESAMPLING_MODES, BandLayout, ImageTra
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.tokenize import TextTokenizer, pad_sequences
 
-NATIVE_KEYS: tuple[str, ...] = ("s2_10m", "s2_20m", "s2_60m", "s1")
-
-
 class Collator:
     """Picklable ``collate_fn`` (see the module docstring for the batch it returns).
 
@@ -195,8 +192,10 @@ class Collator:
             k: v.to(device, non_blocking=v.is_pinned()) if isinstance(v, torch.Tensor) else v
             for k, v in batch.items()
         }
-        native = {k: out.pop(k) for k in NATIVE_KEYS if k in out and out[k].dim() == 4 and k in self.layout.arrays}
-        if self.device_transform and native:
+        if not self.device_transform:
+            return out
+        native = {k: out.pop(k) for k in self.layout.arrays if k in out}
+        if native:
             images = self.image_transform(native)
             transforms = [Transform(*row) for row in batch["transform"].tolist()]
             apply_transforms(images, transforms, keys=("s2", "s1"))

@@ -161,6 +161,8 @@ def test_device_transform_on_cpu_equals_worker_transform(texts, store, mode):
         torch.testing.assert_close(moved[key], direct[key], rtol=1e-5, atol=1e-5)
     for key in ("has_s1", "box", "point", "transform"):
         assert torch.equal(moved[key], direct[key]), key
+    kept = Collator(store, **settings).to_device(direct, "cpu")
+    assert kept.keys() == direct.keys() and all(torch.equal(kept[k], direct[k]) for k in direct)
 
 
 def test_examples_with_joined_imagery_need_no_store(converted, store, tmp_path):
