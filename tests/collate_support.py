@@ -29,7 +29,9 @@ def build_converted_sample(folder: Path) -> Path:
         annotations=[annotations], allow_missing_s1=True, progress=False,
     )  # fmt: skip
     patches = pq.read_table(out / PATCH_TABLE, columns=["patch_id", "patch_index"])
-    patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
+    patch_index = dict(
+        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    )
     convert_annotations(annotations, out, AnnotationSettings(), patch_index=patch_index, progress=False,
                         overwrite=True)  # fmt: skip
     return out

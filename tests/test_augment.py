@@ -43,7 +43,9 @@ def paint_box(box: np.ndarray, size: int = SIZE) -> np.ndarray:
 
 def inverse(t: Transform) -> Transform:
     probe = np.arange(16).reshape(4, 4)
-    (inv,) = [u for u in ALL_TRANSFORMS if np.array_equal(u.apply_image(t.apply_image(probe)), probe)]
+    (inv,) = [
+        u for u in ALL_TRANSFORMS if np.array_equal(u.apply_image(t.apply_image(probe)), probe)
+    ]
     return inv
 
 
@@ -70,7 +72,9 @@ def test_augmented_box_frames_the_same_pixels(box, transform, seed):
     assert np.all((new_box >= 0) & (new_box <= 1))
     moved = transform.apply_image(painted)
     assert np.array_equal(moved == -1, np.broadcast_to(paint_box(new_box), moved.shape))
-    assert np.array_equal(np.where(moved == -1, 0, moved), np.where(moved == -1, 0, transform.apply_image(image)))
+    assert np.array_equal(
+        np.where(moved == -1, 0, moved), np.where(moved == -1, 0, transform.apply_image(image))
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -100,7 +104,9 @@ def test_all_resolutions_move_consistently(transform, seed):
 @given(transforms, st.integers(0, 2**32 - 1))
 def test_torch_and_numpy_images_agree(transform, seed):
     image = np.random.default_rng(seed).random((2, 3, 12, 12)).astype(np.float32)
-    assert np.array_equal(transform.apply_image(torch.from_numpy(image)).numpy(), transform.apply_image(image))
+    assert np.array_equal(
+        transform.apply_image(torch.from_numpy(image)).numpy(), transform.apply_image(image)
+    )
 
 
 def test_points_move_like_degenerate_boxes():
@@ -114,7 +120,9 @@ def test_known_maps():
     assert np.allclose(Transform(hflip=True).apply_points(point), [0.18, 0.28])
     assert np.allclose(Transform(vflip=True).apply_points(point), [0.82, 0.72])
     assert np.allclose(Transform(rot90=1).apply_points(point), [0.28, 0.18])
-    assert np.allclose(Transform(hflip=True).apply_boxes(np.array([0.64, 0.0, 1.0, 0.71])), [0.0, 0.0, 0.36, 0.71])
+    assert np.allclose(
+        Transform(hflip=True).apply_boxes(np.array([0.64, 0.0, 1.0, 0.71])), [0.0, 0.0, 0.36, 0.71]
+    )
 
 
 # --- the direction rule ---------------------------------------------------------------------------
@@ -157,8 +165,28 @@ def test_wording_style_case_and_other_words_are_kept():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(["top", "Bottom", "left", "right", "top left", "upper-right", "LOWER-LEFT",
-                                 "bottom right", "Lower left", "area", "of", "the"]), max_size=8), transforms)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "top",
+                "Bottom",
+                "left",
+                "right",
+                "top left",
+                "upper-right",
+                "LOWER-LEFT",
+                "bottom right",
+                "Lower left",
+                "area",
+                "of",
+                "the",
+            ]
+        ),
+        max_size=8,
+    ),
+    transforms,
+)
 def test_rewriting_is_undone_by_the_inverse_transform(words, transform):
     text = " , ".join(words)
     assert inverse(transform).apply_text(transform.apply_text(text)) == text
@@ -213,13 +241,19 @@ def test_sampling_is_reproducible_per_key_and_epoch():
     a.set_epoch(1)
     assert [a.sample(i) for i in range(200)] != draws
     assert [Augmenter(seed=6).sample(i) for i in range(200)] != draws
-    assert {Augmenter(hflip=False, vflip=False, rot90=False).sample(i) for i in range(50)} == {IDENTITY}
+    assert {Augmenter(hflip=False, vflip=False, rot90=False).sample(i) for i in range(50)} == {
+        IDENTITY
+    }
 
 
 def test_augmenter_call_transforms_example_and_images():
     aug = Augmenter(seed=1)
-    example = {"ID": 4, "input": "Identify the <ref>region of pastures</ref>.", "output": "[0.1 0.2, 0.3 0.4]",
-               "box": [0.1, 0.2, 0.3, 0.4]}
+    example = {
+        "ID": 4,
+        "input": "Identify the <ref>region of pastures</ref>.",
+        "output": "[0.1 0.2, 0.3 0.4]",
+        "box": [0.1, 0.2, 0.3, 0.4],
+    }
     images = {"s2_10m": np.arange(4 * 16).reshape(4, 4, 4), "s2_60m": np.arange(4).reshape(1, 2, 2)}
     out, moved, transform = aug(example, images)
     assert transform == aug.sample(4)

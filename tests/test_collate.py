@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from collate_support import build_converted_sample
 from torch.utils.data import DataLoader
 
 from bigearthnet_txt.annotations import parse_box, parse_point
@@ -17,7 +18,6 @@ from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS
 from bigearthnet_txt.store import ImageryStore, s2_to_120
 from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
-from collate_support import build_converted_sample
 
 TOKENIZER = TextTokenizer(special_tokens=TAG_TOKENS)
 ARRAY_BANDS = {"s2_10m": ("B02", "B03", "B04", "B08"), "s2_20m": ("B05", "B06", "B07", "B8A", "B11", "B12"),
@@ -61,7 +61,9 @@ def expected_images(store: ImageryStore, patch_index, bands, mode: str = "neares
 
 
 def loader(dataset, collator, batch_size=8):
-    return DataLoader(dataset, batch_size=batch_size, num_workers=2, collate_fn=collator, shuffle=False)
+    return DataLoader(
+        dataset, batch_size=batch_size, num_workers=2, collate_fn=collator, shuffle=False
+    )
 
 
 def test_dataloader_with_two_workers_matches_direct_store_read(texts, store):
@@ -98,8 +100,12 @@ def test_band_lists_presets_and_raw_values(texts, store):
     assert rgb["s2"].shape == (4, 3, 120, 120) and "s1" not in rgb
     raw = Collator(store, bands=["VH", "B8A"], normalize=False, tokenizer=None)(examples)
     batch = store.read([e["patch_index"] for e in examples])
-    np.testing.assert_array_equal(raw["s2"][:, 0].numpy(), batch["s2_20m"][:, 3].repeat(2, 1).repeat(2, 2))
-    np.testing.assert_array_equal(raw["s1"][:, 0].numpy(), np.nan_to_num(batch["s1"][:, 1], nan=0.0))
+    np.testing.assert_array_equal(
+        raw["s2"][:, 0].numpy(), batch["s2_20m"][:, 3].repeat(2, 1).repeat(2, 2)
+    )
+    np.testing.assert_array_equal(
+        raw["s1"][:, 0].numpy(), np.nan_to_num(batch["s1"][:, 1], nan=0.0)
+    )
     with pytest.raises(KeyError):
         Collator(store, bands=["B10"])
     with pytest.raises(ValueError):
@@ -111,7 +117,9 @@ def test_labels_masks_groups_and_tokens(texts, store):
     batch = Collator(store, tokenizer=TOKENIZER)(examples)
     for i, ex in enumerate(examples):
         assert batch["answer_index_mask"][i] == (ex["answer_index"] is not None)
-        assert batch["answer_index"][i] == (-1 if ex["answer_index"] is None else ex["answer_index"])
+        assert batch["answer_index"][i] == (
+            -1 if ex["answer_index"] is None else ex["answer_index"]
+        )
         assert batch["answer_bool_mask"][i] == (ex["answer_bool"] is not None)
         assert batch["answer_bool"][i] == bool(ex["answer_bool"])
         assert batch["box_mask"][i] == (ex["box"] is not None)
@@ -125,13 +133,18 @@ def test_labels_masks_groups_and_tokens(texts, store):
         prompt = batch["prompt_input_ids"][i][batch["prompt_attention_mask"][i].bool()]
         target = batch["target_input_ids"][i][batch["target_attention_mask"][i].bool()]
         assert TOKENIZER.decode(prompt.tolist()) == ex["input"]
-        assert target[-1] == TOKENIZER.eos_id and TOKENIZER.decode(target[:-1].tolist()) == ex["output"]
+        assert (
+            target[-1] == TOKENIZER.eos_id
+            and TOKENIZER.decode(target[:-1].tolist()) == ex["output"]
+        )
     assert batch["prompt_attention_mask"][:, -1].all()  # prompts are left-padded
     assert batch["target_attention_mask"][:, 0].all()
     groups = batch["group_index"].tolist()
     patches = batch["patch_index"].tolist()
     assert len(set(groups)) == len(set(patches))
-    assert all((groups[i] == groups[j]) == (patches[i] == patches[j]) for i in range(64) for j in range(64))
+    assert all(
+        (groups[i] == groups[j]) == (patches[i] == patches[j]) for i in range(64) for j in range(64)
+    )
     assert batch["box"].dtype == torch.float32 and batch["box"].shape == (64, 4)
     assert batch["point"].shape == (64, 2) and batch["answer_index"].dtype == torch.int64
 
@@ -150,7 +163,7 @@ def test_collator_pickles_without_an_open_store(texts, store):
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_device_transform_on_cpu_equals_worker_transform(texts, store, mode):
     examples = texts["validation"].select(range(24)).to_list()
-    settings = dict(bands="all", resample=mode, tokenizer=None, augment=Augmenter(seed=2))
+    settings = {"bands": "all", "resample": mode, "tokenizer": None, "augment": Augmenter(seed=2)}
     direct = Collator(store, **settings)(examples)
     deferred = Collator(store, device_transform=True, **settings)
     batch = deferred(examples)
@@ -181,7 +194,9 @@ def test_examples_with_joined_imagery_need_no_store(converted, store, tmp_path):
 def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
     dataset = texts["validation"]
     plain = Collator(store, bands="all", tokenizer=None, keep_text=True)
-    augmented = Collator(store, bands="all", tokenizer=None, keep_text=True, augment=Augmenter(seed=11))
+    augmented = Collator(
+        store, bands="all", tokenizer=None, keep_text=True, augment=Augmenter(seed=11)
+    )
     kinds = set()
     for a, p in zip(loader(dataset, augmented, 16), loader(dataset, plain, 16), strict=True):
         for i in range(a["ID"].shape[0]):
@@ -194,19 +209,30 @@ def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
                 want = t.apply_boxes(p["box"][i].numpy().astype(np.float64))
                 np.testing.assert_allclose(a["box"][i].numpy(), want, atol=1e-6)
             if a["point_mask"][i]:
-                assert parse_point(a["prompt"][i]) == pytest.approx(a["point"][i].tolist(), abs=1e-6)
+                assert parse_point(a["prompt"][i]) == pytest.approx(
+                    a["point"][i].tolist(), abs=1e-6
+                )
     assert len(kinds) > 3
     again = next(iter(loader(dataset, augmented, 16)))
     first = next(iter(loader(dataset, augmented, 16)))
-    assert torch.equal(again["s2"], first["s2"]) and torch.equal(again["transform"], first["transform"])
+    assert torch.equal(again["s2"], first["s2"]) and torch.equal(
+        again["transform"], first["transform"]
+    )
     augmented.set_epoch(1)
-    assert not torch.equal(next(iter(loader(dataset, augmented, 16)))["transform"], first["transform"])
+    assert not torch.equal(
+        next(iter(loader(dataset, augmented, 16)))["transform"], first["transform"]
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_pinned_transfer_and_gpu_transform(texts, store):
     dataset = texts["validation"]
-    settings = dict(bands="all", resample="bicubic", tokenizer=TOKENIZER, augment=Augmenter(seed=4))
+    settings = {
+        "bands": "all",
+        "resample": "bicubic",
+        "tokenizer": TOKENIZER,
+        "augment": Augmenter(seed=4),
+    }
     reference = Collator(store, **settings)
     deferred = Collator(store, device_transform=True, **settings)
     pinned = DataLoader(dataset, batch_size=8, num_workers=2, collate_fn=deferred, pin_memory=True)

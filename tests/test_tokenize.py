@@ -44,7 +44,9 @@ def test_get_encoding_offline_seeds_tiktoken_cache(offline, name):
     url, sha256 = BPE_FILES[name]
     cached = offline / hashlib.sha1(url.encode()).hexdigest()
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == sha256
-    assert encoding.decode(encoding.encode("pastures and arable land")) == "pastures and arable land"
+    assert (
+        encoding.decode(encoding.encode("pastures and arable land")) == "pastures and arable land"
+    )
     assert seed_tiktoken_cache(name) == cached
 
 
@@ -66,7 +68,11 @@ def test_round_trip(text):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from(list("ab <>/refpoint()0.,") + list(TAG_TOKENS)), max_size=30).map("".join))
+@given(
+    st.lists(st.sampled_from(list("ab <>/refpoint()0.,") + list(TAG_TOKENS)), max_size=30).map(
+        "".join
+    )
+)
 def test_round_trip_with_tag_tokens(text):
     assert TAGGED.decode(TAGGED.encode(text)) == text
 
@@ -93,9 +99,13 @@ def test_endoftext_in_data_is_plain_text(offline):
 
 
 def test_replacements_swap_tags_for_model_strings(offline):
-    tok = TextTokenizer(replacements={"<ref>": "<|object_ref_start|>", "</ref>": "<|object_ref_end|>"})
+    tok = TextTokenizer(
+        replacements={"<ref>": "<|object_ref_start|>", "</ref>": "<|object_ref_end|>"}
+    )
     decoded = tok.decode(tok.encode(REF_PROMPT))
-    assert decoded == REF_PROMPT.replace("<ref>", "<|object_ref_start|>").replace("</ref>", "<|object_ref_end|>")
+    assert decoded == REF_PROMPT.replace("<ref>", "<|object_ref_start|>").replace(
+        "</ref>", "<|object_ref_end|>"
+    )
 
 
 def utf8_bytes(text: str) -> list[int]:
