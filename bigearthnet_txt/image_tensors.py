@@ -18,12 +18,14 @@ The same torch code runs on the CPU (inside a ``DataLoader`` worker) or on the G
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.data
 
 from bigearthnet_txt.schema import ARRAY_OF_BAND, BAND_PRESETS, PATCH_SIZE, S1, S1_BANDS, S2_ARRAYS
 
@@ -87,6 +89,17 @@ class BandLayout:
         return out
 
 
+def empty_output(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An uninitialised float32 tensor; inside a ``DataLoader`` worker on the CPU it is allocated in
+    shared memory, so handing the batch to the main process needs no further copy (as
+    ``default_collate`` does)."""
+    if device.type == "cpu" and torch.utils.data.get_worker_info() is not None:
+        numel = math.prod(shape)
+        storage = torch.UntypedStorage._new_shared(numel * 4)
+        return torch.empty(0, dtype=torch.float32).set_(storage, 0, shape)
+    return torch.empty(shape, dtype=torch.float32, device=device)
+
+
 def upsample(x: torch.Tensor, size: int = PATCH_SIZE, mode: str = "nearest") -> torch.Tensor:
     """float ``[B, C, n, n]`` → ``[B, C, size, size]``; ``nearest`` is an exact pixel repeat."""
     out = torch.empty((*x.shape[:2], size, size), dtype=x.dtype, device=x.device)
@@ -139,8 +152,9 @@ class ImageTransform:
         out: dict[str, torch.Tensor] = {}
         for key, bands in self.layout.outputs().items():
             first = native[self.layout.arrays[0]]
-            tensor = torch.empty((first.shape[0], len(bands), PATCH_SIZE, PATCH_SIZE), dtype=torch.float32,
-                                 device=first.device)  # fmt: skip
+            tensor = empty_output(
+                (first.shape[0], len(bands), PATCH_SIZE, PATCH_SIZE), first.device
+            )
             for name in self.layout.arrays:
                 wanted = self.layout.channels(name)
                 if set(wanted) <= set(bands):
