@@ -100,6 +100,20 @@ def empty_output(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return torch.empty(shape, dtype=torch.float32, device=device)
 
 
+def as_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32. uint16 tensors off the CPU go through an int16 view (bit-identical), since
+    accelerator kernels for unsigned 16-bit integers are sparse."""
+    if x.dtype == torch.uint16 and x.device.type != "cpu":
+        return uint16_bits_to_float32(x.view(torch.int16))
+    return x.to(torch.float32)
+
+
+def uint16_bits_to_float32(bits: torch.Tensor) -> torch.Tensor:
+    """float32 values of uint16 data held in an int16 tensor (negative values wrap to +65536)."""
+    values = bits.to(torch.float32)
+    return torch.where(values < 0, values + 65536.0, values)
+
+
 def upsample(x: torch.Tensor, size: int = PATCH_SIZE, mode: str = "nearest") -> torch.Tensor:
     """float ``[B, C, n, n]`` → ``[B, C, size, size]``; ``nearest`` is an exact pixel repeat."""
     out = torch.empty((*x.shape[:2], size, size), dtype=x.dtype, device=x.device)
@@ -172,8 +186,8 @@ class ImageTransform:
     ) -> None:
         """Normalise the native channels ``x`` of ``wanted`` and write them, upsampled, into their
         channels of ``tensor`` (fused ``x * (1/std) - mean/std`` where no resampling is needed)."""
-        if x.is_cuda or not self.normalize:
-            x = x.to(torch.float32)
+        if x.device.type != "cpu" or not self.normalize:
+            x = as_float32(x)
         positions = [bands.index(b) for b in wanted]
         contiguous = positions == list(range(positions[0], positions[0] + len(positions)))
         nan = torch.isnan(x) if s1_flags is not None else None

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from bigearthnet_txt.annotations import parse_box, parse_point
 from bigearthnet_txt.augment import Augmenter, Transform
 from bigearthnet_txt.collate import Collator
+from bigearthnet_txt.image_tensors import uint16_bits_to_float32
 from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS
 from bigearthnet_txt.store import ImageryStore, s2_to_120
@@ -222,6 +223,13 @@ def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
     assert not torch.equal(
         next(iter(loader(dataset, augmented, 16)))["transform"], first["transform"]
     )
+
+
+def test_uint16_through_an_int16_view_keeps_every_value():
+    values = torch.tensor([0, 1, 9999, 32767, 32768, 40000, 65535], dtype=torch.uint16)
+    assert uint16_bits_to_float32(values.view(torch.int16)).tolist() == [
+        float(v) for v in values.tolist()
+    ]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
