@@ -1,6 +1,7 @@
 """``Collator``: examples (dicts, as the loaders yield them) → a training batch of tensors.
 
-    collator = Collator(store, bands="S1S2-10m20m", resample="nearest", augment=Augmenter(seed=0))
+    ds = load_dataset(DIR, "all", split="train", imagery=())       # text rows with patch_index
+    collator = Collator(DIR, bands="S1S2-10m20m", resample="nearest", augment=Augmenter(seed=0))
     loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=collator,
                         pin_memory=torch.cuda.is_available())
     for batch in loader:
@@ -32,7 +33,8 @@ selected native channels, not yet flipped or rotated (``s2_10m`` uint16 [B, c, 1
 ``s2_20m`` [B, c, 60, 60], ``s2_60m`` [B, c, 20, 20], ``s1`` float32 [B, 2, 120, 120]), and
 :meth:`Collator.to_device` produces ``s2``/``s1``/``has_s1`` on the device, then applies each row's
 ``transform`` to them (boxes, points and texts are already transformed on the CPU).
-Without a store, the examples must carry those native arrays themselves (one patch each).
+``Collator(None, stats=store.stats)`` takes the native arrays from the examples instead (e.g. a
+``load_dataset`` with imagery, whose batched ``__getitems__`` reads a DataLoader batch in one pass).
 """
 
 from __future__ import annotations
