@@ -13,7 +13,14 @@ _LAZY = {
     "ImageryJoin": "bigearthnet_txt.imagery_join",
     "card_configs": "bigearthnet_txt.configs",
     "row_filter": "bigearthnet_txt.filters",
+    "ImageryStore": "bigearthnet_txt.store",
+    "Collator": "bigearthnet_txt.collate",
+    "Augmenter": "bigearthnet_txt.augment",
+    "TextTokenizer": "bigearthnet_txt.tokenize",
+    "WeightedFeatureAggregation": "bigearthnet_txt.pooling",
+    "evaluate": "bigearthnet_txt.evaluate",
 }
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
