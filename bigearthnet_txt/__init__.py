@@ -18,7 +18,6 @@ _LAZY = {
     "Augmenter": "bigearthnet_txt.augment",
     "TextTokenizer": "bigearthnet_txt.tokenize",
     "WeightedFeatureAggregation": "bigearthnet_txt.pooling",
-    "evaluate": "bigearthnet_txt.evaluate",
 }
 __all__ = sorted(_LAZY)
 
