@@ -85,10 +85,17 @@ def test_kill_after_first_shard_then_resume_equals_uninterrupted(archives, folde
     killed = _cli(out, s2, s1, {KILL_AFTER_SHARDS_ENV: "4"})  # 3 S2 shards left, then 1 S1
     assert killed.returncode == -9, killed.stderr
     assert len(list((out / PROGRESS_DIR / "s1").glob("*.json"))) == 1
+    # what a kill in the middle of writing a shard could leave: a temporary file, a torn shard file
+    for shard in (2, 3):
+        torn = out / "imagery.zarr" / "s1" / "c" / str(shard) / "0" / "0" / "0"
+        torn.parent.mkdir(parents=True, exist_ok=True)
+        torn.write_bytes(b"torn")
+        torn.with_name("0.partial").write_bytes(b"torn")
     finished = _cli(out, s2, s1)
     assert finished.returncode == 0, finished.stderr
     assert_same_store(folder_store, out)
     assert not (out / PROGRESS_DIR).exists()
+    assert not list((out / "imagery.zarr").rglob("*.partial"))
     again = _cli(out, s2, s1)  # a finished store is left as is
     assert again.returncode == 0, again.stderr
     assert_same_store(folder_store, out)

@@ -2,7 +2,7 @@
 
 Patches arrive in source order, not store order (the S1 archive is sorted by ``s1_name``, the
 store by split and ``patch_id``), so each pending shard keeps a block in memory until all its
-expected patches have arrived. At most ``max_open_shards`` blocks are held; patches of further
+expected patches have arrived. At most ``max_open_shards`` blocks are held (16: ≈ 0.65 GB for the S2 arrays, 0.5 GB for S1); patches of further
 shards are staged on disk (one ``.npz`` per patch under ``DIR/.imagery-staging/<pass>/``) and
 merged when their shard is written, so memory stays flat whatever the archive size.
 """
@@ -49,7 +49,7 @@ class ShardAssembler:
         split_of_index: dict[int, str],
         *,
         skip_bad: bool,
-        max_open_shards: int = 64,
+        max_open_shards: int = 16,
         on_bad: Callable[[dict], None] | None = None,
     ):
         self.spec = spec

@@ -207,5 +207,7 @@ class StoreWriter:
             "complete": True,
             "settings": self.settings,
         }
+        for partial in self.path.rglob("*.partial"):  # left by a run killed while writing a shard
+            partial.unlink()
         shutil.rmtree(self.progress_dir, ignore_errors=True)
         shutil.rmtree(self.staging_dir, ignore_errors=True)
