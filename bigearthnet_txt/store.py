@@ -16,10 +16,13 @@ API::
 
     store = ImageryStore("DIR")                  # or "DIR/imagery.zarr"; opens lazily, picklable
     store.patches                                # pyarrow.Table (PATCH_SCHEMA), one row per patch
+    store.patches_df()                           # the same as a pandas DataFrame
+    store.attrs                                  # the STORE_ATTRS_KEY dict (sources, codecs, settings)
     store.arrays                                 # ("s2_10m", "s2_20m", "s2_60m", "s1", ...)
     store.band_names                             # {"s2_10m": ("B02", ...), ...}
     store.stats                                  # {"B02": {"mean": .., "std": .., "count": ..}, ...}
-    store.split_range("train")                   # (start, stop)
+    store.split_range("train")                   # (start, stop); store.split_ranges: all splits
+    store.split_indices("train")                 # np.ndarray[int64] patch_index of a split's patches
     store.indices_of(["S2A_..._75_43"])          # np.ndarray[int64] of patch_index
     batch = store.read([5, 1, 9], arrays=("s2_10m", "s1"))   # {"s2_10m": [3,4,120,120], ...}
     s2 = store.read_s2_120([5, 1, 9])            # uint16 [3, 12, 120, 120] in S2_BANDS order
