@@ -42,14 +42,28 @@ TOPS = {"s2": "BigEarthNet-S2", "s1": "BigEarthNet-S1", "reference_maps": "Refer
 
 @dataclass
 class ArchiveSet:
-    """Paths of a generated set: annotation and metadata files, one source per modality."""
+    """A generated set: annotation and metadata files, the folder trees and (optionally) the
+    ``.tar.zst`` archives, one per modality (``s2``, ``s1``, ``reference_maps``)."""
 
     annotations: Path
     metadata: Path
-    sources: dict[str, Path]
+    folders: dict[str, Path]
+    archives: dict[str, Path]
     n_patches: int
     n_rows: int
-    bytes_on_disk: dict[str, int]
+
+    def sources(self, layout: str) -> dict[str, Path]:
+        """The sources of ``layout``: ``"folders"`` or ``"archives"``."""
+        return self.folders if layout == "folders" else self.archives
+
+    def size(self, layout: str) -> dict[str, int]:
+        """Bytes per modality: archive files, or the band files of the folders."""
+        return {
+            kind: path.stat().st_size
+            if path.is_file()
+            else sum(f.stat().st_size for f in path.rglob("*.tif"))
+            for kind, path in self.sources(layout).items()
+        }
 
 
 def _sample_bands(folders) -> list[dict[str, Path]]:
@@ -155,14 +169,7 @@ def make_archive_set(
     _write_tree(folder / TOPS["s2"], ids, s2_samples, -2)
     _write_tree(folder / TOPS["s1"], s1_names, s1_samples, -3)
     _write_tree(folder / TOPS["reference_maps"], ids, reference_samples, -2)
-    sources = {kind: folder / top for kind, top in TOPS.items()}
-    if archives:
-        sources = {kind: _tar_zst(folder, top) for kind, top in TOPS.items()}
-    sizes = {
-        kind: path.stat().st_size
-        if path.is_file()
-        else sum(f.stat().st_size for f in path.rglob("*.tif"))
-        for kind, path in sources.items()
-    }
+    folders = {kind: folder / top for kind, top in TOPS.items()}
+    archive_files = {kind: _tar_zst(folder, top) for kind, top in TOPS.items()} if archives else {}
     n_rows = pq.ParquetFile(annotations).metadata.num_rows
-    return ArchiveSet(annotations, metadata, sources, len(ids), n_rows, sizes)
+    return ArchiveSet(annotations, metadata, folders, archive_files, len(ids), n_rows)
