@@ -1,4 +1,4 @@
-"""Conversion on ``dask.distributed``: the same stores and tables as the local engine, computed as
+r"""Conversion on ``dask.distributed``: the same stores and tables as the local engine, computed as
 independent tasks on a ``LocalCluster`` or on a cluster behind a scheduler address.
 
 Modules, one job each:
@@ -12,5 +12,10 @@ Modules, one job each:
 * ``session`` — ``engine_session(args)``: the engine chosen by ``--engine``/``--scheduler``.
 
 Workers write into the output folder themselves, so with a remote cluster the output folder must
-be on a file system that the client and every worker mount at the same path.
+be on a file system that the client and every worker mount at the same path. On a cluster::
+
+    dask scheduler                                          # tcp://head:8786
+    dask worker tcp://head:8786 --nworkers 16 --nthreads 1  # on every node
+    bigearthnet-txt convert --engine dask --scheduler tcp://head:8786 --out /shared/out \
+        --annotations BigEarthNet.txt.parquet --s2 s3://bucket/BigEarthNet-S2/ ...
 """
