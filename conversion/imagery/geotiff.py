@@ -1,24 +1,27 @@
 """Decode one single-band BigEarthNet GeoTIFF with rasterio.
 
 ``read_band(source, path_label)`` takes a file path or the file's bytes (bytes are
-decoded in memory: ``tiff_fast`` for plain files, else ``rasterio.io.MemoryFile``; archive members
-never touch the disk) and returns a 2-D array
+decoded in memory: ``tifffile`` for GeoTIFFs with a plain EPSG geo-reference, else
+``rasterio.io.MemoryFile``; archive members never touch the disk) and returns a 2-D array
 (``uint16`` S2 / reference map, ``float32`` S1; 120×120, 60×60 or 20×20) plus its ``BandProfile``.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import tifffile
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.tiff_fast import read_plain_geotiff
+
+_PIXEL_IS_AREA = 1
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,9 @@ def _read_dataset(ds) -> tuple[np.ndarray, BandProfile]:
 def read_band(source: Path | str | bytes, path_label: str, patch: str | None = None):
     """Decode ``source`` (a path or the GeoTIFF bytes); ``path_label`` names it in errors.
 
-    Plain BigEarthNet GeoTIFFs go through ``tiff_fast`` (same result, much faster); any other
-    file through rasterio. Returns ``(array, BandProfile)``.
+    BigEarthNet's GeoTIFFs (one band, an EPSG code, tiepoint + pixel scale) are decoded with
+    tifffile, which gives rasterio's result without opening a GDAL dataset (several times
+    faster); any other file goes through rasterio. Returns ``(array, BandProfile)``.
     Raises ``ImageryInputError(kind="corrupt-geotiff")``.
     """
     try:
@@ -51,10 +55,36 @@ def read_band(source: Path | str | bytes, path_label: str, patch: str | None = N
         raise ImageryInputError(
             f"{path_label}: unreadable (patch {patch}): {err}", kind="unreadable", path=path_label, patch=patch
         ) from err
-    fast = read_plain_geotiff(data)
+    fast = read_band_tifffile(data)
     if fast is not None:
-        return fast[0], BandProfile(fast[1], fast[2])
+        return fast
     return read_band_rasterio(data, path_label, patch)
+
+
+def read_band_tifffile(data: bytes) -> tuple[np.ndarray, BandProfile] | None:
+    """``(array, BandProfile)`` via tifffile, or ``None`` when the geo-reference is not a plain
+    EPSG code with one tiepoint and a pixel scale (pixel-is-area), or tifffile cannot read it."""
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages.first
+            geo = tif.geotiff_metadata
+            if len(tif.pages) != 1 or page.samplesperpixel != 1 or not geo:
+                return None
+            code = geo.get("ProjectedCSTypeGeoKey") or geo.get("GeographicTypeGeoKey")
+            scale, tiepoint = geo.get("ModelPixelScale"), geo.get("ModelTiepoint")
+            if code is None or int(code) in (0, 32767) or scale is None or tiepoint is None:
+                return None
+            if len(tiepoint) != 6 or "ModelTransformation" in geo:
+                return None
+            if int(geo.get("GTRasterTypeGeoKey", _PIXEL_IS_AREA)) != _PIXEL_IS_AREA:
+                return None
+            array = page.asarray()
+    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    sx, sy = scale[:2]
+    i, j, _, x, y, _ = tiepoint
+    transform = (float(sx), 0.0, float(x - i * sx), 0.0, float(-sy), float(y + j * sy))
+    return np.ascontiguousarray(array), BandProfile(f"EPSG:{int(code)}", transform)
 
 
 def read_band_rasterio(source: Path | str | bytes, path_label: str, patch: str | None = None):
