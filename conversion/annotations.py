@@ -95,6 +95,7 @@ class AnnotationSummary:
     settings: dict = field(default_factory=dict)
     source: dict = field(default_factory=dict)
     seconds: float = 0.0
+    dropped: dict = field(default_factory=dict)  # {"patches": [...], "rows": n}: no imagery
 
 
 def fingerprint(source: Path, settings: AnnotationSettings, patch_index: dict[str, int] | None) -> dict:
@@ -122,10 +123,17 @@ class PatchOrder:
     rank: dict[str, int]
     split: dict[str, str]
     s1_name: dict[str, str]
+    dropped: frozenset[str] = frozenset()  # annotated patches without imagery, left out
 
 
-def scan(pf: pq.ParquetFile, source: str, patch_index: dict[str, int] | None) -> PatchOrder:
-    """Check IDs and patch consistency; rank patches by ``patch_index`` or (split, patch_id)."""
+def scan(
+    pf: pq.ParquetFile, source: str, patch_index: dict[str, int] | None, drop_missing: bool = False
+) -> PatchOrder:
+    """Check IDs and patch consistency; rank patches by ``patch_index`` or (split, patch_id).
+
+    With ``patch_index``, an annotated patch missing from it is an error, or, with
+    ``drop_missing``, left out (its rows are dropped and counted in the summary).
+    """
     split_of: dict[str, str] = {}
     s1_of: dict[str, str] = {}
     ids = []
@@ -161,17 +169,18 @@ def scan(pf: pq.ParquetFile, source: str, patch_index: dict[str, int] | None) ->
     shared = next((v for v in s1_count.values() if len(v) > 1), None)
     if shared:
         raise AnnotationError(f"{source}: patches {', '.join(shared)} share one s1_name; pairs must be 1:1")
+    missing: list[str] = []
     if patch_index is not None:
         missing = sorted(p for p in split_of if p not in patch_index)
-        if missing:
+        if missing and not drop_missing:
             raise AnnotationError(
                 f"{source}: {len(missing)} annotated patch(es) are not in the imagery, "
                 f"e.g. {missing[0]}"
             )
-        order = sorted(split_of, key=patch_index.__getitem__)
+        order = sorted((p for p in split_of if p in patch_index), key=patch_index.__getitem__)
     else:
         order = sorted(split_of, key=lambda p: (SPLITS.index(split_of[p]), p))
-    return PatchOrder({p: r for r, p in enumerate(order)}, split_of, s1_of)
+    return PatchOrder({p: r for r, p in enumerate(order)}, split_of, s1_of, frozenset(missing))
 
 
 # --- pass 2: spill ---------------------------------------------------------------------------
@@ -191,9 +200,13 @@ def spill(pf, source, order, patch_index, tmp: Path, settings, progress) -> list
     paths = {}
     options = pa.ipc.IpcWriteOptions(compression="lz4")
     bar = tqdm(total=pf.metadata.num_rows, desc="annotations: parse", unit="rows", disable=not progress)
+    dropped = pa.array(sorted(order.dropped), pa.string())
     try:
         for rg in range(pf.num_row_groups):
-            table = _with_rank(parse_table(pf.read_row_group(rg), source), order, patch_index)
+            table = parse_table(pf.read_row_group(rg), source)
+            if len(dropped):
+                table = table.filter(pc.invert(pc.is_in(table["patch_id"], dropped)))
+            table = _with_rank(table, order, patch_index)
             bucket = pc.divide(table["_rank"], settings.patches_per_bucket)
             for b in pc.unique(bucket).to_pylist():
                 part = table.filter(pc.equal(bucket, b))
@@ -337,11 +350,14 @@ def convert_annotations(
     progress: bool = True,
     overwrite: bool = False,
     weigh=weigh_buckets,
+    drop_missing: bool = False,
 ) -> AnnotationSummary:
     """Convert the annotation file ``source`` into ``out_dir/data/<task>/<split>-NNNNN.parquet``.
 
     ``patch_index`` (patch_id → row of ``imagery.zarr``) fills the ``patch_index`` column and
-    sets the row order; every annotated patch must be in it. Raises :class:`AnnotationError`
+    sets the row order; every annotated patch must be in it, unless ``drop_missing`` (used with
+    the imagery's ``--skip-bad``) leaves the rows of the missing patches out and lists them in the
+    summary's ``dropped``. Raises :class:`AnnotationError`
     (a ``ValueError``) naming the file, column and row ``ID`` on bad input, leaving ``out_dir``
     as it was. ``weigh(buckets, settings)`` yields each bucket's sorted, weighed rows in order
     (default ``weigh_buckets``; ``conversion.dask_engine.annotations`` weighs them on a cluster).
@@ -369,7 +385,7 @@ def convert_annotations(
         except (pa.ArrowInvalid, OSError) as err:
             raise AnnotationError(f"{source}: not a readable Parquet file ({err})") from None
         check_schema(pf.schema_arrow, str(source))
-        order = scan(pf, str(source), patch_index)
+        order = scan(pf, str(source), patch_index, drop_missing)
         buckets = spill(pf, str(source), order, patch_index, tmp, settings, progress)
         counts, files = write_tables(buckets, tmp, settings, progress, weigh)
         summary = AnnotationSummary(
@@ -379,6 +395,10 @@ def convert_annotations(
             settings=settings.redundancy_metadata(),
             source=fp,
             seconds=round(time.perf_counter() - start, 3),
+            dropped={
+                "patches": sorted(order.dropped),
+                "rows": pf.metadata.num_rows - sum(sum(v.values()) for v in counts["rows"].values()),
+            },
         )
         (tmp / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1))
         _publish(tmp, out_dir)

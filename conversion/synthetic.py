@@ -170,8 +170,11 @@ def patch_rows(p: PatchInfo, rng: np.random.Generator, counts: dict[str, int]) -
             options, ans = _options(rng, str(int(rng.integers(1, 6))), [str(n) for n in range(1, 9)])
             q = f"How many separate regions of {labels[0].lower()} are there?"
         elif kind == 3:
-            pool = [_pair(rng, CLASSES) for _ in range(6)]
-            options, ans = _options(rng, _pair(rng, labels) if len(labels) > 1 else pool[0], pool)
+            correct = _pair(rng, labels) if len(labels) > 1 else _pair(rng, CLASSES)
+            pool = {correct}
+            while len(pool) < 6:
+                pool.add(_pair(rng, CLASSES))
+            options, ans = _options(rng, correct, sorted(pool))
             q = "Which classes share a boundary?"
         elif kind == 4:
             options, ans = _options(rng, "top left", DIRECTIONS)

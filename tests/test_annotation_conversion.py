@@ -158,6 +158,13 @@ def test_patch_index_mapping_fills_and_orders(sample_release_file, tmp_path, sam
     del mapping[patches[0]]
     with pytest.raises(ValueError, match=f"not in the imagery, e.g. {patches[0]}"):
         convert_annotations(sample_release_file, tmp_path / "x", patch_index=mapping, progress=False)
+    summary = convert_annotations(
+        sample_release_file, tmp_path / "y", patch_index=mapping, progress=False, drop_missing=True
+    )
+    kept = read_all(tmp_path / "y")
+    expected = sample_release_table.filter(pc.not_equal(sample_release_table["patch_id"], patches[0]))
+    assert kept.select(list(RELEASE_COLUMNS)).sort_by("ID").equals(expected.sort_by("ID"))
+    assert summary.dropped == {"patches": [patches[0]], "rows": sample_release_table.num_rows - expected.num_rows}
 
 
 def test_rerun_is_a_no_op_and_other_settings_need_overwrite(sample_release_file, tmp_path):

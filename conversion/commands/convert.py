@@ -76,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
             patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist()))
         summary = convert_annotations(
             args.annotations, args.out, annotation_settings(args), patch_index=patch_index,
-            progress=not args.quiet, overwrite=args.overwrite, **engine.annotation_options(),
+            progress=not args.quiet, overwrite=args.overwrite, drop_missing=args.skip_bad,
+            **engine.annotation_options(),
         )
     print(f"annotation tables in {args.out}/data ({len(summary.files)} files, {summary.seconds:.1f} s)")
+    if summary.dropped.get("rows"):
+        print(f"left out {summary.dropped['rows']:,} rows of {len(summary.dropped['patches'])} "
+              f"patch(es) without imagery (see {args.out}/annotations.json)")
     print_summary(summary)
     return 0
