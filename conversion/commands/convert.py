@@ -84,4 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"left out {summary.dropped['rows']:,} rows of {len(summary.dropped['patches'])} "
               f"patch(es) without imagery (see {args.out}/annotations.json)")
     print_summary(summary)
+    from conversion.card import write_card
+
+    print(f"data set card: {write_card(args.out)}")
     return 0

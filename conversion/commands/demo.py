@@ -1,4 +1,10 @@
-"""``bigearthnet-txt demo``: the main job on the embedded real sample, end to end."""
+"""``bigearthnet-txt demo``: the main job on the embedded real sample, end to end.
+
+Writes annotation fixtures in the release's schema for the real sample patches shipped in
+``conversion/samples/``, runs ``bigearthnet-txt convert`` on them and the sample imagery (v2,
+pre-release flat and v1.0 folders), prints a few parsed rows per task, and loads a ``vqa``
+example with its imagery through ``bigearthnet_txt.load_dataset``.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +12,64 @@ import argparse
 from pathlib import Path
 
 
-
 def register(sub) -> None:
     parser = sub.add_parser(
         "demo",
-        help="convert the embedded real sample and show parsed rows per task",
-        description="Build annotation fixtures for the shipped real sample patches, convert them "
-        "and print a few parsed rows per task.",
+        help="convert the embedded real sample and load a vqa example from it",
+        description="Convert the embedded real sample (annotation fixtures + real imagery), show "
+        "parsed rows per task and load a vqa example with load_dataset.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo_out"), metavar="DIR",
                         help="output folder (default: %(default)s)")
-    parser.add_argument("--rows", type=int, default=2, help="rows shown per task")
+    parser.add_argument("--rows", type=int, default=1, help="rows shown per task")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def convert_sample(out: Path, quiet: bool = True) -> int:
+    """Write the sample annotations and run ``bigearthnet-txt convert`` on the embedded sample."""
+    from conversion.cli import main
+    from conversion.sample_data import METADATA_FILE, SAMPLE_IMAGERY_SOURCES
+    from conversion.synthetic import write_sample
+
+    annotations = write_sample(out / "sources" / "BigEarthNet.txt.sample.parquet", METADATA_FILE)
+    argv = ["convert", "--annotations", str(annotations), "--out", str(out), "--overwrite",
+            "--allow-missing-s1"]  # the real v2 S2 samples have no S1 pair on disk
+    for flag, paths in SAMPLE_IMAGERY_SOURCES.items():
+        for path in paths:
+            argv += [f"--{flag}", str(path)]
+    return main(argv + (["--quiet"] if quiet else []))
+
+
+def show_rows(out: Path, rows: int) -> None:
     import pyarrow.parquet as pq
 
     from bigearthnet_txt.schema import DATA_DIR, TABLE_TASKS
-    from conversion.annotations import AnnotationSettings, convert_annotations
-    from conversion.commands.convert import print_summary
-    from conversion.sample_data import METADATA_FILE
-    from conversion.synthetic import write_sample
 
-    out = args.out
-    annotations = write_sample(out / "sources" / "BigEarthNet.txt.sample.parquet", METADATA_FILE)
-    print(f"sample annotations: {annotations}")
-    summary = convert_annotations(annotations, out, AnnotationSettings(), progress=False, overwrite=True)
-    print_summary(summary)
-    shown = ["ID", "patch_id", "type", "category", "input", "output", "options", "answer_index",
-             "answer_bool", "box", "point", "ref", "redundancy_weight"]
+    shown = ["ID", "patch_id", "patch_index", "type", "category", "input", "output", "options",
+             "answer_index", "answer_bool", "box", "point", "ref", "redundancy_weight"]
     for task in TABLE_TASKS:
         files = sorted((out / DATA_DIR / task).glob("*.parquet"))
-        table = pq.read_table(files[0]).slice(0, args.rows)
         print(f"\n== {task} ({files[0].relative_to(out)})")
-        for row in table.to_pylist():
+        for row in pq.read_table(files[0]).slice(0, rows).to_pylist():
             print({k: row[k] for k in shown if row[k] is not None})
+
+
+def show_vqa_example(out: Path) -> None:
+    from bigearthnet_txt import load_dataset
+
+    example = load_dataset(out, "vqa", split="train")[0]
+    print(f"\n== load_dataset({str(out)!r}, 'vqa', split='train')[0]")
+    print(f"{example['patch_id']} ({example['country']}, {example['season']})")
+    print(f"Q: {example['input']}\nA: {example['output']}")
+    for key, value in example.items():
+        if hasattr(value, "dtype"):
+            print(f"  {key}: {value.dtype} {list(value.shape)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    code = convert_sample(args.out)
+    if code:
+        return code
+    show_rows(args.out, args.rows)
+    show_vqa_example(args.out)
     return 0
