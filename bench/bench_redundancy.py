@@ -1,7 +1,7 @@
 """Throughput of the BLEU redundancy weights against a loop over ``sacrebleu.sentence_bleu``.
 
 Both run in the same process on the same synthetic BigEarthNet.txt-like texts (~21 per patch,
-see ``_redundancy_texts.py``). The sacrebleu loop runs on a subset of the patches (it is slow);
+``conversion.synthetic.templated_texts``). The sacrebleu loop runs on a subset of the patches (it is slow);
 the results agree to 1e-6 on that subset. Writes ``bench/results/redundancy.md``.
 
     .venv/bin/python bench/bench_redundancy.py [--patches 20000] [--loop-patches 150]
@@ -19,12 +19,8 @@ from pathlib import Path
 import numpy as np
 import sacrebleu
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from _redundancy_texts import templated_texts  # noqa: E402
-
-from bigearthnet_txt.redundancy import uniqueness_batch, weights_batch  # noqa: E402
+from bigearthnet_txt.redundancy import uniqueness_batch, weights_batch
+from conversion.synthetic import templated_texts
 
 FULL_ROWS = 9_553_962
 RESULTS = Path(__file__).resolve().parent / "results" / "redundancy.md"
@@ -64,8 +60,9 @@ def main() -> None:
 
     texts, patch_ids = templated_texts(args.patches, seed=0)
     first_patches = set(list(dict.fromkeys(patch_ids))[: args.loop_patches])
-    n_loop = sum(1 for p in patch_ids if p in first_patches)
-    loop_texts, loop_ids = texts[:n_loop], patch_ids[:n_loop]
+    chosen = [i for i, p in enumerate(patch_ids) if p in first_patches]
+    loop_texts, loop_ids = [texts[i] for i in chosen], [patch_ids[i] for i in chosen]
+    n_loop = len(chosen)
 
     uniqueness_batch(loop_texts[:100], loop_ids[:100])
     loop_cpu, loop_wall, reference = best_of(1, sacrebleu_loop, loop_texts, loop_ids)

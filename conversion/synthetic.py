@@ -317,6 +317,14 @@ def sample_annotations(metadata: Path, seed: int = 0) -> pa.Table:
     return annotations_for(infos, seed=seed)
 
 
+def templated_texts(num_patches: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``(texts, patch_ids)``: ``input + " " + output`` of release-like rows for made-up patches."""
+    rng = np.random.default_rng(seed)
+    table = annotations_for(synthetic_patches(num_patches, rng), seed=seed, every_category=False)
+    texts = [f"{i} {o}" for i, o in zip(table["input"].to_pylist(), table["output"].to_pylist())]
+    return texts, table["patch_id"].to_pylist()
+
+
 def write_sample(path: Path, metadata: Path, seed: int = 0, row_group_size: int = 50) -> Path:
     """Write :func:`sample_annotations` to ``path`` (small row groups, so patches straddle them)."""
     path = Path(path)
@@ -328,7 +336,8 @@ def write_sample(path: Path, metadata: Path, seed: int = 0, row_group_size: int 
 # --- full size -------------------------------------------------------------------------------
 
 
-def _synthetic_patches(n: int, rng: np.random.Generator) -> list[PatchInfo]:
+def synthetic_patches(n: int, rng: np.random.Generator) -> list[PatchInfo]:
+    """``n`` made-up patches with release-like names, split shares, labels and metadata."""
     splits = rng.choice(SPLITS, size=n, p=[SPLIT_SHARE[s] for s in SPLITS])
     tiles = [f"T{z:02d}{b}{a}{c}" for z in range(29, 36) for b in "STUVW" for a in "NPQU" for c in "DP"]
     infos = []
@@ -375,7 +384,7 @@ def write_full_size(
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     scale = 1.01 * rows / (patches * FULL_ROWS / FULL_PATCHES)
-    infos = _synthetic_patches(patches, rng)
+    infos = synthetic_patches(patches, rng)
     rows_per_group = math.ceil(rows / row_groups)
     written = 0
     id_order = rng.permutation(rows)  # unique IDs, not in patch order
