@@ -14,8 +14,17 @@ Usage (``DIR`` = the folder written by ``bigearthnet-txt convert``, here named `
     for example in it: ...                                             # datasets.IterableDataset
     state = it.state_dict(); ...; it.load_state_dict(state)            # resume
 
-``path`` is a converted folder (relative or absolute); ``split=None`` returns a ``DatasetDict`` /
-``IterableDatasetDict`` of the splits that have rows. Every example holds the ``TABLE_SCHEMA`` columns
+``path`` is resolved by :func:`bigearthnet_txt.paths.resolve`: a converted folder (relative or
+absolute); a bare name such as ``"bigearthnet_txt"``, looked up in ``$BIGEARTHNET_TXT_HOME`` (default
+``~/.cache/bigearthnet_txt``, where ``bigearthnet-txt demo`` / ``prepare`` write); or a Hub repository
+id ``"namespace/name"``::
+
+    ds = load_dataset("ns/bigearthnet_txt", "vqa", split="train", streaming=True)   # revision=, token=
+
+A Hub repository's text tables are read by ``datasets``' loader of that repository (its card's YAML
+``configs:``, at the commit ``revision`` points to), its imagery by byte ranges from
+``hf://datasets/<repo_id>@<commit>/imagery.zarr`` (``HF_ENDPOINT`` is honoured).
+``split=None`` returns a ``DatasetDict`` / ``IterableDatasetDict`` of the splits that have rows. Every example holds the ``TABLE_SCHEMA`` columns
 (13 release columns, ``patch_index`` and the parsed answers) plus the imagery of
 :mod:`bigearthnet_txt.imagery_join` (``imagery=()`` for text only). Arrays keep their stored dtypes:
 uint16 S2 / reference maps, float32 S1.
@@ -40,9 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bigearthnet_txt.configs import config_files, config_tables, is_converted, present_splits
+from bigearthnet_txt.configs import config_files, config_tables, present_splits
 from bigearthnet_txt.filters import row_filter as make_row_filter
 from bigearthnet_txt.imagery_join import ImageryJoin
+from bigearthnet_txt.paths import resolve
 from bigearthnet_txt.schema import SPLITS, TABLE_SCHEMA
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.streaming import iterable_dataset, plan_pieces, split_pieces
@@ -141,8 +151,11 @@ def load_dataset(
     buffer_size: int = 1000,
     batch_size: int = STREAM_BATCH_SIZE,
     cache_dir: str | None = None,
+    revision: str | None = None,
+    token: str | bool | None = None,
 ):
-    """Load config ``config`` of the converted folder ``path`` (see the module docstring).
+    """Load config ``config`` of ``path``: a converted folder, a bare name in the data home or a Hub
+    repository id (see the module docstring; ``revision``/``token`` apply to a repository).
 
     Returns a ``datasets.Dataset`` (``streaming=False``) or ``datasets.IterableDataset``, or their
     ``...Dict`` when ``split`` is None. Filters keep rows whose column is in the given values.
@@ -150,6 +163,7 @@ def load_dataset(
     at most one; ``drop_remainder`` makes them identical), ``shuffle_seed`` shuffles pieces (same
     order on every rank) and rows in a buffer of ``buffer_size``, ``batch_size`` rows share one
     imagery read. Map-style datasets are split with ``datasets.distributed.split_dataset_by_node``.
+    A streamed Hub repository is split row by row with the same function (no ``drop_remainder``).
     """
     arguments = {
         k: v
@@ -158,14 +172,12 @@ def load_dataset(
     }
     from datasets import DatasetDict, IterableDatasetDict
 
-    root = Path(path)
-    if not is_converted(root):
-        raise FileNotFoundError(
-            f"{path}: not a converted BigEarthNet.txt folder (no data/<task>/ inside); "
-            "for a Hub repository use datasets.load_dataset(repo_id, config) and with_imagery(...)"
-        )
     config_tables(config)
     rows = make_row_filter(countries, seasons, climate_zones, categories, types)
+    target = resolve(path)
+    if isinstance(target, str):
+        return _load_hub(target, config, split, rows, arguments, rank, world_size)
+    root = target
     store = ImageryStore(root) if imagery else None
     result = {}
     for name in _split_names(root, config, split):
@@ -186,6 +198,48 @@ def load_dataset(
         ds = with_imagery(ds, store, imagery, resolution, batch_size) if store else ds
         if streaming:
             setattr(ds, _REBUILD, functools.partial(load_dataset, path, config, name, **arguments))
+        result[name] = ds
+    if split is not None:
+        return result[split]
+    return IterableDatasetDict(result) if streaming else DatasetDict(result)
+
+
+def _load_hub(
+    repo_id: str, config: str, split: str | None, rows, arguments: dict, rank: int, world_size: int
+):
+    """``load_dataset`` of Hub repository ``repo_id`` (text through ``datasets``, imagery by ranges)."""
+    from datasets import DatasetDict, IterableDatasetDict
+    from datasets.distributed import split_dataset_by_node
+
+    from bigearthnet_txt.hub_loading import hub_store, hub_text, resolve_revision
+
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    streaming, token = arguments["streaming"], arguments["token"]
+    if streaming and arguments["drop_remainder"]:
+        raise ValueError("drop_remainder is not supported for a Hub repository")
+    commit = resolve_revision(repo_id, arguments["revision"], token)
+    texts = hub_text(repo_id, config, None if split is None else [split], streaming=streaming, revision=commit,
+                     token=token, rows=rows, cache_dir=arguments["cache_dir"])  # fmt: skip
+    store = hub_store(repo_id, commit, token) if arguments["imagery"] else None
+    result = {}
+    for name, ds in texts.items():
+        if streaming:
+            if arguments["shuffle_seed"] is not None:
+                ds = ds.shuffle(
+                    seed=arguments["shuffle_seed"], buffer_size=arguments["buffer_size"]
+                )
+            if world_size > 1:
+                ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
+        if store is not None:
+            ds = with_imagery(
+                ds, store, arguments["imagery"], arguments["resolution"], arguments["batch_size"]
+            )
+        if streaming:
+            rebuild_args = dict(arguments, revision=commit)
+            setattr(
+                ds, _REBUILD, functools.partial(load_dataset, repo_id, config, name, **rebuild_args)
+            )
         result[name] = ds
     if split is not None:
         return result[split]

@@ -7,10 +7,16 @@ axis only, inner chunks of one patch, index at the end with ``bytes`` + ``crc32c
 among ``numcodecs.delta``, ``bytes`` (little endian), ``blosc`` and ``zstd``), encodes and decodes
 shard files itself, byte-compatible with zarr-python (which reads and writes the same files).
 
-* ``ShardLayout.load(array_dir)`` → ``ShardLayout`` or ``None`` when the layout is not one of those.
+* ``ShardLayout.load(array_dir, fs=None)`` → ``ShardLayout`` or ``None`` when the layout is not one of
+  those. ``array_dir`` is a local directory (``fs=None``: ``os.pread`` on the shard files) or a path
+  in the fsspec filesystem ``fs`` (the shard index and the wanted chunks are read by byte ranges).
 * ``layout.encode_shard(block)`` → the bytes of one shard file (``block``: ``[shard_size, *chunk]``)
   or ``None`` when every chunk equals the fill value (zarr then stores no file).
 * ``layout.read_rows(rows)`` → ``ndarray[len(rows), *chunk]`` for sorted, unique patch rows.
+
+A layout keeps the index of every shard it has read (``MAX_CACHED_INDEXES`` at most, 16 bytes per
+patch each), so later reads of a shard cost only the chunk reads; shard files are expected not to
+change while a layout is in use (a finished store).
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ import numpy as np
 EMPTY = np.uint64(2**64 - 1)
 SUPPORTED_INNER = {"numcodecs.delta", "bytes", "blosc", "zstd"}
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+MAX_CACHED_INDEXES = 4096
 
 
 class ShardLayout:
     """Shard encoding of one array directory (see module docstring)."""
 
-    def __init__(self, array_dir: Path, meta: dict):
-        self.array_dir = Path(array_dir)
+    def __init__(self, array_dir: Path | str, meta: dict, fs=None):
+        self.fs = fs
+        self.array_dir = Path(array_dir) if fs is None else str(array_dir).rstrip("/")
+        self._indexes: dict[int, np.ndarray | None] = {}
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
         self.shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
@@ -57,9 +66,14 @@ class ShardLayout:
         self.chunk_items = int(np.prod(self.chunk_shape))
 
     @classmethod
-    def load(cls, array_dir: Path | str) -> ShardLayout | None:
-        """The layout of ``array_dir/zarr.json``, or None when this module does not handle it."""
-        meta = json.loads((Path(array_dir) / "zarr.json").read_text())
+    def load(cls, array_dir: Path | str, fs=None, meta: dict | None = None) -> ShardLayout | None:
+        """The layout of ``array_dir/zarr.json`` (or of ``meta``, its parsed content), or None when
+        this module does not handle it; ``fs``: the fsspec filesystem holding ``array_dir``."""
+        if meta is None:
+            if fs is None:
+                meta = json.loads((Path(array_dir) / "zarr.json").read_text())
+            else:
+                meta = json.loads(fs.cat_file(f"{str(array_dir).rstrip('/')}/zarr.json"))
         codecs = meta.get("codecs", [])
         if len(codecs) != 1 or codecs[0]["name"] != "sharding_indexed":
             return None
@@ -78,13 +92,19 @@ class ShardLayout:
             or meta["chunk_key_encoding"]["name"] != "default"
         ):
             return None
-        return cls(Path(array_dir), meta)
+        return cls(array_dir, meta, fs)
 
     # -- paths ------------------------------------------------------------------------------------
 
-    def shard_path(self, shard: int) -> Path:
-        key = self.separator.join(["c", str(shard)] + ["0"] * (len(self.shape) - 1))
-        return self.array_dir / key
+    def shard_key(self, shard: int) -> str:
+        """The key of shard ``shard`` relative to the array directory, e.g. ``c/3/0/0/0``."""
+        return self.separator.join(["c", str(shard)] + ["0"] * (len(self.shape) - 1))
+
+    def shard_path(self, shard: int) -> Path | str:
+        """The shard file: a ``Path`` for a local layout, a path of ``fs`` otherwise."""
+        if self.fs is None:
+            return self.array_dir / self.shard_key(shard)
+        return f"{self.array_dir}/{self.shard_key(shard)}"
 
     # -- encoding ---------------------------------------------------------------------------------
 
@@ -135,32 +155,106 @@ class ShardLayout:
                 array = np.asarray(codec.decode(array)).view(self.dtype)
         return array.reshape(self.chunk_shape[1:])
 
-    def read_index(self, fd: int, size: int) -> np.ndarray:
-        nbytes = self.shard_size * 16 + 4
-        raw = os.pread(fd, nbytes, size - nbytes)
+    def parse_index(self, raw: bytes) -> np.ndarray:
+        """uint64 ``[shard_size, 2]`` (offset, nbytes) from the ``shard_size * 16 + 4`` index bytes."""
         if np.uint32(google_crc32c.value(raw[:-4])).astype("<u4").tobytes() != raw[-4:]:
             raise ValueError(f"{self.array_dir}: shard index checksum mismatch")
         return np.frombuffer(raw[:-4], dtype="<u8").reshape(self.shard_size, 2)
 
+    def read_index(self, fd: int, size: int) -> np.ndarray:
+        """The index of the open local shard file ``fd`` of ``size`` bytes."""
+        nbytes = self.shard_size * 16 + 4
+        return self.parse_index(os.pread(fd, nbytes, size - nbytes))
+
+    def _remember(self, shard: int, index: np.ndarray | None) -> None:
+        if len(self._indexes) >= MAX_CACHED_INDEXES:
+            self._indexes.clear()
+        self._indexes[shard] = index
+
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
         """Decode patch rows (sorted, unique, in range) into ``[len(rows), *chunk]``."""
         out = np.empty((len(rows), *self.chunk_shape[1:]), dtype=self.dtype)
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 1:
+            shard = int(rows[0]) // self.shard_size
+            (self._read_local if self.fs is None else self._read_remote)(shard, rows, [0], out)
+            return out
         shards = rows // self.shard_size
-        for shard in np.unique(shards):
-            positions = np.flatnonzero(shards == shard)
-            path = self.shard_path(int(shard))
-            if not path.is_file():
-                out[positions] = self.fill_value
-                continue
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                index = self.read_index(fd, os.fstat(fd).st_size)
-                for pos in positions:
-                    offset, nbytes = index[rows[pos] - shard * self.shard_size]
-                    if offset == EMPTY:
-                        out[pos] = self.fill_value
-                    else:
-                        out[pos] = self.decode_chunk(os.pread(fd, int(nbytes), int(offset)))
-            finally:
-                os.close(fd)
+        for shard in np.unique(shards).tolist():
+            positions = np.flatnonzero(shards == shard).tolist()
+            (self._read_local if self.fs is None else self._read_remote)(shard, rows, positions, out)
         return out
+
+    def _read_local(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
+        """Fill ``out[positions]`` with ``rows[positions]`` of local shard ``shard``."""
+        known = shard in self._indexes
+        index = self._indexes.get(shard)
+        if known and index is None:
+            out[positions] = self.fill_value
+            return
+        try:
+            fd = os.open(self.shard_path(shard), os.O_RDONLY)
+        except FileNotFoundError:
+            self._remember(shard, None)
+            out[positions] = self.fill_value
+            return
+        try:
+            if index is None:
+                index = self.read_index(fd, os.fstat(fd).st_size)
+                self._remember(shard, index)
+            base = shard * self.shard_size
+            for pos in positions:
+                offset, nbytes = index[int(rows[pos]) - base]
+                if offset == EMPTY:
+                    out[pos] = self.fill_value
+                else:
+                    out[pos] = self.decode_chunk(os.pread(fd, int(nbytes), int(offset)))
+        finally:
+            os.close(fd)
+
+    def _read_remote(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
+        """Like ``_read_local`` through ``fs``: one range read for the index (first time only), one
+        per run of adjacent chunks."""
+        known = shard in self._indexes
+        index = self._indexes.get(shard)
+        if known and index is None:
+            out[positions] = self.fill_value
+            return
+        try:
+            f = self.fs.open(self.shard_path(shard), "rb", cache_type="none")
+        except FileNotFoundError:
+            self._remember(shard, None)
+            out[positions] = self.fill_value
+            return
+        with f:
+            if index is None:
+                nbytes = self.shard_size * 16 + 4
+                f.seek(-nbytes, 2)
+                index = self.parse_index(f.read(nbytes))
+                self._remember(shard, index)
+            base = shard * self.shard_size
+            wanted = []
+            for pos in positions:
+                offset, nbytes = index[int(rows[pos]) - base]
+                if offset == EMPTY:
+                    out[pos] = self.fill_value
+                else:
+                    wanted.append((int(offset), int(nbytes), pos))
+            for run in _adjacent_runs(wanted):
+                start = run[0][0]
+                f.seek(start)
+                data = f.read(run[-1][0] + run[-1][1] - start)
+                for offset, nbytes, pos in run:
+                    out[pos] = self.decode_chunk(data[offset - start : offset - start + nbytes])
+
+
+def _adjacent_runs(ranges: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+    """``(offset, nbytes, pos)`` ranges grouped into runs where each range starts where the previous
+    one (in offset order) ends."""
+    runs: list[list[tuple[int, int, int]]] = []
+    for item in sorted(ranges):
+        if runs and runs[-1][-1][0] + runs[-1][-1][1] == item[0]:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs

@@ -15,6 +15,8 @@ are contiguous row ranges (``split_range``); rows between splits are padding and
 API::
 
     store = ImageryStore("DIR")                  # or "DIR/imagery.zarr"; opens lazily, picklable
+    store = ImageryStore("hf://datasets/NS/NAME")                      # any fsspec URL of such a folder
+    store = ImageryStore("hf://datasets/NS/NAME@REV", storage_options={"token": ...})
     store.patches                                # pyarrow.Table (PATCH_SCHEMA), one row per patch
     store.patches_df()                           # the same as a pandas DataFrame
     store.attrs                                  # the STORE_ATTRS_KEY dict (sources, codecs, settings)
@@ -32,10 +34,16 @@ API::
 indices, then decodes only the wanted one-patch chunks, opening each shard file once
 (``bigearthnet_txt.shards``; zarr-python for layouts that module does not handle).
 A store whose conversion has not finished is refused (``ValueError``).
+
+Local folders are read with ``os.pread``; a URL (``hf://``, ``https://``, ``memory://``, ...) through
+fsspec: the ``zarr.json`` files once at open, then per shard one range read of its index (kept) and
+one per run of adjacent wanted chunks, and ``patches.parquet`` when first needed. Metadata of every
+array (shape, dtype, codecs, attributes) is read once per process, so ``read`` does no zarr work.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -72,54 +80,135 @@ def s2_to_120(batch: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-class ImageryStore:
-    """Lazy reader of one converted imagery store (see the module docstring for the API)."""
+def is_url(path: Path | str) -> bool:
+    """Whether ``path`` is an fsspec URL (``proto://...``) rather than a local path."""
+    return isinstance(path, str) and "://" in path and not path.startswith("file://")
 
-    def __init__(self, path: Path | str):
-        path = Path(path)
-        self.root = path.parent if path.name == IMAGERY_STORE else path
-        self.zarr_path = self.root / IMAGERY_STORE
+
+class ImageryStore:
+    """Lazy reader of one converted imagery store (see the module docstring for the API).
+
+    ``path``: a local folder (or its ``imagery.zarr``) or an fsspec URL of one; ``storage_options``
+    go to the URL's filesystem (e.g. ``{"token": ..., "endpoint": ...}`` for ``hf://``).
+    """
+
+    def __init__(self, path: Path | str, storage_options: dict | None = None):
+        self.storage_options = dict(storage_options or {})
+        if is_url(path):
+            url = str(path).rstrip("/")
+            self.root: Path | str = url[: -len(IMAGERY_STORE) - 1] if url.endswith("/" + IMAGERY_STORE) else url
+            self.zarr_path: Path | str = f"{self.root}/{IMAGERY_STORE}"
+        else:
+            path = Path(str(path).removeprefix("file://"))
+            self.root = path.parent if path.name == IMAGERY_STORE else path
+            self.zarr_path = self.root / IMAGERY_STORE
+        self._fs = None
+        self._fs_path: str | None = None
+        self._attrs: dict | None = None
+        self._metas: dict[str, dict] | None = None
         self._group = None
         self._patches: pa.Table | None = None
         self._index_of: dict[str, int] | None = None
         self._layouts: dict[str, ShardLayout | None] = {}
 
     def __getstate__(self) -> dict:
-        return {"root": self.root, "zarr_path": self.zarr_path}
+        return {"zarr_path": self.zarr_path, "storage_options": self.storage_options}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["zarr_path"])
+        self.__init__(state["zarr_path"], state.get("storage_options"))
 
     def __repr__(self) -> str:
         return f"ImageryStore({str(self.root)!r})"
 
+    @property
+    def remote(self) -> bool:
+        """Whether the store is read through fsspec (a URL) rather than from a local folder."""
+        return isinstance(self.zarr_path, str)
+
     # -- lazy handles -----------------------------------------------------------------------------
 
     @property
+    def fs(self):
+        """The fsspec filesystem of a URL store (None for a local folder), made on first use."""
+        if self.remote and self._fs is None:
+            from fsspec.core import url_to_fs
+
+            self._fs, self._fs_path = url_to_fs(self.zarr_path, **self.storage_options)
+            self._fs_path = self._fs_path.rstrip("/")
+        return self._fs
+
+    def _read_json(self, key: str) -> dict:
+        """``imagery.zarr/<key>`` parsed; FileNotFoundError when absent."""
+        if self.remote:
+            fs = self.fs
+            return json.loads(fs.cat_file(f"{self._fs_path}/{key}"))
+        return json.loads((self.zarr_path / key).read_text())
+
+    def _open(self) -> None:
+        """Read the group's and every array's ``zarr.json`` once (refusing an unfinished store)."""
+        try:
+            group = self._read_json("zarr.json")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.zarr_path}: no imagery store here") from None
+        attrs = group.get("attributes", {}).get(STORE_ATTRS_KEY) or {}
+        if not attrs.get("complete"):
+            raise ValueError(f"{self.zarr_path}: conversion not finished (rerun the convert command)")
+        metas = {}
+        for name in IMAGERY_ARRAYS:
+            try:
+                meta = self._read_json(f"{name}/zarr.json")
+            except FileNotFoundError:
+                continue
+            if meta.get("node_type") == "array":
+                metas[name] = meta
+        self._attrs, self._metas = attrs, metas
+
+    @property
+    def metas(self) -> dict[str, dict]:
+        """``{array: parsed zarr.json}`` of the arrays present, read once per process."""
+        if self._metas is None:
+            self._open()
+        return self._metas
+
+    @property
     def group(self):
-        """The opened ``zarr.Group`` (read-only), opened on first use in each process."""
+        """The opened ``zarr.Group`` (read-only), opened on first use in each process; ``read`` only
+        uses it for array layouts that :mod:`bigearthnet_txt.shards` does not handle."""
         if self._group is None:
             import zarr
 
-            if not (self.zarr_path / "zarr.json").is_file():
-                raise FileNotFoundError(f"{self.zarr_path}: no imagery store here")
-            group = zarr.open_group(self.zarr_path, mode="r")
-            attrs = group.attrs.get(STORE_ATTRS_KEY) or {}
-            if not attrs.get("complete"):
-                raise ValueError(f"{self.zarr_path}: conversion not finished (rerun the convert command)")
-            self._group = group
+            if self._metas is None:
+                self._open()  # refuses a missing or unfinished store
+            if self.remote:
+                self._group = zarr.open_group(self.zarr_path, mode="r", storage_options=self.storage_options or None)
+            else:
+                self._group = zarr.open_group(self.zarr_path, mode="r")
         return self._group
 
     @property
     def attrs(self) -> dict:
         """The store's ``STORE_ATTRS_KEY`` attributes (bands, stats, sources, codecs, splits)."""
-        return dict(self.group.attrs[STORE_ATTRS_KEY])
+        if self._attrs is None:
+            self._open()
+        return dict(self._attrs)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Shape of array ``name``, e.g. ``(N, 4, 120, 120)`` for ``s2_10m``."""
+        return tuple(self.metas[name]["shape"])
+
+    def dtype(self, name: str) -> np.dtype:
+        """Stored dtype of array ``name`` (uint16 S2 / reference map, float32 S1)."""
+        return np.dtype(self.metas[name]["data_type"])
 
     @property
     def patches(self) -> pa.Table:
         """The patch table (``PATCH_SCHEMA``), sorted by ``patch_index``."""
         if self._patches is None:
-            self._patches = pq.read_table(self.root / PATCH_TABLE)
+            if self.remote:
+                with self.fs.open(f"{self._fs_path[: -len(IMAGERY_STORE) - 1]}/{PATCH_TABLE}", "rb") as f:
+                    self._patches = pq.read_table(f)
+            else:
+                self._patches = pq.read_table(self.root / PATCH_TABLE)
         return self._patches
 
     def patches_df(self):
@@ -131,13 +220,12 @@ class ImageryStore:
     @property
     def arrays(self) -> tuple[str, ...]:
         """Names of the arrays present, in ``IMAGERY_ARRAYS`` order."""
-        present = set(self.group.array_keys())
-        return tuple(name for name in IMAGERY_ARRAYS if name in present)
+        return tuple(self.metas)
 
     @property
     def band_names(self) -> dict[str, tuple[str, ...]]:
         """``{array: band names}`` as recorded in each array's attributes."""
-        return {name: tuple(self.group[name].attrs.get("bands", ())) for name in self.arrays}
+        return {name: tuple(meta.get("attributes", {}).get("bands", ())) for name, meta in self.metas.items()}
 
     @property
     def stats(self) -> dict[str, dict[str, float]]:
@@ -183,29 +271,44 @@ class ImageryStore:
         """
         names = tuple(arrays) if arrays is not None else self.arrays
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        unique, inverse = np.unique(idx, return_inverse=True)
+        if idx.size == 1 or (idx.size > 1 and bool((idx[1:] > idx[:-1]).all())):
+            unique, inverse = idx, None
+        else:
+            unique, inverse = np.unique(idx, return_inverse=True)
+        metas = self.metas
         out: dict[str, np.ndarray] = {}
         for name in names:
-            if name not in IMAGERY_ARRAYS:
-                raise KeyError(f"unknown array {name!r}; expected one of {tuple(IMAGERY_ARRAYS)}")
-            z = self.group[name]
-            if unique.size and (unique[0] < 0 or unique[-1] >= z.shape[0]):
-                raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {z.shape[0]})")
+            if name not in metas:
+                if name not in IMAGERY_ARRAYS:
+                    raise KeyError(f"unknown array {name!r}; expected one of {tuple(IMAGERY_ARRAYS)}")
+                raise KeyError(f"{self.zarr_path}: no array {name!r} in this store (have {self.arrays})")
+            n = metas[name]["shape"][0]
+            if unique.size and (unique[0] < 0 or unique[-1] >= n):
+                raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {n})")
             layout = self._layout(name)
             if layout is not None:
                 values = layout.read_rows(unique)
-            elif unique.size == 0:
-                values = np.empty((0, *z.shape[1:]), dtype=z.dtype)
-            elif unique.size == unique[-1] - unique[0] + 1:
-                values = z[int(unique[0]) : int(unique[-1]) + 1]
             else:
-                values = z.get_orthogonal_selection((unique,) + (slice(None),) * (z.ndim - 1))
-            out[name] = values if np.array_equal(unique, idx) else values[inverse]
+                values = self._read_zarr(name, unique)
+            out[name] = values if inverse is None else values[inverse]
         return out
+
+    def _read_zarr(self, name: str, unique: np.ndarray) -> np.ndarray:
+        """Rows ``unique`` (sorted, unique) of ``name`` through zarr-python."""
+        z = self.group[name]
+        if unique.size == 0:
+            return np.empty((0, *z.shape[1:]), dtype=z.dtype)
+        if unique.size == unique[-1] - unique[0] + 1:
+            return z[int(unique[0]) : int(unique[-1]) + 1]
+        return z.get_orthogonal_selection((unique,) + (slice(None),) * (z.ndim - 1))
 
     def _layout(self, name: str) -> ShardLayout | None:
         if name not in self._layouts:
-            self._layouts[name] = ShardLayout.load(self.zarr_path / name)
+            if self.remote:
+                layout = ShardLayout.load(f"{self._fs_path}/{name}", fs=self.fs, meta=self.metas[name])
+            else:
+                layout = ShardLayout.load(self.zarr_path / name, meta=self.metas[name])
+            self._layouts[name] = layout
         return self._layouts[name]
 
     def read_s2_120(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:

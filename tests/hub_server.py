@@ -92,6 +92,7 @@ class HubState:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are written separately; no delayed-ACK stalls
     server: _Server
 
     # -- plumbing -------------------------------------------------------------------------------

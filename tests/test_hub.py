@@ -370,3 +370,85 @@ def test_unfinished_store_is_refused(converted, tmp_path, stand_in):
     with pytest.raises(ValueError, match="imagery conversion not finished"):
         hub.push(copy, "ns/unfinished", token="t", endpoint=stand_in.url, log=lambda m: None)
     assert stand_in.state.repos == {}
+
+
+# --- bigearthnet_txt.load_dataset on a Hub repository ------------------------------------------
+
+OUR_CLIENT = textwrap.dedent(
+    """
+    import hashlib, json, pickle, sys
+    import numpy as np
+    from bigearthnet_txt import load_dataset
+    from bigearthnet_txt.store import ImageryStore
+
+    KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
+
+    def digest(example):
+        return {k: [str(example[k].dtype), list(example[k].shape), hashlib.sha1(np.ascontiguousarray(example[k]).tobytes()).hexdigest()]
+                for k in KEYS}
+
+    def record(example):
+        return {"ID": example["ID"], "split": example["split"], "patch_index": example["patch_index"], **digest(example)}
+
+    repo, configs, splits, map_config, out = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4], sys.argv[5]
+    result = {"streamed": {}, "map": {}}
+    for config in configs:
+        for split in splits:
+            ds = load_dataset(repo, config, split=split, streaming=True)
+            result["streamed"][f"{config}/{split}"] = [record(r) for r in ds]
+    for split, ds in load_dataset(repo, map_config).items():
+        rows = [record(ds[i]) for i in range(len(ds))]
+        if len(ds) > 1:
+            picked = ds[[len(ds) - 1, 0]]
+            assert [digest({k: picked[k][j] for k in KEYS}) for j in (0, 1)] == [
+                {k: rows[i][k] for k in KEYS} for i in (len(ds) - 1, 0)]
+        result["map"][split] = rows
+    store = pickle.loads(pickle.dumps(ImageryStore(f"hf://datasets/{repo}")))
+    result["patches"] = store.patches.num_rows
+    json.dump(result, open(out, "w"))
+    """
+)
+
+
+def digests(store, indices) -> list[dict]:
+    """What ``OUR_CLIENT`` records per row: dtype, shape and sha1 of each native imagery array."""
+    import hashlib
+
+    batch = store.read(indices, ("s2_10m", "s2_20m", "s2_60m", "s1"))
+    return [
+        {k: [str(v[j].dtype), list(v[j].shape), hashlib.sha1(np.ascontiguousarray(v[j]).tobytes()).hexdigest()]
+         for k, v in batch.items()}
+        for j in range(len(indices))
+    ]  # fmt: skip
+
+
+def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
+    from bigearthnet_txt.store import ImageryStore
+
+    hub.push(converted, "ns/bigearthnet_txt", token="dummy", endpoint=stand_in.url, log=lambda m: None)
+    env = dict(os.environ, HF_ENDPOINT=stand_in.url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_TOKEN="dummy",
+               HF_HOME=str(tmp_path / "client-home"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
+    out = tmp_path / "ours.json"
+    proc = subprocess.run([sys.executable, "-c", OUR_CLIENT, "ns/bigearthnet_txt", ",".join(CONFIGS), ",".join(SPLITS),
+                           "vqa", str(out)], check=False, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    local = ImageryStore(converted)
+    assert result["patches"] == local.patches.num_rows
+    checked = 0
+    for kind, entries in (("streamed", {f"{c}/{s}": (c, s) for c in CONFIGS for s in SPLITS}),
+                          ("map", {s: ("vqa", s) for s in SPLITS})):  # fmt: skip
+        for key, (config, split) in entries.items():
+            got = result[kind].get(key, [])  # split=None lists the splits that have rows
+            expected = pa.concat_tables(
+                [pq.read_table(p) for p in config_files(converted, config, split)]
+                or [TABLE_SCHEMA.empty_table()]
+            )
+            assert [r["ID"] for r in got] == expected["ID"].to_pylist(), (kind, key)
+            assert all(r["split"] == split for r in got)
+            assert [r["patch_index"] for r in got] == expected["patch_index"].to_pylist()
+            want = digests(local, expected["patch_index"].to_pylist()) if got else []
+            assert [{k: r[k] for k in w} for r, w in zip(got, want, strict=True)] == want, (kind, key)
+            checked += len(got)
+    assert checked > 0
+    assert stand_in.state.range_requests > 0

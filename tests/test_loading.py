@@ -279,3 +279,61 @@ def test_streamed_rows_of_a_patch_share_read_only_imagery(converted):
     assert np.shares_memory(first["s1"], second["s1"])
     with pytest.raises(ValueError):
         first["s1"][0, 0, 0] = 0.0
+
+
+def test_store_over_an_fsspec_url_equals_the_local_store(converted, store):
+    import pickle
+
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.put(str(converted / "imagery.zarr"), "/remote-copy/imagery.zarr", recursive=True)
+    fs.put(str(converted / "patches.parquet"), "/remote-copy/patches.parquet")
+    remote = pickle.loads(pickle.dumps(ImageryStore("memory://remote-copy/imagery.zarr")))
+    assert remote.remote and remote.root == "memory://remote-copy"
+    assert remote.arrays == store.arrays and remote.band_names == store.band_names
+    assert remote.patches.equals(store.patches) and remote.split_ranges == store.split_ranges
+    n = store.shape("s2_10m")[0]
+    picks = [n - 1, 0, 3, 3, 1, 2]
+    got, want = remote.read(picks), store.read(picks)
+    for name in store.arrays:
+        assert got[name].dtype == want[name].dtype
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    every = np.arange(n)
+    np.testing.assert_array_equal(remote.read(every, ["s1"])["s1"], store.read(every, ["s1"])["s1"])
+    ds = with_imagery(load_dataset(converted, "vqa", "train", imagery=()), "memory://remote-copy")
+    assert_imagery(rows_of(ds[:]), store)
+    fs.rm("/remote-copy", recursive=True)
+
+
+def test_bare_name_resolves_in_the_data_home(converted, tmp_path, monkeypatch, cache_dir):
+    import shutil
+
+    from bigearthnet_txt import paths
+
+    home = tmp_path / "home"
+    shutil.copytree(converted, home)
+    (home / "README.md").write_text("---\nconfigs: []\n---\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv(paths.HOME_ENV, str(home))
+    assert paths.data_home() == home and paths.resolve("bigearthnet_txt") == home
+    ds = load_dataset("bigearthnet_txt", "vqa", split="train", cache_dir=cache_dir)
+    assert ds["ID"] == load_dataset(converted, "vqa", "train", imagery=(), cache_dir=cache_dir)["ID"]
+    assert ds[0]["s2_10m"].dtype == np.uint16
+    assert paths.resolve(converted) == converted and paths.resolve(str(converted)) == converted
+    assert paths.resolve("ns/bigearthnet_txt") == "ns/bigearthnet_txt"
+
+    (home / "README.md").unlink()  # data without a card is not a data set of the home
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset("bigearthnet_txt", "vqa", split="train")
+    message = str(err.value)
+    assert str(home) in message and str(home / "bigearthnet_txt") in message
+    assert paths.HOME_ENV in message
+    with pytest.raises(FileNotFoundError, match="Looked in"):
+        paths.resolve("./not-here")
+
+    monkeypatch.delenv(paths.HOME_ENV)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert paths.data_home() == tmp_path / "user" / ".cache" / "bigearthnet_txt"

@@ -1,0 +1,96 @@
+"""Text tables and imagery store of a data set published on the Hub (``namespace/name``).
+
+``hub_text(repo_id, config, splits, ...)`` reads the annotation tables with ``datasets``' own loader
+of the repository (the card's YAML ``configs:``), ``hub_store(repo_id, revision, token)`` is the
+:class:`~bigearthnet_txt.store.ImageryStore` of ``hf://datasets/<repo_id>@<revision>/imagery.zarr``.
+Both honour ``HF_ENDPOINT`` (through ``huggingface_hub``), ``revision`` and ``token``;
+``resolve_revision`` pins a branch or tag to its commit so that text and imagery come from the
+same commit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from bigearthnet_txt.filters import RowFilter
+from bigearthnet_txt.store import ImageryStore
+
+
+def resolve_revision(
+    repo_id: str, revision: str | None = None, token: str | bool | None = None
+) -> str:
+    """The commit sha of ``revision`` (default: the main branch) of data set repository ``repo_id``."""
+    from huggingface_hub import HfApi
+
+    return HfApi(token=token).dataset_info(repo_id, revision=revision).sha
+
+
+def hub_url(repo_id: str, revision: str | None = None) -> str:
+    """``hf://datasets/<repo_id>[@<revision>]``, the revision quoted as ``HfFileSystem`` expects."""
+    return f"hf://datasets/{repo_id}" + (f"@{quote(revision, safe='')}" if revision else "")
+
+
+@functools.lru_cache(maxsize=8)
+def hub_store(
+    repo_id: str, revision: str | None = None, token: str | bool | None = None
+) -> ImageryStore:
+    """The imagery store of the repository, read by byte ranges through ``HfFileSystem``.
+
+    ``revision`` should be a commit sha (see ``resolve_revision``): there is one store per process and
+    ``(repo_id, revision, token)``, so loads of several configs and splits
+    at one commit share its metadata and shard indexes (a commit's files never change)."""
+    return ImageryStore(
+        hub_url(repo_id, revision), storage_options={"token": token} if token is not None else None
+    )
+
+
+def _empty(streaming: bool, split: str):
+    from datasets import Dataset, Features
+
+    from bigearthnet_txt.schema import TABLE_SCHEMA
+    from bigearthnet_txt.streaming import iterable_dataset
+
+    if streaming:
+        return iterable_dataset([])
+    return Dataset.from_dict({c: [] for c in TABLE_SCHEMA.names}, features=Features.from_arrow_schema(TABLE_SCHEMA),
+                             split=split)  # fmt: skip
+
+
+def hub_text(
+    repo_id: str,
+    config: str,
+    splits: Sequence[str] | None,
+    *,
+    streaming: bool,
+    revision: str,
+    token: str | bool | None = None,
+    rows: RowFilter | None = None,
+    cache_dir: str | None = None,
+) -> dict:
+    """``{split: Dataset | IterableDataset}`` of the text rows of ``config`` in the repository.
+
+    ``splits=None`` gives the splits the repository lists for the config; a requested split that it
+    does not list (no rows) gives an empty dataset. ``rows`` is pushed down into the Parquet reads.
+    """
+    from datasets import load_dataset_builder
+
+    kwargs = {"filters": rows.expression()} if rows else {}
+    builder = load_dataset_builder(
+        repo_id, config, revision=revision, token=token, cache_dir=cache_dir, **kwargs
+    )
+    listed = list(builder.config.data_files or {})
+    wanted = list(splits) if splits is not None else listed
+    present = [s for s in wanted if s in listed]
+    if present and not streaming:
+        builder.download_and_prepare()
+    out = {}
+    for split in wanted:
+        if split not in present:
+            out[split] = _empty(streaming, split)
+        elif streaming:
+            out[split] = builder.as_streaming_dataset(split=split)
+        else:
+            out[split] = builder.as_dataset(split=split)
+    return out
