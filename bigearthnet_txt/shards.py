@@ -15,8 +15,9 @@ shard files itself, byte-compatible with zarr-python (which reads and writes the
 * ``layout.read_rows(rows)`` → ``ndarray[len(rows), *chunk]`` for sorted, unique patch rows.
 
 A layout keeps the index of every shard it has read (``MAX_CACHED_INDEXES`` at most, 16 bytes per
-patch each), so later reads of a shard cost only the chunk reads; shard files are expected not to
-change while a layout is in use (a finished store).
+patch each) and, locally, up to ``MAX_OPEN_FILES`` shard files open (read with ``os.pread``, so
+forked workers may share them), so later reads of a shard cost only the chunk reads; shard files are
+expected not to change while a layout is in use (a finished store).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ EMPTY = np.uint64(2**64 - 1)
 SUPPORTED_INNER = {"numcodecs.delta", "bytes", "blosc", "zstd"}
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 MAX_CACHED_INDEXES = 4096
+MAX_OPEN_FILES = 32  # per local layout
 
 
 class ShardLayout:
@@ -42,6 +44,7 @@ class ShardLayout:
         self.fs = fs
         self.array_dir = Path(array_dir) if fs is None else str(array_dir).rstrip("/")
         self._indexes: dict[int, np.ndarray | None] = {}
+        self._fds: dict[int, int] = {}
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
         self.shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
@@ -106,6 +109,9 @@ class ShardLayout:
             return self.array_dir / self.shard_key(shard)
         return f"{self.array_dir}/{self.shard_key(shard)}"
 
+    def _shard_file(self, shard: int) -> str:
+        return f"{self.array_dir}{os.sep if self.fs is None else '/'}{self.shard_key(shard)}"
+
     # -- encoding ---------------------------------------------------------------------------------
 
     def _is_fill(self, chunk: np.ndarray) -> bool:
@@ -145,6 +151,7 @@ class ShardLayout:
     # -- decoding ---------------------------------------------------------------------------------
 
     def decode_chunk(self, buf: bytes) -> np.ndarray:
+        """The chunk ``chunk_shape[1:]`` (``dtype``) encoded in ``buf``."""
         data: object = buf
         for kind, codec in reversed(self.steps):
             if kind == "bytes":
@@ -154,6 +161,16 @@ class ShardLayout:
             if kind == "delta":
                 array = np.asarray(codec.decode(array)).view(self.dtype)
         return array.reshape(self.chunk_shape[1:])
+
+    def decode_into(self, buf: bytes, out: np.ndarray) -> None:
+        """Decode ``buf`` into ``out`` (C-contiguous, ``chunk_shape[1:]``, ``dtype``); one
+        decompression straight into ``out`` when the inner codecs are one compressor."""
+        if len(self.steps) == 1 and self.steps[0][0] == "bytes":
+            self.steps[0][1].decode(buf, out=out)
+        elif not self.steps:
+            out[...] = np.frombuffer(buf, dtype=self.dtype).reshape(out.shape)
+        else:
+            out[...] = self.decode_chunk(buf)
 
     def parse_index(self, raw: bytes) -> np.ndarray:
         """uint64 ``[shard_size, 2]`` (offset, nbytes) from the ``shard_size * 16 + 4`` index bytes."""
@@ -185,32 +202,50 @@ class ShardLayout:
             (self._read_local if self.fs is None else self._read_remote)(shard, rows, positions, out)
         return out
 
+    def _open_local(self, shard: int) -> int | None:
+        """A read-only descriptor of local shard ``shard`` (kept open), None when it has no file."""
+        fd = self._fds.get(shard)
+        if fd is None:
+            try:
+                fd = os.open(self._shard_file(shard), os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            if len(self._fds) >= MAX_OPEN_FILES:
+                self.close()
+            self._fds[shard] = fd
+        return fd
+
+    def close(self) -> None:
+        """Close the shard files this layout keeps open (reads reopen them as needed)."""
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def __del__(self):
+        if getattr(self, "_fds", None):
+            self.close()
+
     def _read_local(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
         """Fill ``out[positions]`` with ``rows[positions]`` of local shard ``shard``."""
-        known = shard in self._indexes
         index = self._indexes.get(shard)
-        if known and index is None:
-            out[positions] = self.fill_value
-            return
-        try:
-            fd = os.open(self.shard_path(shard), os.O_RDONLY)
-        except FileNotFoundError:
-            self._remember(shard, None)
-            out[positions] = self.fill_value
-            return
-        try:
-            if index is None:
-                index = self.read_index(fd, os.fstat(fd).st_size)
-                self._remember(shard, index)
-            base = shard * self.shard_size
-            for pos in positions:
-                offset, nbytes = index[int(rows[pos]) - base]
-                if offset == EMPTY:
-                    out[pos] = self.fill_value
-                else:
-                    out[pos] = self.decode_chunk(os.pread(fd, int(nbytes), int(offset)))
-        finally:
-            os.close(fd)
+        fd = None
+        if index is None:
+            fd = None if shard in self._indexes else self._open_local(shard)
+            if fd is None:
+                self._remember(shard, None)
+                out[positions] = self.fill_value
+                return
+            index = self.read_index(fd, os.fstat(fd).st_size)
+            self._remember(shard, index)
+        base = shard * self.shard_size
+        for pos in positions:
+            offset, nbytes = index[int(rows[pos]) - base]
+            if offset == EMPTY:
+                out[pos] = self.fill_value
+            else:
+                if fd is None:
+                    fd = self._open_local(shard)
+                self.decode_into(os.pread(fd, int(nbytes), int(offset)), out[pos])
 
     def _read_remote(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
         """Like ``_read_local`` through ``fs``: one range read for the index (first time only), one

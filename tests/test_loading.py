@@ -337,3 +337,23 @@ def test_bare_name_resolves_in_the_data_home(converted, tmp_path, monkeypatch, c
     monkeypatch.delenv(paths.HOME_ENV)
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     assert paths.data_home() == tmp_path / "user" / ".cache" / "bigearthnet_txt"
+
+
+def test_kept_open_files_and_indexes_give_what_zarr_reads(converted, monkeypatch):
+    import zarr
+
+    from bigearthnet_txt import shards
+
+    monkeypatch.setattr(shards, "MAX_OPEN_FILES", 1)
+    monkeypatch.setattr(shards, "MAX_CACHED_INDEXES", 2)
+    fresh = ImageryStore(converted)
+    group = zarr.open_group(converted / "imagery.zarr", mode="r")
+    order = np.random.default_rng(1).permutation(fresh.shape("s1")[0])
+    for _ in range(2):  # the second pass reads through kept indexes and descriptors
+        for name in fresh.arrays:
+            for i in order[:12].tolist():
+                np.testing.assert_array_equal(fresh.read([i], [name])[name][0], group[name][i])
+    layout = fresh._layout("s2_10m")
+    assert len(layout._fds) <= 1 and len(layout._indexes) <= 2
+    layout.close()
+    assert layout._fds == {}
