@@ -17,7 +17,8 @@ Readers, each in one process:
 * (c) a plain HF Arrow table with image columns (one row per patch, ``Array3D`` columns, numpy format),
   looked up per text row through ``patch_index``.
 
-Usage: ``python bench/bench_loading.py [--patches 1000] [--out bench/results/loading.md]``
+Usage: ``python bench/bench_loading.py [--patches 1000] [--preset default] [--out bench/results/loading.md]``
+(``--preset``: the imagery codec preset of the converted store, ``conversion.imagery.codecs``).
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ def rate(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def build(work: Path, n_patches: int):
+def build(work: Path, n_patches: int, preset: str = "default"):
     """Converted folder, LMDB, GeoTIFF folders and patch metadata of ``n_patches`` replicated patches."""
     s2_root, s1_root, metadata, s2_folders, s1_folders = replicate(work / "src", n_patches)
     out = work / "bigearthnet_txt"
     convert_imagery(
-        out, s2=[s2_root], s1=[s1_root], metadata=[metadata], all_patches=True, progress=False
-    )
+        out, s2=[s2_root], s1=[s1_root], metadata=[metadata], all_patches=True, preset=preset,
+        progress=False,
+    )  # fmt: skip
     meta = pq.read_table(metadata).to_pylist()
     infos = [
         PatchInfo(m["patch_id"], m["s1_name"], m["split"], list(m["labels"]), m["country"], "Summer",
@@ -151,6 +153,7 @@ def main() -> None:
         "--random", type=int, default=1000, help="random samples per map-style reader"
     )
     parser.add_argument("--geotiff", type=int, default=60, help="samples read through GeoTIFFs")
+    parser.add_argument("--preset", default="default", help="imagery codec preset of the store")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "loading.md"
     )
@@ -158,7 +161,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-loading-"))
     try:
         started = time.perf_counter()
-        root, lmdb_dir, folders = build(work, args.patches)
+        root, lmdb_dir, folders = build(work, args.patches, args.preset)
         cache = str(work / "hf_cache")
         ds = load_dataset(root, "all", SPLIT, cache_dir=cache)
         text = load_dataset(root, "all", SPLIT, imagery=(), cache_dir=cache)
@@ -223,7 +226,8 @@ def main() -> None:
             (
                 f"{args.patches} replicated real patches, {n_rows} `{SPLIT}` text rows of config `all`, "
                 f"{os.cpu_count()} CPU cores, one process; one run of `python bench/bench_loading.py "
-                f"--patches {args.patches}` ({total:.0f} s). Sample = one text row + native S2 (12 bands) + S1."
+                f"--patches {args.patches} --preset {args.preset}` ({total:.0f} s), imagery codec preset "
+                f"`{args.preset}`. Sample = one text row + native S2 (12 bands) + S1."
             ),
             "",
             "| reader | samples/s |",

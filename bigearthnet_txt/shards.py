@@ -215,11 +215,11 @@ class ShardLayout:
             self._fds[shard] = fd
         return fd
 
-    def close(self) -> None:
+    def close(self, _close=os.close) -> None:
         """Close the shard files this layout keeps open (reads reopen them as needed)."""
         fds, self._fds = self._fds, {}
         for fd in fds.values():
-            os.close(fd)
+            _close(fd)
 
     def __del__(self):
         if getattr(self, "_fds", None):
