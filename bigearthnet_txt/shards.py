@@ -8,27 +8,30 @@ among ``numcodecs.delta``, ``bytes`` (little endian), ``blosc`` and ``zstd``), e
 shard files itself, byte-compatible with zarr-python (which reads and writes the same files).
 
 * ``ShardLayout.load(array_dir, fs=None)`` → ``ShardLayout`` or ``None`` when the layout is not one of
-  those. ``array_dir`` is a local directory (``fs=None``: ``os.pread`` on the shard files) or a path
+  those. ``array_dir`` is a local directory (``fs=None``: shard files memory-mapped) or a path
   in the fsspec filesystem ``fs`` (the shard index and the wanted chunks are read by byte ranges).
 * ``layout.encode_shard(block)`` → the bytes of one shard file (``block``: ``[shard_size, *chunk]``)
   or ``None`` when every chunk equals the fill value (zarr then stores no file).
 * ``layout.read_rows(rows)`` → ``ndarray[len(rows), *chunk]`` for sorted, unique patch rows.
 
 A layout keeps the index of every shard it has read (``MAX_CACHED_INDEXES`` at most, 16 bytes per
-patch each) and, locally, up to ``MAX_OPEN_FILES`` shard files open (read with ``os.pread``, so
-forked workers may share them), so later reads of a shard cost only the chunk reads; shard files are
-expected not to change while a layout is in use (a finished store).
+patch each) and, locally, up to ``MAX_OPEN_FILES`` shard files memory-mapped (read-only, so forked
+workers may share them; chunks are decompressed straight from the mapping into the result), so later
+reads of a shard cost only the decoding; shard files are expected not to change while a layout is in
+use (a finished store).
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from pathlib import Path
 
 import google_crc32c
 import numcodecs
 import numpy as np
+from numcodecs import blosc
 
 EMPTY = np.uint64(2**64 - 1)
 SUPPORTED_INNER = {"numcodecs.delta", "bytes", "blosc", "zstd"}
@@ -44,7 +47,7 @@ class ShardLayout:
         self.fs = fs
         self.array_dir = Path(array_dir) if fs is None else str(array_dir).rstrip("/")
         self._indexes: dict[int, np.ndarray | None] = {}
-        self._fds: dict[int, int] = {}
+        self._maps: dict[int, mmap.mmap] = {}
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
         self.shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
@@ -67,6 +70,7 @@ class ShardLayout:
             elif name == "zstd":
                 self.steps.append(("bytes", numcodecs.Zstd(level=config.get("level", 0))))
         self.chunk_items = int(np.prod(self.chunk_shape))
+        self._blosc_only = len(self.steps) == 1 and isinstance(self.steps[0][1], numcodecs.Blosc)
 
     @classmethod
     def load(cls, array_dir: Path | str, fs=None, meta: dict | None = None) -> ShardLayout | None:
@@ -165,7 +169,9 @@ class ShardLayout:
     def decode_into(self, buf: bytes, out: np.ndarray) -> None:
         """Decode ``buf`` into ``out`` (C-contiguous, ``chunk_shape[1:]``, ``dtype``); one
         decompression straight into ``out`` when the inner codecs are one compressor."""
-        if len(self.steps) == 1 and self.steps[0][0] == "bytes":
+        if self._blosc_only:
+            blosc.decompress(buf, out)
+        elif len(self.steps) == 1 and self.steps[0][0] == "bytes":
             self.steps[0][1].decode(buf, out=out)
         elif not self.steps:
             out[...] = np.frombuffer(buf, dtype=self.dtype).reshape(out.shape)
@@ -177,11 +183,6 @@ class ShardLayout:
         if np.uint32(google_crc32c.value(raw[:-4])).astype("<u4").tobytes() != raw[-4:]:
             raise ValueError(f"{self.array_dir}: shard index checksum mismatch")
         return np.frombuffer(raw[:-4], dtype="<u8").reshape(self.shard_size, 2)
-
-    def read_index(self, fd: int, size: int) -> np.ndarray:
-        """The index of the open local shard file ``fd`` of ``size`` bytes."""
-        nbytes = self.shard_size * 16 + 4
-        return self.parse_index(os.pread(fd, nbytes, size - nbytes))
 
     def _remember(self, shard: int, index: np.ndarray | None) -> None:
         if len(self._indexes) >= MAX_CACHED_INDEXES:
@@ -202,50 +203,59 @@ class ShardLayout:
             (self._read_local if self.fs is None else self._read_remote)(shard, rows, positions, out)
         return out
 
-    def _open_local(self, shard: int) -> int | None:
-        """A read-only descriptor of local shard ``shard`` (kept open), None when it has no file."""
-        fd = self._fds.get(shard)
-        if fd is None:
+    def _map_local(self, shard: int) -> mmap.mmap | None:
+        """Read-only mapping of local shard ``shard`` (kept), None when it has no file."""
+        mapped = self._maps.get(shard)
+        if mapped is None:
             try:
                 fd = os.open(self._shard_file(shard), os.O_RDONLY)
             except FileNotFoundError:
                 return None
-            if len(self._fds) >= MAX_OPEN_FILES:
+            try:
+                mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
+            if len(self._maps) >= MAX_OPEN_FILES:
                 self.close()
-            self._fds[shard] = fd
-        return fd
+            self._maps[shard] = mapped
+        return mapped
 
-    def close(self, _close=os.close) -> None:
-        """Close the shard files this layout keeps open (reads reopen them as needed)."""
-        fds, self._fds = self._fds, {}
-        for fd in fds.values():
-            _close(fd)
+    def close(self) -> None:
+        """Unmap the shard files this layout keeps (reads map them again as needed)."""
+        maps, self._maps = self._maps, {}
+        for mapped in maps.values():
+            try:
+                mapped.close()
+            except BufferError:  # a view of it is still in use; unmapped when released
+                pass
 
     def __del__(self):
-        if getattr(self, "_fds", None):
+        if getattr(self, "_maps", None):
             self.close()
 
     def _read_local(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
         """Fill ``out[positions]`` with ``rows[positions]`` of local shard ``shard``."""
         index = self._indexes.get(shard)
-        fd = None
+        mapped = None if index is None and shard in self._indexes else self._map_local(shard)
+        if mapped is None:
+            self._remember(shard, None)
+            out[positions] = self.fill_value
+            return
         if index is None:
-            fd = None if shard in self._indexes else self._open_local(shard)
-            if fd is None:
-                self._remember(shard, None)
-                out[positions] = self.fill_value
-                return
-            index = self.read_index(fd, os.fstat(fd).st_size)
+            nbytes = self.shard_size * 16 + 4
+            index = self.parse_index(mapped[len(mapped) - nbytes :])
             self._remember(shard, index)
-        base = shard * self.shard_size
-        for pos in positions:
-            offset, nbytes = index[int(rows[pos]) - base]
-            if offset == EMPTY:
-                out[pos] = self.fill_value
-            else:
-                if fd is None:
-                    fd = self._open_local(shard)
-                self.decode_into(os.pread(fd, int(nbytes), int(offset)), out[pos])
+        view = memoryview(mapped)
+        try:
+            base = shard * self.shard_size
+            for pos in positions:
+                offset, nbytes = index[int(rows[pos]) - base].tolist()
+                if offset == EMPTY:
+                    out[pos] = self.fill_value
+                else:
+                    self.decode_into(view[offset : offset + nbytes], out[pos])
+        finally:
+            view.release()
 
     def _read_remote(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
         """Like ``_read_local`` through ``fs``: one range read for the index (first time only), one

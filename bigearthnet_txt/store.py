@@ -276,6 +276,7 @@ class ImageryStore:
         else:
             unique, inverse = np.unique(idx, return_inverse=True)
         metas = self.metas
+        lo, hi = (int(unique[0]), int(unique[-1])) if unique.size else (0, -1)
         out: dict[str, np.ndarray] = {}
         for name in names:
             if name not in metas:
@@ -283,9 +284,9 @@ class ImageryStore:
                     raise KeyError(f"unknown array {name!r}; expected one of {tuple(IMAGERY_ARRAYS)}")
                 raise KeyError(f"{self.zarr_path}: no array {name!r} in this store (have {self.arrays})")
             n = metas[name]["shape"][0]
-            if unique.size and (unique[0] < 0 or unique[-1] >= n):
+            if lo < 0 or hi >= n:
                 raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {n})")
-            layout = self._layout(name)
+            layout = self._layouts[name] if name in self._layouts else self._layout(name)
             if layout is not None:
                 values = layout.read_rows(unique)
             else:

@@ -349,11 +349,11 @@ def test_kept_open_files_and_indexes_give_what_zarr_reads(converted, monkeypatch
     fresh = ImageryStore(converted)
     group = zarr.open_group(converted / "imagery.zarr", mode="r")
     order = np.random.default_rng(1).permutation(fresh.shape("s1")[0])
-    for _ in range(2):  # the second pass reads through kept indexes and descriptors
+    for _ in range(2):  # the second pass reads through kept indexes and mappings
         for name in fresh.arrays:
             for i in order[:12].tolist():
                 np.testing.assert_array_equal(fresh.read([i], [name])[name][0], group[name][i])
     layout = fresh._layout("s2_10m")
-    assert len(layout._fds) <= 1 and len(layout._indexes) <= 2
+    assert len(layout._maps) <= 1 and len(layout._indexes) <= 2
     layout.close()
-    assert layout._fds == {}
+    assert layout._maps == {}
