@@ -21,6 +21,8 @@ API::
     store.patches_df()                           # the same as a pandas DataFrame
     store.attrs                                  # the STORE_ATTRS_KEY dict (sources, codecs, settings)
     store.arrays                                 # ("s2_10m", "s2_20m", "s2_60m", "s1", ...)
+    store.shape("s2_10m"), store.dtype("s1")     # (N, 4, 120, 120), float32: from metadata read once
+    store.remote                                 # True for a URL (read through fsspec)
     store.band_names                             # {"s2_10m": ("B02", ...), ...}
     store.stats                                  # {"B02": {"mean": .., "std": .., "count": ..}, ...}
     store.split_range("train")                   # (start, stop); store.split_ranges: all splits
