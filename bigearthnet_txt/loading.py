@@ -163,7 +163,8 @@ def load_dataset(
     at most one; ``drop_remainder`` makes them identical), ``shuffle_seed`` shuffles pieces (same
     order on every rank) and rows in a buffer of ``buffer_size``, ``batch_size`` rows share one
     imagery read. Map-style datasets are split with ``datasets.distributed.split_dataset_by_node``.
-    A streamed Hub repository is split row by row with the same function (no ``drop_remainder``).
+    A streamed Hub repository is split row by row: rank ``r`` keeps rows ``r, r + world_size, ...``
+    (every rank reads the text of all rows, and the imagery of its own; no ``drop_remainder``).
     """
     arguments = {
         k: v
@@ -204,12 +205,24 @@ def load_dataset(
     return IterableDatasetDict(result) if streaming else DatasetDict(result)
 
 
+class _RowShare:
+    """``filter`` predicate keeping rows ``rank``, ``rank + world_size``, ... of the iteration order
+    (the same on every rank): shares are disjoint, cover every row and differ by at most one row."""
+
+    def __init__(self, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.rank, self.world_size = rank, world_size
+
+    def __call__(self, example: dict, index: int) -> bool:
+        return index % self.world_size == self.rank
+
+
 def _load_hub(
     repo_id: str, config: str, split: str | None, rows, arguments: dict, rank: int, world_size: int
 ):
     """``load_dataset`` of Hub repository ``repo_id`` (text through ``datasets``, imagery by ranges)."""
     from datasets import DatasetDict, IterableDatasetDict
-    from datasets.distributed import split_dataset_by_node
 
     from bigearthnet_txt.hub_loading import hub_store, hub_text, resolve_revision
 
@@ -230,7 +243,7 @@ def _load_hub(
                     seed=arguments["shuffle_seed"], buffer_size=arguments["buffer_size"]
                 )
             if world_size > 1:
-                ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
+                ds = ds.filter(_RowShare(rank, world_size), with_indices=True)
         if store is not None:
             ds = with_imagery(
                 ds, store, arguments["imagery"], arguments["resolution"], arguments["batch_size"]

@@ -403,6 +403,12 @@ OUR_CLIENT = textwrap.dedent(
             assert [digest({k: picked[k][j] for k in KEYS}) for j in (0, 1)] == [
                 {k: rows[i][k] for k in KEYS} for i in (len(ds) - 1, 0)]
         result["map"][split] = rows
+    from bigearthnet_txt import split_by_node
+    country = sys.argv[6]
+    filtered = load_dataset(repo, "all", split="train", streaming=True, countries=[country], imagery=())
+    result["filtered"] = [r["ID"] for r in filtered]
+    stream = load_dataset(repo, "all", split="train", streaming=True)
+    result["ranks"] = [[r["ID"] for r in split_by_node(stream, rank, 2)] for rank in range(2)]
     store = pickle.loads(pickle.dumps(ImageryStore(f"hf://datasets/{repo}")))
     result["patches"] = store.patches.num_rows
     json.dump(result, open(out, "w"))
@@ -426,11 +432,13 @@ def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
     from bigearthnet_txt.store import ImageryStore
 
     hub.push(converted, "ns/bigearthnet_txt", token="dummy", endpoint=stand_in.url, log=lambda m: None)
+    train = pa.concat_tables([pq.read_table(p) for p in config_files(converted, "all", "train")])
+    country = train["country"][0].as_py()
     env = dict(os.environ, HF_ENDPOINT=stand_in.url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_TOKEN="dummy",
                HF_HOME=str(tmp_path / "client-home"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
     out = tmp_path / "ours.json"
     proc = subprocess.run([sys.executable, "-c", OUR_CLIENT, "ns/bigearthnet_txt", ",".join(CONFIGS), ",".join(SPLITS),
-                           "vqa", str(out)], check=False, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+                           "vqa", str(out), country], check=False, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     local = ImageryStore(converted)
@@ -451,4 +459,8 @@ def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
             assert [{k: r[k] for k in w} for r, w in zip(got, want, strict=True)] == want, (kind, key)
             checked += len(got)
     assert checked > 0
+    assert result["filtered"] == [r["ID"] for r in train.to_pylist() if r["country"] == country]
+    assert 0 < len(result["filtered"]) < train.num_rows
+    first, second = result["ranks"]
+    assert sorted(first + second) == sorted(train["ID"].to_pylist()) and abs(len(first) - len(second)) <= 1
     assert stand_in.state.range_requests > 0
