@@ -357,3 +357,17 @@ def test_kept_open_files_and_indexes_give_what_zarr_reads(converted, monkeypatch
     assert len(layout._maps) <= 1 and len(layout._indexes) <= 2
     layout.close()
     assert layout._maps == {}
+
+
+def test_store_over_http_range_requests(converted, store):
+    from range_server import serve
+
+    with serve(converted) as server:
+        remote = ImageryStore(f"{server.url}/imagery.zarr")
+        picks = [5, 0, 1, 5]
+        got, want = remote.read(picks), store.read(picks)
+        assert remote.patches.equals(store.patches)
+        ranged = [r for r in server.requests if r[2] is not None]
+    for name in store.arrays:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert ranged  # shard indexes and chunks come by byte ranges
