@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rico_style_baseline as rico
 
 from bigearthnet_txt.store import ImageryStore
+from conversion.imagery.codecs import DEFAULT_PRESET
 from conversion.imagery.convert import convert_imagery
 from conversion.sample_data import V1_S1_DIR, V1_S2_DIR
 
@@ -111,7 +112,7 @@ def main() -> None:
         common = {"metadata": [metadata], "all_patches": True, "progress": False}
         rows: list[tuple[str, float]] = []
 
-        def ours(name, s2, s1, workers, preset="default"):
+        def ours(name, s2, s1, workers, preset=DEFAULT_PRESET):
             out = work / name.replace(" ", "_").replace(",", "")
             seconds = timed(lambda: convert_imagery(out, s2=[s2], s1=[s1], workers=workers, preset=preset, **common))
             rows.append((name, n / seconds))
@@ -170,7 +171,7 @@ def main() -> None:
             "",
             f"* `.tar.zst` vs folders: {tar_1 / folders_1:.2f}× (1 process), {tar_w / folders_w:.2f}× ({w} processes)",
             (
-                f"* store bytes vs LMDB bytes: default preset {default_bytes / lmdb_total:.3f}×, "
+                f"* store bytes vs LMDB bytes: default ({DEFAULT_PRESET}) preset {default_bytes / lmdb_total:.3f}×, "
                 f"size preset {size_bytes / lmdb_total:.3f}× (LMDB {lmdb_total / n / 1024:.1f} KiB/patch, "
                 f"raw bands {raw / n / 1024:.1f} KiB/patch, default {default_bytes / n / 1024:.1f} KiB/patch, "
                 f"size {size_bytes / n / 1024:.1f} KiB/patch)"

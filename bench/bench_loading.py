@@ -47,6 +47,7 @@ from bench_imagery import replicate
 from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
 from conversion.annotations import AnnotationSettings, convert_annotations
+from conversion.imagery.codecs import DEFAULT_PRESET
 from conversion.imagery.convert import convert_imagery
 from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for
 
@@ -61,7 +62,7 @@ def rate(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def build(work: Path, n_patches: int, preset: str = "default"):
+def build(work: Path, n_patches: int, preset: str = DEFAULT_PRESET):
     """Converted folder, LMDB, GeoTIFF folders and patch metadata of ``n_patches`` replicated patches."""
     s2_root, s1_root, metadata, s2_folders, s1_folders = replicate(work / "src", n_patches)
     out = work / "bigearthnet_txt"
@@ -153,7 +154,7 @@ def main() -> None:
         "--random", type=int, default=1000, help="random samples per map-style reader"
     )
     parser.add_argument("--geotiff", type=int, default=60, help="samples read through GeoTIFFs")
-    parser.add_argument("--preset", default="default", help="imagery codec preset of the store")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help="imagery codec preset of the store")
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "loading.md"
     )

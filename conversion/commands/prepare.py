@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from conversion.commands.download import add_source_arguments
+from conversion.imagery.codecs import DEFAULT_PRESET, PRESETS
 
 ARCHIVE_FLAGS = {
     "BigEarthNet-S2.tar.zst": "--s2",
@@ -53,7 +54,7 @@ def register(sub) -> None:
         help="patches per shard (default 256)",
     )
     g.add_argument(
-        "--codec-preset", choices=("default", "size"), default="default", help="store codecs"
+        "--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs"
     )
     for flag in FORWARDED_FLAGS:
         g.add_argument(flag, action="store_true", help=f"see convert {flag}")

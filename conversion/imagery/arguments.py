@@ -3,7 +3,7 @@
 ``add_imagery_arguments(parser)`` adds ``--s2/--s1/--reference-maps PATH`` (repeatable; a
 ``.tar.zst`` or a folder), ``--metadata FILE`` (repeatable), ``--patch-list FILE``,
 ``--all-patches``, ``--allow-missing-s1``, ``--allow-missing-reference-maps``, ``--skip-bad``,
-``--workers N``, ``--codec-preset {default,size}``, ``--shard-size N``, ``--verify``,
+``--workers N``, ``--codec-preset {speed,balanced,size}``, ``--shard-size N``, ``--verify``,
 ``--checksums FILE``, ``--engine {local,dask}`` and ``--scheduler ADDRESS``; ``run_imagery(args)``
 calls ``convert_imagery`` with them, ``args.out``, ``args.annotations`` (one path or a list) and
 ``args.quiet``.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conversion.dask_engine.session import Engine, add_engine_arguments, engine_session
+from conversion.imagery.codecs import DEFAULT_PRESET, PRESETS
 from conversion.remote import localize_arguments, source_argument
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annot
                    help="a patch without reference map gets has_reference_map=false instead of an error")
     g.add_argument("--skip-bad", action="store_true", help="record bad patches in DIR/imagery_report.json and go on")
     g.add_argument("--workers", type=int, default=1, metavar="N", help="processes decoding GeoTIFFs and threads compressing chunks (default 1)")
-    g.add_argument("--codec-preset", choices=("default", "size"), default="default", help="store codecs (default: %(default)s)")
+    g.add_argument("--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs (default: %(default)s)")
     g.add_argument("--shard-size", type=int, default=256, metavar="PATCHES",
                    help="patches per shard file (default %(default)s)")
     g.add_argument("--verify", action="store_true", help="check archive/metadata md5 sums before converting")

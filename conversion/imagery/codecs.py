@@ -2,16 +2,16 @@
 
 Measured on the real sample patches (S2 from v2, legacy flat and v1; S1 from v2 and v1), bytes
 relative to the raw band bytes of a full S1+S2 sample (``bench/results/imagery.md`` for the
-comparison with the LMDB):
+comparison with the LMDB of the official loader):
 
-* ``default`` — Blosc(zstd, level 3, byte shuffle): ratio ≈ 0.69, fast to write and read.
-* ``size`` — uint16 S2 / reference maps: Delta (row predictor, wrapping uint16) + Blosc(zstd 9,
-  byte shuffle); float32 S1: Blosc(zstd 9, byte shuffle): ratio ≈ 0.67. The S1 dB floats carry
-  ~24 bits of noise per value (measured byte entropies 8.0/8.0/7.7/0.4 bits), so no lossless
-  predictor available to zarr (Delta on float32 rounds) lowers S1 below ≈ 0.75.
-* ``speed`` — Blosc(lz4hc, level 9, byte shuffle): ≈ 2 % more bytes than ``default`` on the real
-  sample patches, decoding about 3.5× faster (≈ 60 µs instead of ≈ 215 µs per S1+S2 patch on one
+* ``speed`` (the default) — Blosc(lz4hc, level 9, byte shuffle): ≈ 2 % more bytes than
+  ``balanced``, decoding about 3.5× faster (≈ 60 µs instead of ≈ 215 µs per S1+S2 patch on one
   core), which is what bounds random ``dataset[i]`` reads (``bench/results/loading.md``).
+* ``balanced`` — Blosc(zstd, level 3, byte shuffle): ratio ≈ 0.69.
+* ``size`` — uint16 S2 / reference maps: Delta (row predictor, wrapping uint16) + Blosc(zstd 9,
+  byte shuffle); float32 S1: Blosc(zstd 9, byte shuffle): ratio ≈ 0.67, slow to write. The S1 dB
+  floats carry ~24 bits of noise per value (measured byte entropies 8.0/8.0/7.7/0.4 bits), so no
+  lossless predictor available to zarr (Delta on float32 rounds) lowers S1 below ≈ 0.75.
 
 Each inner chunk is one patch (random access decodes one patch); shards group ``shard_size``
 patches along the patch axis.
@@ -19,38 +19,53 @@ patches along the patch axis.
 
 from __future__ import annotations
 
-import numpy as np
-from zarr.codecs import BloscCodec, BytesCodec, Delta
+from dataclasses import dataclass
 
-PRESETS: tuple[str, ...] = ("default", "size", "speed")
-DEFAULT_PRESET = "default"
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Blosc compressor name and level, and whether unsigned bands get a Delta filter first."""
+
+    cname: str
+    level: int
+    delta_unsigned: bool = False
+
+
+PRESET_CODECS: dict[str, Preset] = {
+    "speed": Preset("lz4hc", 9),
+    "balanced": Preset("zstd", 3),
+    "size": Preset("zstd", 9, delta_unsigned=True),
+}
+PRESETS: tuple[str, ...] = tuple(PRESET_CODECS)
+DEFAULT_PRESET = "speed"
 DEFAULT_SHARD_SIZE = 256
+
+
+def _preset(name: str) -> Preset:
+    try:
+        return PRESET_CODECS[name]
+    except KeyError:
+        raise ValueError(f"unknown codec preset {name!r}; expected one of {PRESETS}") from None
 
 
 def codec_kwargs(preset: str, dtype: str) -> dict:
     """``filters``/``serializer``/``compressors`` keyword arguments of ``zarr.create_array``."""
-    dt = np.dtype(dtype)
-    cname = "zstd"
-    if preset == "default":
-        filters: list = []
-        level = 3
-    elif preset == "size":
-        filters = [Delta(dtype=dt.str)] if dt.kind == "u" else []
-        level = 9
-    elif preset == "speed":
-        filters, level, cname = [], 9, "lz4hc"
-    else:
-        raise ValueError(f"unknown codec preset {preset!r}; expected one of {PRESETS}")
-    compressor = BloscCodec(cname=cname, clevel=level, shuffle="shuffle", typesize=dt.itemsize)
+    from zarr.codecs import BloscCodec, BytesCodec, Delta
+
+    p, dt = _preset(preset), np.dtype(dtype)
+    filters = [Delta(dtype=dt.str)] if p.delta_unsigned and dt.kind == "u" else []
+    compressor = BloscCodec(cname=p.cname, clevel=p.level, shuffle="shuffle", typesize=dt.itemsize)
     return {"filters": filters, "serializer": BytesCodec(), "compressors": [compressor]}
 
 
 def describe(preset: str) -> dict:
     """JSON-ready description of a preset, for the store attributes."""
-    if preset == "speed":
-        return {"preset": preset, "uint16": "blosc(lz4hc, 9, shuffle)", "float32": "blosc(lz4hc, 9, shuffle)"}
+    p = _preset(preset)
+    blosc = f"blosc({p.cname}, {p.level}, shuffle)"
     return {
         "preset": preset,
-        "uint16": "delta(uint16) + blosc(zstd, 9, shuffle)" if preset == "size" else "blosc(zstd, 3, shuffle)",
-        "float32": "blosc(zstd, 9, shuffle)" if preset == "size" else "blosc(zstd, 3, shuffle)",
+        "uint16": f"delta(uint16) + {blosc}" if p.delta_unsigned else blosc,
+        "float32": blosc,
     }
