@@ -3,7 +3,9 @@
 Writes annotation fixtures in the release's schema for the real sample patches shipped in
 ``conversion/samples/``, runs ``bigearthnet-txt convert`` on them and the sample imagery (v2,
 pre-release flat and v1.0 folders), prints a few parsed rows per task, and loads a ``vqa``
-example with its imagery through ``bigearthnet_txt.load_dataset``.
+example with its imagery through ``bigearthnet_txt.load_dataset``. By default the data set goes to
+the data home (``$BIGEARTHNET_TXT_HOME``, else ``~/.cache/bigearthnet_txt``), where the bare name
+``load_dataset("bigearthnet_txt", ...)`` finds it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,25 @@ def register(sub) -> None:
         description="Convert the embedded real sample (annotation fixtures + real imagery), show "
         "parsed rows per task and load a vqa example with load_dataset.",
     )
-    parser.add_argument("--out", type=Path, default=Path("demo_out"), metavar="DIR",
-                        help="output folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: $BIGEARTHNET_TXT_HOME, else ~/.cache/bigearthnet_txt)")
     parser.add_argument("--rows", type=int, default=1, help="rows shown per task")
     parser.set_defaults(func=run)
+
+
+SAMPLE_FILE = "BigEarthNet.txt.sample.parquet"
+
+
+def check_out(out: Path) -> None:
+    """Refuse a folder that holds a data set converted from anything but the embedded sample."""
+    from conversion.annotations import read_summary
+
+    summary = read_summary(out)
+    if summary is not None and summary.get("source", {}).get("file") != SAMPLE_FILE:
+        raise FileExistsError(
+            f"{out} holds a data set converted from {summary['source'].get('file')}; "
+            "the demo does not replace it: pass --out with another folder"
+        )
 
 
 def convert_sample(out: Path, quiet: bool = True) -> int:
@@ -31,7 +48,8 @@ def convert_sample(out: Path, quiet: bool = True) -> int:
     from conversion.sample_data import METADATA_FILE, SAMPLE_IMAGERY_SOURCES
     from conversion.synthetic import write_sample
 
-    annotations = write_sample(out / "sources" / "BigEarthNet.txt.sample.parquet", METADATA_FILE)
+    check_out(out)
+    annotations = write_sample(out / "sources" / SAMPLE_FILE, METADATA_FILE)
     argv = ["convert", "--annotations", str(annotations), "--out", str(out), "--overwrite",
             "--allow-missing-s1"]  # the real v2 S2 samples have no S1 pair on disk
     for flag, paths in SAMPLE_IMAGERY_SOURCES.items():
@@ -56,9 +74,11 @@ def show_rows(out: Path, rows: int) -> None:
 
 def show_vqa_example(out: Path) -> None:
     from bigearthnet_txt import load_dataset
+    from bigearthnet_txt.paths import DEFAULT_NAME, data_home
 
-    example = load_dataset(out, "vqa", split="train")[0]
-    print(f"\n== load_dataset({str(out)!r}, 'vqa', split='train')[0]")
+    name = DEFAULT_NAME if out.resolve() == data_home().resolve() else str(out)
+    example = load_dataset(name, "vqa", split="train")[0]
+    print(f"\n== load_dataset({name!r}, 'vqa', split='train')[0]")
     print(f"{example['patch_id']} ({example['country']}, {example['season']})")
     print(f"Q: {example['input']}\nA: {example['output']}")
     for key, value in example.items():
@@ -67,9 +87,12 @@ def show_vqa_example(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    code = convert_sample(args.out)
+    from bigearthnet_txt.paths import data_home
+
+    out = args.out or data_home()
+    code = convert_sample(out)
     if code:
         return code
-    show_rows(args.out, args.rows)
-    show_vqa_example(args.out)
+    show_rows(out, args.rows)
+    show_vqa_example(out)
     return 0
