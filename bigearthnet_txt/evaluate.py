@@ -68,23 +68,27 @@ def read_predictions(path: Path | str) -> pa.Table:
     if not path.is_file():
         raise FileNotFoundError(f"prediction file not found: {path}")
     if path.suffix == ".parquet":
-        table = pq.read_table(path)
-        missing = [c for c in ("ID", "prediction") if c not in table.column_names]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; need ID and prediction")
-        try:
-            table = table.select(["ID", "prediction"]).cast(
-                pa.schema([("ID", pa.int64()), ("prediction", pa.string())]))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-            raise ValueError(f"{path}: ID must be integers and prediction strings ({err})") from None
-    else:
-        table = _read_jsonl(path)
+        return _validate(pq.read_table(path), str(path))
+    return _validate(_read_jsonl(path), str(path))
+
+
+def _validate(table: pa.Table, source: str = "predictions") -> pa.Table:
+    """``table``'s ``ID`` (int64) and ``prediction`` (string) columns; raises ``ValueError`` on a
+    missing column, uncastable values, a null ID or a repeated ID."""
+    missing = [c for c in ("ID", "prediction") if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; need ID and prediction")
+    try:
+        table = table.select(["ID", "prediction"]).cast(
+            pa.schema([("ID", pa.int64()), ("prediction", pa.string())]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise ValueError(f"{source}: ID must be integers and prediction strings ({err})") from None
     if table["ID"].null_count:
-        raise ValueError(f"{path}: null ID")
+        raise ValueError(f"{source}: null ID")
     counts = pc.value_counts(table["ID"])
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     if len(repeated):
-        raise ValueError(f"{path}: ID {repeated[0].as_py()} has more than one prediction "
+        raise ValueError(f"{source}: ID {repeated[0].as_py()} has more than one prediction "
                          f"({len(repeated)} repeated IDs)")
     return table
 
@@ -308,10 +312,13 @@ def _score_boxes(refs: pa.Table, preds: pa.Array, present: np.ndarray, strict: b
 
 def evaluate(predictions: Path | str | pa.Table, data_dir: Path | str,
              splits: Sequence[str] = ("bench",), strict: bool = False) -> EvaluationReport:
-    """Score ``predictions`` (a file, or a table with ``ID`` and ``prediction``) against every
-    row of ``splits`` in the converted tables under ``data_dir``."""
+    """Score ``predictions`` (a file, or a table with ``ID`` and ``prediction``, checked like a
+    file) against every row of ``splits`` in the converted tables under ``data_dir``."""
     splits = list(splits)
-    preds = predictions if isinstance(predictions, pa.Table) else read_predictions(predictions)
+    if isinstance(predictions, pa.Table):
+        preds = _validate(predictions)
+    else:
+        preds = read_predictions(predictions)
     refs = read_tables(data_dir, splits=splits, columns=REFERENCE_COLUMNS)
     if refs.num_rows == 0:
         raise ValueError(f"{data_dir}: no rows in split(s) {', '.join(splits)}")

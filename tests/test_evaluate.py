@@ -95,6 +95,23 @@ def test_bad_prediction_files_are_refused(tmp_path, text, message):
         read_predictions(path)
 
 
+@pytest.mark.parametrize(("table", "message"), [
+    (pa.table({"ID": [1, 1], "prediction": ["yes", "no"]}), "ID 1 has more than one"),
+    (pa.table({"ID": pa.array([1, None], pa.int64()), "prediction": ["yes", "no"]}), "null ID"),
+    (pa.table({"ID": ["one"], "prediction": ["yes"]}), "ID must be integers"),
+    (pa.table({"ID": [1]}), "missing column"),
+])
+def test_bad_prediction_tables_are_refused_like_files(tiny, table, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(table, tiny)
+
+
+def test_prediction_table_columns_are_cast(tiny):
+    table = pa.table({"extra": [0] * len(PERFECT), "ID": pa.array(list(PERFECT), pa.int32()),
+                      "prediction": list(PERFECT.values())})
+    assert evaluate(table, tiny).to_dict() == evaluate(predictions(PERFECT), tiny).to_dict()
+
+
 def test_normalise_answer():
     assert normalise_answer(" Yes.\n") == "yes"
     assert normalise_answer("B") == "b"
