@@ -25,8 +25,6 @@ from bigearthnet_txt.schema import (
     shard_glob,
 )
 
-SUMMARY_FILE = ANNOTATION_SUMMARY
-
 
 def folder_bytes(path: Path) -> int:
     """Bytes of the files under ``path`` (or of the file itself)."""
@@ -52,7 +50,7 @@ def describe_tables(root: Path) -> dict | None:
     if not (root / DATA_DIR).is_dir():
         return None
     files = sorted((root / DATA_DIR).rglob("*.parquet"))
-    summary_path = root / SUMMARY_FILE
+    summary_path = root / ANNOTATION_SUMMARY
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
         rows, patches = summary["rows"], summary.get("patches", {})

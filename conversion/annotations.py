@@ -52,7 +52,6 @@ from bigearthnet_txt.schema import (
 )
 from conversion.annotation_table import AnnotationError, check_schema, parse_table
 
-SUMMARY_FILE = ANNOTATION_SUMMARY
 TMP_DIR = ".annotations.tmp"
 GROUP_KEYS = ("patch", "patch_type")
 
@@ -338,7 +337,7 @@ def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) ->
 
 
 def read_summary(out_dir: Path) -> dict | None:
-    path = Path(out_dir) / SUMMARY_FILE
+    path = Path(out_dir) / ANNOTATION_SUMMARY
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -400,7 +399,7 @@ def convert_annotations(
                 "rows": pf.metadata.num_rows - sum(sum(v.values()) for v in counts["rows"].values()),
             },
         )
-        (tmp / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1))
+        (tmp / ANNOTATION_SUMMARY).write_text(json.dumps(asdict(summary), indent=1))
         _publish(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -409,7 +408,7 @@ def convert_annotations(
 
 def _publish(tmp: Path, out_dir: Path) -> None:
     """Move the finished tables into place: old summary out first, new summary in last."""
-    (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    (out_dir / ANNOTATION_SUMMARY).unlink(missing_ok=True)
     old = out_dir / DATA_DIR
     if old.exists():
         trash = out_dir / ".annotations.old"
@@ -417,4 +416,4 @@ def _publish(tmp: Path, out_dir: Path) -> None:
         os.replace(old, trash)
         shutil.rmtree(trash)
     os.replace(tmp / DATA_DIR, old)
-    os.replace(tmp / SUMMARY_FILE, out_dir / SUMMARY_FILE)
+    os.replace(tmp / ANNOTATION_SUMMARY, out_dir / ANNOTATION_SUMMARY)

@@ -14,6 +14,7 @@ import pytest
 from bigearthnet_txt import annotations as ann
 from bigearthnet_txt import redundancy
 from bigearthnet_txt.schema import (
+    ANNOTATION_SUMMARY,
     CATEGORIES_BY_TYPE,
     RELEASE_COLUMNS,
     SPLITS,
@@ -22,7 +23,6 @@ from bigearthnet_txt.schema import (
     TASK_OF_TYPE,
 )
 from conversion.annotations import (
-    SUMMARY_FILE,
     TMP_DIR,
     AnnotationSettings,
     convert_annotations,
@@ -80,7 +80,7 @@ def test_layout_tasks_and_splits(converted):
         t = pq.read_table(f)
         assert set(t["split"].to_pylist()) == {split}
         assert {TASK_OF_TYPE[x] for x in t["type"].to_pylist()} == {task}
-    summary = json.loads((converted / SUMMARY_FILE).read_text())
+    summary = json.loads((converted / ANNOTATION_SUMMARY).read_text())
     assert sum(sum(v.values()) for v in summary["rows"].values()) == read_all(converted).num_rows
 
 
@@ -180,7 +180,7 @@ def test_rerun_is_a_no_op_and_other_settings_need_overwrite(sample_release_file,
 
 
 def read_summary_temperature(out: Path):
-    return json.loads((out / SUMMARY_FILE).read_text())["settings"]["temperature"]
+    return json.loads((out / ANNOTATION_SUMMARY).read_text())["settings"]["temperature"]
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_bad_cell_names_column_and_row(sample_release_table, tmp_path, column, w
         convert_annotations(src, out, progress=False)
     text = str(err.value)
     assert str(src) in text and f"ID={row_id}" in text and f"{column!r}" in text and message in text
-    assert not (out / "data").exists() and not (out / TMP_DIR).exists() and not (out / SUMMARY_FILE).exists()
+    assert not (out / "data").exists() and not (out / TMP_DIR).exists() and not (out / ANNOTATION_SUMMARY).exists()
 
 
 @pytest.mark.parametrize(
