@@ -13,7 +13,11 @@
    hashes are cached in ``folder/.hub-push-cache.json``);
 4. uploads the rest with ``upload_folder`` in batches of at most ``batch_files`` files, one
    folder unit at a time (``data/<task>``, ``imagery.zarr/<array>``, ...), annotation tables first,
-   the store's root metadata and the card last.
+   the store's root metadata and the card last;
+5. deletes, just before the store's root metadata and the card go up, every remote file under a
+   ``PUBLISHED`` name that the folder no longer has (:func:`stale_files`: shards of an earlier
+   conversion with another ``--rows-per-shard`` or ``--shard-size``), so the card's globs match
+   exactly the local tables. Files outside ``PUBLISHED`` (``.gitattributes``, ...) are left alone.
 
 An upload error part-way raises :class:`PushInterrupted`; after any interruption (error, Ctrl-C,
 killed process) running the same push again uploads only what the repository does not hold yet.
@@ -72,6 +76,7 @@ class PushResult:
     repo_url: str
     uploaded: list[str] = field(default_factory=list)  # paths sent by this push
     skipped: list[str] = field(default_factory=list)  # paths the repository already held unchanged
+    deleted: list[str] = field(default_factory=list)  # remote paths the folder no longer has
     batches: int = 0
 
 
@@ -276,6 +281,17 @@ def is_unchanged(folder: Path, rel: str, remote, cache: HashCache) -> bool:
     return cache.get(rel, "git_sha1", git_blob_sha1) == remote.blob_id
 
 
+def is_published_path(path: str) -> bool:
+    """Whether ``path`` is one of ``PUBLISHED`` or lies under one of its folders."""
+    return any(path == top or path.startswith(top + "/") for top in PUBLISHED)
+
+
+def stale_files(remote: Iterable[str], local: Iterable[str]) -> list[str]:
+    """Remote paths under a ``PUBLISHED`` name that are not in ``local`` (sorted)."""
+    keep = set(local)
+    return sorted(p for p in remote if is_published_path(p) and p not in keep)
+
+
 # --- batches -----------------------------------------------------------------------------------
 
 
@@ -297,13 +313,22 @@ def _order(path: str) -> tuple:
     return (3 if path.startswith(IMAGERY_STORE + "/") else 2, path)
 
 
+def _goes_last(path: str) -> bool:
+    """The store's root metadata and the card: sent once everything else is in place."""
+    return _order(path)[0] >= 3
+
+
 def plan_batches(paths: Iterable[str], batch_files: int) -> list[tuple[str, list[str]]]:
-    """``[(unit, [path, ...]), ...]``: consecutive paths of one unit, at most ``batch_files`` each."""
+    """``[(unit, [path, ...]), ...]``: consecutive paths of one unit, at most ``batch_files`` each;
+    the paths that go last (:func:`_goes_last`) never share a batch with the others."""
     batches: list[tuple[str, list[str]]] = []
+    previous = None
     for path in sorted(paths, key=_order):
         unit = unit_of(path)
-        if not batches or batches[-1][0] != unit or len(batches[-1][1]) >= batch_files:
+        key = (unit, _goes_last(path))
+        if key != previous or len(batches[-1][1]) >= batch_files:
             batches.append((unit, []))
+        previous = key
         batches[-1][1].append(path)
     return batches
 
@@ -359,10 +384,14 @@ def push(
     finally:
         cache.save()
     result = PushResult(repo_url, skipped=[p for p in paths if p not in set(pending)])
+    stale = stale_files(remote, paths)
     batches = plan_batches(pending, batch_files)
     log(f"{repo_id}: {len(paths):,} files, {len(result.skipped):,} already there, "
-        f"{len(pending):,} to upload in {len(batches)} batch(es)")  # fmt: skip
+        f"{len(pending):,} to upload in {len(batches)} batch(es), {len(stale):,} to delete")  # fmt: skip
     for i, (unit, batch) in enumerate(batches, 1):
+        if stale and _goes_last(batch[0]):
+            _delete(api, repo_id, stale, batch_files, result, log)
+            stale = []
         prefix = unit + "/" if unit else ""
         try:
             api.upload_folder(
@@ -378,4 +407,29 @@ def push(
         result.uploaded.extend(batch)
         result.batches += 1
         log(f"  [{i}/{len(batches)}] {unit or 'root files'}: {len(batch):,} files")
+    if stale:
+        _delete(api, repo_id, stale, batch_files, result, log)
     return result
+
+
+def _delete(
+    api, repo_id: str, stale: list[str], batch_files: int, result: PushResult, log
+) -> None:
+    """Delete the remote files ``stale`` in commits of at most ``batch_files`` files."""
+    from huggingface_hub import CommitOperationDelete
+
+    for start in range(0, len(stale), batch_files):
+        chunk = stale[start : start + batch_files]
+        try:
+            api.create_commit(
+                repo_id=repo_id, repo_type=REPO_TYPE,
+                operations=[CommitOperationDelete(path_in_repo=p) for p in chunk],
+                commit_message=f"Delete {len(chunk):,} files the converted folder no longer has",
+            )  # fmt: skip
+        except Exception as err:
+            raise PushInterrupted(
+                f"push to {repo_id} stopped while deleting stale files after {len(result.deleted):,} of "
+                f"{len(stale):,}: {err}\nRerun the same command to resume."
+            ) from err
+        result.deleted.extend(chunk)
+        log(f"  deleted {len(chunk):,} stale files")

@@ -1,8 +1,9 @@
 """A local stand-in of the Hugging Face Hub HTTP API, enough for ``huggingface_hub`` and ``datasets``.
 
-Serves, in memory, the endpoints that ``create_repo``, ``upload_folder`` (preupload + NDJSON commit,
-every file as a regular base64 blob, so no LFS or Xet transfer is involved), ``repo_info`` /
-``dataset_info``, ``list_repo_tree``, ``get_paths_info``, ``hf_hub_download`` and ``HfFileSystem``
+Serves, in memory, the endpoints that ``create_repo``, ``upload_folder`` and ``create_commit``
+(preupload + NDJSON commit with additions and deletions, every file as a regular base64 blob, so
+no LFS or Xet transfer is involved), ``repo_info`` / ``dataset_info``, ``list_repo_tree``,
+``get_paths_info``, ``hf_hub_download`` and ``HfFileSystem``
 (``resolve`` with HEAD and byte ranges) call::
 
     with HubStandIn() as hub:                 # listens on 127.0.0.1, a free port

@@ -359,6 +359,66 @@ def test_interrupted_push_resumes_with_the_remaining_files(converted, stand_in, 
     assert again.uploaded == [] and sorted(again.skipped) == total
 
 
+def test_push_after_reconversion_deletes_what_the_folder_no_longer_has(
+    converted, stand_in, tmp_path, sample_release_file
+):
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    copy = tmp_path / "copy"
+    shutil.copytree(converted, copy)
+    patches = pq.read_table(copy / PATCH_TABLE, columns=["patch_id", "patch_index"])
+    index = dict(
+        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    )
+
+    def reconvert(rows_per_shard: int) -> None:
+        convert_annotations(sample_release_file, copy, AnnotationSettings(rows_per_shard=rows_per_shard),
+                            patch_index=index, overwrite=True, progress=False)  # fmt: skip
+
+    reconvert(5)
+    repo = "ns/reconverted"
+    hub.push(copy, repo, token="t", endpoint=stand_in.url, log=lambda m: None)
+    api = HfApi(endpoint=stand_in.url, token="t")
+    old_chunk = f"{IMAGERY_STORE}/s2_10m/c/99/0/0/0"  # a chunk of an earlier, larger store
+    for path in (old_chunk, "notes.txt"):
+        api.upload_file(
+            path_or_fileobj=b"old", path_in_repo=path, repo_id=repo, repo_type="dataset"
+        )
+    old_tables = sorted(p for p in stand_in.files(repo) if p.startswith("data/"))
+
+    reconvert(100_000)
+    local = sorted(hub.publishable_files(copy))
+    new_tables = [p for p in local if p.startswith("data/")]
+    assert len(new_tables) < len(old_tables)  # fewer shards: the old ones beyond them are stale
+
+    write_card(copy, repo)
+    with open(copy / "README.md", "a") as card:
+        card.write("\nReconverted.\n")  # so the card goes up again, last
+    commits = stand_in.state.repos[("dataset", repo)].commits
+    first_new = len(commits)
+    result = hub.push(
+        copy, repo, token="t", endpoint=stand_in.url, write_card=False, log=lambda m: None
+    )
+    assert old_chunk in result.deleted and set(old_tables) - set(new_tables) <= set(result.deleted)
+    remote = stand_in.files(repo)
+    assert sorted(remote) == sorted([*local, "notes.txt"])  # files outside the published names stay
+    assert all(remote[p] == (copy / p).read_bytes() for p in local)
+    card_commit = next(c for c in commits[first_new:] if "README.md" in c.changed)
+    assert old_chunk not in card_commit.files  # deleted before the card went up
+
+    configs, splits = ["captions", "all"], ["train", "test"]
+    rows, _ = stream_from_stand_in(stand_in, repo, tmp_path, configs, splits)
+    for config in configs:
+        for split in splits:
+            files = config_files(copy, config, split)
+            assert files, (config, split)
+            expected = pa.concat_tables([pq.read_table(p) for p in files])
+            got = [r["ID"] for r in rows[f"{config}/{split}"]]
+            assert got == expected["ID"].to_pylist(), (config, split)  # no duplicate rows
+
+
 def test_unfinished_store_is_refused(converted, tmp_path, stand_in):
     import shutil
 

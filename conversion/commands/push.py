@@ -12,7 +12,8 @@ def register(sub) -> None:
         "push",
         help="upload a converted folder to a Hugging Face Hub data set repository (resumable)",
         description="Write the data set card, check the Hub's limits, create the repository if needed "
-        "and upload every file it does not hold yet, in batches. Rerun after an interruption to resume.",
+        "and upload every file it does not hold yet, in batches; delete the files it holds that DIR no "
+        "longer has. Rerun after an interruption to resume.",
     )
     parser.add_argument(
         "dir", type=Path, metavar="DIR", help="converted folder (bigearthnet-txt convert --out)"
@@ -57,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"bigearthnet-txt push: {err}", file=sys.stderr)
         return 1
     print(f"{result.repo_url}: uploaded {len(result.uploaded):,} files in {result.batches} batch(es), "
-          f"{len(result.skipped):,} unchanged")  # fmt: skip
+          f"{len(result.skipped):,} unchanged, {len(result.deleted):,} stale files deleted")  # fmt: skip
     return 0
