@@ -130,7 +130,9 @@ def test_every_referring_box_is_outlined(converted, tmp_path):
     pixels = np.asarray(Image.open(show(BENCH_PATCH, converted, tmp_path / "all.png")))
     x0, y0 = origin(0)
     for k, row in enumerate(rows):
-        left, top, right, bottom = box_pixels(row["box"], PANEL)
+        x1, y1, x2, y2 = (float(v) * PANEL for v in row["box"])  # box edges in panel pixels
+        left, top = min(round(x1), PANEL - 1), min(round(y1), PANEL - 1)
+        right, bottom = max(left, round(x2) - 1), max(top, round(y2) - 1)
         outline = np.concatenate([
             pixels[y0 + top : y0 + bottom + 1, x0 + left], pixels[y0 + top : y0 + bottom + 1, x0 + right],
             pixels[y0 + top, x0 + left : x0 + right + 1], pixels[y0 + bottom, x0 + left : x0 + right + 1],
