@@ -26,7 +26,9 @@ from conversion.cli import main
 from conversion.dask_engine.annotations import DaskBucketWeigher
 from conversion.dask_engine.cluster import open_client
 from conversion.dask_engine.imagery import DaskPassRunner
+from conversion.dask_engine.listing import iter_remote_folder
 from conversion.imagery.convert import REPORT_FILE, convert_imagery
+from conversion.remote import RemoteFile
 from conversion.sample_data import V1_S1_DIR, V2_S2_DIR
 
 OPTIONS = {
@@ -200,3 +202,21 @@ def test_cli_with_scheduler_address_equals_local(process_cluster, sample_release
 
 def pa_strings(values):
     return pa.array(sorted(values), pa.string())
+
+
+def test_remote_folder_listing_rejects_a_foreign_band_file():
+    fs = fsspec.filesystem("memory")
+    root = "/dask-foreign/BigEarthNet-S2"
+    folders = [p for p in V2_S2_DIR.glob("*/*") if p.name.endswith(("_75_43", "_89_18"))]
+    for folder in folders:
+        for path in folder.glob("*.tif"):
+            fs.pipe(f"{root}/{folder.name}/{path.name}", path.read_bytes())
+    foreign = next(f for f in folders if f.name.endswith("_89_18"))
+    fs.pipe(f"{root}/S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43/{foreign.name}_B02.tif", b"x")
+    try:
+        patches = {p.name: p for p in iter_remote_folder(RemoteFile(f"memory://{root}"))}
+    finally:
+        fs.rm("/dask-foreign", recursive=True)
+    bad = patches["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43"].error
+    assert bad is not None and bad.kind == "foreign-band" and foreign.name in str(bad)
+    assert patches[foreign.name].error is None and len(patches[foreign.name].files) == 12

@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import shutil
+import re
+import subprocess
 import tarfile
 
 import numpy as np
@@ -16,6 +18,7 @@ from imagery_support import METADATA, S2_SAMPLES, V1_PAIRS, make_archive
 from bigearthnet_txt.store import ImageryStore
 from conversion.imagery.convert import REPORT_FILE, convert_imagery
 from conversion.imagery.errors import ImageryInputError
+from conversion.imagery.sources import iter_folder
 from conversion.sample_data import V1_S1_DIR, V1_S2_DIR, V2_S2_DIR
 
 V1_S2_NAME = "S2A_MSIL2A_20170617T113321_4_55"
@@ -153,3 +156,52 @@ def test_verify_against_a_checksum_list(tmp_path):
     with pytest.raises(ValueError, match="does not match"):  # the published sums
         convert_imagery(tmp_path / "no", s2=[archive], metadata=METADATA, patch_ids=list(S2_SAMPLES),
                         verify=True, progress=False)  # fmt: skip
+
+
+V2_75_43 = S2_SAMPLES["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43"]
+V2_89_18 = S2_SAMPLES["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_89_18"]
+
+
+def _v2_copy_with(tmp_path, extra_name: str):
+    """A copy of the v2 sample folder with ``_89_18``'s B02 file added to ``_75_43``'s folder as ``extra_name``."""
+    s2 = tmp_path / "s2"
+    shutil.copytree(V2_S2_DIR, s2)
+    target = s2 / V2_75_43.relative_to(V2_S2_DIR)
+    shutil.copyfile(V2_89_18 / f"{V2_89_18.name}_B02.tif", target / extra_name)
+    return s2, target / extra_name
+
+
+@pytest.mark.parametrize(
+    ("extra", "kind"),
+    [(f"{V2_89_18.name}_B02.tif", "foreign-band"), (f"{V2_75_43.name}_B02.tiff", "duplicate-band")],
+)
+@pytest.mark.parametrize("route", ["folder", "archive"])
+def test_foreign_or_duplicate_band_file_makes_its_patch_bad(tmp_path, extra, kind, route):
+    s2, path = _v2_copy_with(tmp_path, extra)
+    label = str(path)
+    if route == "archive":
+        archive = tmp_path / "BigEarthNet-S2.tar.zst"
+        subprocess.run(["tar", "--sort=name", "-cf", str(tmp_path / "s2.tar"), "-C", str(tmp_path), "s2"], check=True)
+        subprocess.run(["zstd", "-q", "--rm", str(tmp_path / "s2.tar"), "-o", str(archive)], check=True)
+        s2, label = archive, f"{archive}:{path.relative_to(tmp_path).as_posix()}"
+    ids = [p for p in S2_SAMPLES if "T33UUP" in p]
+    options = {"metadata": METADATA, "patch_ids": ids, "shard_size": 1, "progress": False}
+    with pytest.raises(ImageryInputError, match=f"{re.escape(label)}: .*patch {V2_75_43.name}") as err:
+        convert_imagery(tmp_path / "out", s2=[s2], **options)
+    assert err.value.kind == kind
+    _assert_nothing_complete(tmp_path / "out")
+    convert_imagery(tmp_path / "skip", s2=[s2], skip_bad=True, **options)
+    report = json.loads((tmp_path / "skip" / REPORT_FILE).read_text())
+    assert [(b["kind"], b["path"]) for b in report["bad"]] == [(kind, label)]
+    assert ImageryStore(tmp_path / "skip").patches["patch_id"].to_pylist() == [V2_89_18.name]
+
+
+def test_folder_of_loose_band_files_is_grouped_by_patch_name(tmp_path):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for folder in (V2_75_43, V2_89_18):
+        for f in folder.glob("*.tif"):
+            shutil.copyfile(f, loose / f.name)
+    patches = list(iter_folder(loose))
+    assert [p.name for p in patches] == sorted([V2_75_43.name, V2_89_18.name])
+    assert all(len(p.files) == 12 and p.error is None for p in patches)

@@ -10,23 +10,20 @@ import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
-from conversion.imagery.sources import PatchFiles, iter_folder, split_band_filename
+from conversion.imagery.sources import PatchFiles, group_folder, iter_folder
 from conversion.remote import RemoteFile
 
 
 def iter_remote_folder(folder: RemoteFile) -> Iterator[PatchFiles]:
-    """One ``PatchFiles`` per directory holding band GeoTIFFs under ``folder`` (sorted by path)."""
-    by_dir: dict[str, PatchFiles] = {}
+    """The ``PatchFiles`` of the directories under ``folder`` (sorted by path), grouped as
+    ``iter_folder`` groups them (``group_folder``)."""
+    by_dir: dict[str, list[tuple[str, str, str]]] = {}
     for path in sorted(folder.fs.find(folder.path)):
         directory, filename = posixpath.split(path)
-        parsed = split_band_filename(filename)
-        if parsed is None:
-            continue
-        patch = by_dir.setdefault(directory, PatchFiles(posixpath.basename(directory)))
         url = folder.fs.unstrip_protocol(path)
-        patch.files[parsed[1]] = url
-        patch.labels[parsed[1]] = url
-    yield from by_dir.values()
+        by_dir.setdefault(directory, []).append((filename, url, url))
+    for directory, entries in by_dir.items():
+        yield from group_folder(posixpath.basename(directory), entries)
 
 
 def iter_folder_source(source: Path | RemoteFile) -> Iterator[PatchFiles]:
@@ -46,4 +43,4 @@ def load_patch(patch: PatchFiles) -> PatchFiles:
             with fsspec.open(file, "rb") as fh:
                 file = fh.read()
         files[band] = file
-    return PatchFiles(patch.name, files, dict(patch.labels))
+    return PatchFiles(patch.name, files, dict(patch.labels), patch.error)

@@ -8,7 +8,8 @@ class ImageryInputError(ValueError):
 
     ``kind`` is a short machine-readable reason (``corrupt-geotiff``, ``missing-band``,
     ``wrong-shape``, ``wrong-dtype``, ``missing-s1``, ``missing-s2``, ``missing-reference-map``,
-    ``truncated-archive``, ``unsafe-member``, ``unreadable``) used in the ``--skip-bad`` report.
+    ``truncated-archive``, ``unsafe-member``, ``unreadable``, ``foreign-band``, ``duplicate-band``,
+    ``oversized-member``) used in the ``--skip-bad`` report.
     """
 
     def __init__(self, message: str, *, kind: str, path: str | None = None, patch: str | None = None):
@@ -17,6 +18,13 @@ class ImageryInputError(ValueError):
         self.path = path
         self.patch = patch
 
+    def __reduce__(self):
+        return _rebuild, (str(self), self.kind, self.path, self.patch)
+
     def to_record(self) -> dict[str, str | None]:
         """A JSON-ready record for the skip-bad report."""
         return {"kind": self.kind, "patch": self.patch, "path": self.path, "message": str(self)}
+
+
+def _rebuild(message: str, kind: str, path: str | None, patch: str | None) -> ImageryInputError:
+    return ImageryInputError(message, kind=kind, path=path, patch=patch)

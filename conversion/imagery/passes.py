@@ -56,6 +56,8 @@ def decode_patch(pass_name: str, patch: PatchFiles, index: int, patch_id: str) -
     """Read and check every band of ``patch`` for the pass; errors are returned, not raised."""
     spec = PASSES[pass_name]
     try:
+        if patch.error is not None:
+            raise patch.error
         arrays: dict[str, np.ndarray] = {}
         crs = transform = None
         for array in spec.arrays:

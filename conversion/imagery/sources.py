@@ -5,6 +5,12 @@ Every source yields ``PatchFiles``: the name of one patch (the folder holding it
 are ``B01`` … ``B12``/``B8A``, ``VV``/``VH`` or ``reference_map``; other files (e.g. v1.0
 ``_labels_metadata.json``) are ignored.
 
+Every band file must belong to its folder's patch: a band file named after another patch in a
+patch folder (``foreign-band``) or a band given twice (``X_B02.tif`` and ``X_B02.tiff``,
+``duplicate-band``) makes the patch bad (``PatchFiles.error``, raised or recorded with
+``--skip-bad`` when the patch is decoded). A folder holding no file of its own name is a flat folder
+of several patches: its files are grouped by the patch name in their file names.
+
 Archives are read as one stream (``zstandard`` + ``tarfile`` mode ``'r|'``): no extraction, at
 most one patch's files in memory. Members are expected grouped by patch folder (the official
 archives are sorted); a truncated archive, a member path escaping the archive (``../``, absolute)
@@ -39,6 +45,30 @@ class PatchFiles:
     name: str
     files: dict[str, Path | bytes] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    error: ImageryInputError | None = None
+
+    def add(self, file_patch: str, band: str, file: Path | bytes | str, label: str) -> None:
+        """Add the band file ``label`` parsed as ``(file_patch, band)``; a file of another patch or
+        a second file of one band sets ``error`` (the first problem found is kept)."""
+        if file_patch != self.name:
+            self._reject(
+                "foreign-band",
+                f"{label}: band file of patch {file_patch} in the folder of patch {self.name}",
+                label,
+            )
+        elif band in self.files:
+            self._reject(
+                "duplicate-band",
+                f"{label}: second file of band {band} of patch {self.name} (first: {self.labels[band]})",
+                label,
+            )
+        else:
+            self.files[band] = file
+            self.labels[band] = label
+
+    def _reject(self, kind: str, message: str, label: str) -> None:
+        if self.error is None:
+            self.error = ImageryInputError(message, kind=kind, path=label, patch=self.name)
 
 
 def split_band_filename(filename: str) -> tuple[str, str] | None:
@@ -52,6 +82,24 @@ def split_band_filename(filename: str) -> tuple[str, str] | None:
     return None
 
 
+def group_folder(folder_name: str, entries: list[tuple[str, object, str]]) -> list[PatchFiles]:
+    """The patches of one folder from its ``(filename, file, label)`` entries (sorted by name).
+
+    A folder holding a band file of its own name is one patch folder (files of other patches in it
+    make the patch bad); otherwise its band files are grouped by their patch names."""
+    parsed = [(split_band_filename(filename), file, label) for filename, file, label in entries]
+    parsed = [(names, file, label) for names, file, label in parsed if names is not None]
+    if any(file_patch == folder_name for (file_patch, _), _, _ in parsed):
+        patch = PatchFiles(folder_name)
+        for (file_patch, band), file, label in parsed:
+            patch.add(file_patch, band, file, label)
+        return [patch]
+    by_name: dict[str, PatchFiles] = {}
+    for (file_patch, band), file, label in parsed:
+        by_name.setdefault(file_patch, PatchFiles(file_patch)).add(file_patch, band, file, label)
+    return list(by_name.values())
+
+
 def is_archive(path: Path | str) -> bool:
     """True for a ``.tar.zst`` / ``.tzst`` file."""
     name = str(path).lower()
@@ -62,23 +110,16 @@ def iter_folder(root: Path | str) -> Iterator[PatchFiles]:
     """Walk ``root`` (sorted) and yield one ``PatchFiles`` per folder holding band GeoTIFFs.
 
     Works for the v2 layout (``<product>/<patch>/``), the flat pre-release and v1.0 layouts
-    (``<patch>/``) and a single patch folder.
+    (``<patch>/``), a single patch folder and a folder of loose band files (``group_folder``).
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: imagery folder not found")
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        patch = PatchFiles(Path(dirpath).name)
-        for filename in sorted(filenames):
-            parsed = split_band_filename(filename)
-            if parsed is None:
-                continue
-            path = Path(dirpath) / filename
-            patch.files[parsed[1]] = path
-            patch.labels[parsed[1]] = str(path)
-        if patch.files:
-            yield patch
+        folder = Path(dirpath)
+        entries = [(name, folder / name, str(folder / name)) for name in sorted(filenames)]
+        yield from group_folder(folder.name, entries)
 
 
 class _TailCheckingReader:
@@ -112,7 +153,9 @@ def _check_member_name(archive: Path, name: str) -> PurePosixPath:
 
 
 def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
-    """Stream a ``.tar.zst`` archive and yield one ``PatchFiles`` per patch folder, in archive order."""
+    """Stream a ``.tar.zst`` archive and yield one ``PatchFiles`` per patch folder, in archive order.
+
+    Every band file must be named after its folder (``PatchFiles.add``)."""
     archive = as_source(archive)
     current: PatchFiles | None = None
     current_dir: PurePosixPath | None = None
@@ -132,20 +175,19 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
                     if parsed is None:
                         continue
                     if path.parent != current_dir:
-                        if current is not None and current.files:
+                        if current is not None and (current.files or current.error):
                             yield current
                         current, current_dir = PatchFiles(path.parent.name), path.parent
                     data = tar.extractfile(member).read()
                     if len(data) != member.size:
                         raise tarfile.ReadError("unexpected end of data")
-                    current.files[parsed[1]] = data
-                    current.labels[parsed[1]] = f"{archive}:{member.name}"
+                    current.add(*parsed, data, f"{archive}:{member.name}")
             reader.drain()
         except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as err:
             raise _truncated(archive, last_member, err) from err
         if reader.total % TAR_BLOCK or reader.tail != bytes(2 * TAR_BLOCK):
             raise _truncated(archive, last_member, "no end-of-archive marker")
-    if current is not None and current.files:
+    if current is not None and (current.files or current.error):
         yield current
 
 
