@@ -13,17 +13,19 @@ Boxes ``(x1, y1, x2, y2)`` are mapped corner by corner and re-ordered so that x1
 
 Direction rule (applied to ``input``, ``output``, ``options`` and ``ref``):
 
-* Image directions ``top``/``bottom``, ``upper``/``lower``, ``left``/``right`` and their
-  combinations (``top left``, ``upper-right``, ``bottom right`` …, as in the ``relative pos``
-  options) are rewritten with the transform, keeping each phrase's wording style and separator:
-  ``top left`` becomes ``top right`` under hflip and ``bottom left`` under rot90 (a lone
-  ``left``/``right`` turned vertical is written ``top``/``bottom``). The MCQ answer letter therefore
-  stays correct. These words are read as image directions wherever they occur.
-* A sample with any other directional wording in any of its texts (``UNREWRITABLE_WORDS``: compass
-  words ``north``/``south``/``east``/``west`` and their forms, which may describe geography rather
-  than the image; ``above``/``below``/``beneath``; ``horizontal(ly)``/``vertical(ly)``;
-  ``leftmost``/``topmost`` …) is not augmented: :meth:`Augmenter.sample_for` returns the identity
-  transform for it.
+* Rewritten: the image-position phrases of the release's ``relative pos`` vocabulary, ``top``,
+  ``bottom``, ``left``, ``right`` and ``top``/``bottom`` + ``left``/``right`` (``top left``,
+  ``bottom-right`` …), and ``upper``/``lower`` only directly before ``left``/``right``/``part``/
+  ``half``/``corner``/``side`` (``upper-right``, ``the lower part``). Each phrase is mapped with
+  the transform, keeping its wording style, case and separator: ``top left`` becomes ``top right``
+  under hflip and ``bottom left`` under rot90 (a lone ``left``/``right`` turned vertical is written
+  ``top``/``bottom``). The MCQ answer letter therefore stays correct.
+* Not augmented: a sample with any other direction-like word in any of its texts
+  (``UNREWRITABLE_WORDS``: ``up``/``down``, ``upper``/``lower``/``higher``/``lowest`` outside the
+  phrases above, as in "lower than", ``above``/``below``/``beneath``, compass words
+  ``north`` … ``south-west``, which may describe geography rather than the image,
+  ``horizontal``/``vertical``/``diagonal``, ``-most`` forms, ``clockwise`` …):
+  :meth:`Augmenter.sample_for` returns the identity transform for it.
 
 Sampling is reproducible: the transform of an example depends only on ``(seed, epoch, key)``, with
 ``key`` the row ``ID`` (bits of a BLAKE2b hash of the three), never on worker assignment or batch
@@ -55,7 +57,11 @@ _VERTICAL_STYLE = {
 }
 _HORIZONTAL = {"left": -1, "right": 1}
 DIRECTION_PATTERN = re.compile(
-    r"\b(?:(?P<v>top|bottom|upper|lower)(?:(?P<sep>[ -])(?P<h1>left|right)\b)?|(?P<h>left|right))\b",
+    r"\b(?:"
+    r"(?:(?P<v>top|bottom)|(?P<u>upper|lower)(?=[ -](?:left|right|part|half|corner|side)s?\b))"
+    r"(?:(?P<sep>[ -])(?P<h1>left|right)\b)?"
+    r"|(?P<h>left|right)"
+    r")\b",
     re.IGNORECASE,
 )
 UNREWRITABLE_WORDS: frozenset[str] = frozenset(
@@ -72,14 +78,37 @@ UNREWRITABLE_WORDS: frozenset[str] = frozenset(
         "northwest",
         "southeast",
         "southwest",
+        "northeastern",
+        "northwestern",
+        "southeastern",
+        "southwestern",
         "northward",
         "southward",
         "eastward",
         "westward",
+        "northwards",
+        "southwards",
+        "eastwards",
+        "westwards",
         "northerly",
         "southerly",
         "easterly",
         "westerly",
+        "up",
+        "down",
+        "upper",
+        "lower",
+        "higher",
+        "highest",
+        "lowest",
+        "upward",
+        "upwards",
+        "downward",
+        "downwards",
+        "uphill",
+        "downhill",
+        "upstream",
+        "downstream",
         "above",
         "below",
         "beneath",
@@ -88,16 +117,19 @@ UNREWRITABLE_WORDS: frozenset[str] = frozenset(
         "horizontally",
         "vertical",
         "vertically",
+        "diagonal",
+        "diagonally",
         "leftmost",
         "rightmost",
         "topmost",
         "bottommost",
         "uppermost",
         "lowermost",
-        "upward",
-        "upwards",
-        "downward",
-        "downwards",
+        "northernmost",
+        "southernmost",
+        "easternmost",
+        "westernmost",
+        "upmost",
         "clockwise",
         "counterclockwise",
         "anticlockwise",
@@ -208,7 +240,7 @@ class Transform:
         return _POINT_RE.sub(self._rewrite_point, text) if "<point>" in text else text
 
     def _rewrite_direction(self, m: re.Match) -> str:
-        v_word, h_word = m["v"], m["h1"] or m["h"]
+        v_word, h_word = m["v"] or m["u"], m["h1"] or m["h"]
         dy = _VERTICAL[v_word.lower()] if v_word else 0
         dx = _HORIZONTAL[h_word.lower()] if h_word else 0
         ndx, ndy = self.apply_direction(dx, dy)
@@ -255,8 +287,10 @@ def texts_of(example: Mapping) -> Iterable[str]:
 
 
 def can_augment(example: Mapping) -> bool:
-    """False when a text of the example uses directional wording the rule cannot rewrite."""
-    return UNREWRITABLE_WORDS.isdisjoint(words_of("\n".join(texts_of(example))))
+    """False when a text of the example holds a direction-like word (``UNREWRITABLE_WORDS``)
+    outside the image-position phrases that :data:`DIRECTION_PATTERN` rewrites."""
+    rest = DIRECTION_PATTERN.sub(" ", "\n".join(texts_of(example)))
+    return UNREWRITABLE_WORDS.isdisjoint(words_of(rest))
 
 
 def transform_example(example: Mapping, transform: Transform) -> dict:

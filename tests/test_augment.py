@@ -21,6 +21,9 @@ from bigearthnet_txt.augment import (
 )
 
 SIZE = 120
+EVERY_TRANSFORM = tuple(
+    Transform(h, v, k) for h in (False, True) for v in (False, True) for k in range(4)
+)
 transforms = st.sampled_from(ALL_TRANSFORMS)
 grid = st.integers(0, 100)
 
@@ -201,6 +204,13 @@ def test_rewriting_is_undone_by_the_inverse_transform(words, transform):
         "What is in the south-east part?",
         "Is the leftmost region arable land?",
         "Does the river run horizontally?",
+        "Is the area of pastures lower than that of arable land?",
+        "Is the proportion of forest higher than that of pastures?",
+        "Is the water up or down the river?",
+        "Does the forest extend down to the lake?",
+        "Is the urban fabric in the upper area?",
+        "Is the lowest region covered by water?",
+        "Is the forest in the uppermost row?",
     ],
 )
 def test_unrewritable_direction_words_leave_the_sample_unaugmented(text):
@@ -208,6 +218,26 @@ def test_unrewritable_direction_words_leave_the_sample_unaugmented(text):
     assert not can_augment(example)
     assert Augmenter(seed=0).sample_for(example) == IDENTITY
     assert not can_augment({"ID": 3, "input": "q", "output": "o", "options": [text]})
+
+
+def test_comparatives_are_not_read_as_image_directions():
+    text = "Is the area of pastures lower than that of arable land?"
+    for t in EVERY_TRANSFORM:
+        assert t.apply_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Where is the pastures relative to the arable land? a) top left, b) bottom, c) right",
+        "Is there forest in the upper part of the image?",
+        "Is the lower-right corner water?",
+        "Is the Upper Left half urban fabric?",
+        "Does the left side hold pastures?",
+    ],
+)
+def test_image_position_phrases_keep_the_sample_augmentable(text):
+    assert can_augment({"ID": 3, "input": text, "output": "yes"})
 
 
 def test_referring_texts_follow_box_and_point():
