@@ -10,8 +10,10 @@ is given.
 
 A file is written to ``<name>.part``; an interrupted download resumes with an HTTP range request
 (the existing part is hashed first, so the md5 is computed over the whole file while it streams).
-Only a verified file is renamed to ``<name>``, with ``<name>.md5`` (md5sum format) beside it; a
-file with that sidecar is not fetched or hashed again. A file whose md5 differs is moved to
+Only a verified file is renamed to ``<name>``, its ``<name>.md5`` sidecar (md5sum format) written
+atomically just before; a file with that sidecar is not fetched or hashed again. A ``<name>``
+without a readable sidecar (a run killed at the wrong moment) is hashed and kept when it matches,
+moved to ``<name>.corrupt`` otherwise. A file whose md5 differs is moved to
 ``<name>.corrupt`` (kept for inspection, never resumed from) and ``ChecksumError`` names it with the
 expected and actual sums. Before any transfer, the bytes still missing are compared with
 ``shutil.disk_usage`` of the target folder (``DiskSpaceError``).
@@ -39,6 +41,7 @@ HUB_PREFIX = "hf://"
 RELEASE_BYTES = 466_819_745
 RELEASE_MD5 = "68628955917d75a280e605bf33e9cea5"
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+MD5_PATTERN = re.compile(r"[0-9a-f]{32}")
 CHUNK = 1 << 20
 MAX_RETRIES = 5
 RETRY_WAIT_S = 2.0
@@ -149,14 +152,49 @@ def verified_marker(target: Path) -> Path:
     return target.with_name(target.name + ".md5")
 
 
+def recorded_md5(target: Path) -> str | None:
+    """The md5 in ``target``'s sidecar, or None when it is missing or garbled."""
+    try:
+        fields = verified_marker(target).read_text().split()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    return fields[0] if fields and MD5_PATTERN.fullmatch(fields[0]) else None
+
+
+def write_marker(target: Path, md5: str) -> None:
+    """Write ``target``'s sidecar atomically: a partial write never takes its place."""
+    marker = verified_marker(target)
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(f"{md5}  {target.name}\n")
+    os.replace(tmp, marker)
+
+
 def is_verified(source: SourceFile, target: Path) -> bool:
     """True when ``target`` was downloaded and verified before (its ``.md5`` sidecar matches)."""
-    marker = verified_marker(target)
-    if not (target.is_file() and marker.is_file()):
+    recorded = recorded_md5(target)
+    if recorded is None or not target.is_file():
         return False
-    recorded = marker.read_text().split(maxsplit=1)[0]
     size_ok = source.bytes is None or target.stat().st_size == source.bytes
     return size_ok and (source.md5 is None or recorded == source.md5)
+
+
+def adopt_existing(source: SourceFile, target: Path, progress: bool = False) -> bool:
+    """Whether ``target`` holds ``source``: verified before, or present without a readable sidecar
+    and matching the known size and md5 (then the sidecar is written). A ``target`` that does not
+    match is moved to ``<name>.corrupt``, so that only a fresh download takes its name."""
+    if is_verified(source, target):
+        return True
+    if not target.is_file():
+        return False
+    if source.md5 is not None and (source.bytes is None or target.stat().st_size == source.bytes):
+        digest = hashlib.md5()
+        hash_file(target, progress, digest)
+        if digest.hexdigest() == source.md5:
+            write_marker(target, source.md5)
+            return True
+    _quarantine(target)
+    verified_marker(target).unlink(missing_ok=True)
+    return False
 
 
 def check_disk_space(sources: Sequence[SourceFile], folder: Path) -> int:
@@ -273,13 +311,14 @@ def _finish(source: SourceFile, part: Path, target: Path, got: str) -> None:
     if source.md5 is not None and got != source.md5:
         bad = _quarantine(part)
         raise ChecksumError(source.name, source.md5, got, f"file kept as {bad}")
+    write_marker(target, got)
     os.replace(part, target)
-    verified_marker(target).write_text(f"{got}  {source.name}\n")
 
 
-def _quarantine(part: Path) -> Path:
-    bad = part.with_name(part.name.removesuffix(".part") + ".corrupt")
-    os.replace(part, bad)
+def _quarantine(path: Path) -> Path:
+    """Move ``<name>.part`` (or ``<name>``) to ``<name>.corrupt``."""
+    bad = path.with_name(path.name.removesuffix(".part") + ".corrupt")
+    os.replace(path, bad)
     return bad
 
 
@@ -322,7 +361,7 @@ def fetch(source: SourceFile, folder: Path | str, progress: bool = True) -> Path
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / source.name
-    if is_verified(source, target):
+    if adopt_existing(source, target, progress):
         return target
     part = folder / (source.name + ".part")
     if source.bytes is not None and part.is_file() and part.stat().st_size > source.bytes:
@@ -369,5 +408,7 @@ def download(
     sources = resolve_sources(
         names_for(what), mirrors=mirrors, source_dir=source_dir, sources_file=sources_file
     )
+    for source in sources:
+        adopt_existing(source, folder / source.name, progress)
     check_disk_space(sources, folder)
     return {s.name: fetch(s, folder, progress) for s in sources}

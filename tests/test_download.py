@@ -69,6 +69,67 @@ def test_part_left_by_an_earlier_run_is_hashed_and_continued(served, tmp_path):
     assert md5_of(tmp_path / S2_NAME) == md5_of(archive)
 
 
+def fetched_once(served, folder, server):
+    """``folder`` after one verified download of the sample archive."""
+    _, sources = served
+    dl.download(["s2"], folder, mirrors=[server.url], sources_file=sources, progress=False)
+    server.requests.clear()
+    return folder / S2_NAME
+
+
+@pytest.mark.parametrize("sidecar", [None, "", "\x00\x00garbled"])
+def test_file_without_a_readable_sidecar_is_hashed_not_fetched_again(served, tmp_path, sidecar):
+    archive, sources = served
+    with serve(archive.parent) as server:
+        target = fetched_once(served, tmp_path, server)
+        marker = tmp_path / (S2_NAME + ".md5")
+        if sidecar is None:  # killed between the rename and the sidecar
+            marker.unlink()
+        else:  # killed while the sidecar was written
+            marker.write_text(sidecar)
+        dl.download(["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False)
+        assert server.requests == []
+    assert target.read_bytes() == archive.read_bytes()
+    assert marker.read_text().split()[0] == md5_of(archive)
+
+
+def test_file_without_a_sidecar_that_differs_is_set_aside_and_fetched(served, tmp_path):
+    archive, sources = served
+    with serve(archive.parent) as server:
+        target = fetched_once(served, tmp_path, server)
+        (tmp_path / (S2_NAME + ".md5")).unlink()
+        wrong = b"x" * archive.stat().st_size
+        target.write_bytes(wrong)
+        dl.download(["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False)
+        assert [r[0] for r in server.requests] == ["GET"]
+    assert target.read_bytes() == archive.read_bytes()
+    assert (tmp_path / (S2_NAME + ".corrupt")).read_bytes() == wrong
+
+
+def test_sidecar_is_written_before_the_verified_file_takes_its_name(served, tmp_path, monkeypatch):
+    archive, sources = served
+    replace = dl.os.replace
+
+    def killed_at_the_rename(src, dst):
+        if str(src).endswith(".part"):
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(dl.os, "replace", killed_at_the_rename)
+    with serve(archive.parent) as server:
+        with pytest.raises(KeyboardInterrupt):
+            dl.download(
+                ["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False
+            )
+        assert (tmp_path / (S2_NAME + ".md5")).read_text().split()[0] == md5_of(archive)
+        assert not (tmp_path / (S2_NAME + ".md5.tmp")).exists()
+        monkeypatch.setattr(dl.os, "replace", replace)
+        server.requests.clear()
+        dl.download(["s2"], tmp_path, mirrors=[server.url], sources_file=sources, progress=False)
+        assert server.range_starts(S2_NAME) in ([], [archive.stat().st_size])  # nothing sent again
+    assert (tmp_path / S2_NAME).read_bytes() == archive.read_bytes()
+
+
 def test_corrupted_byte_gives_checksum_error_and_keeps_the_file(served, tmp_path):
     archive, sources = served
     bad_folder = tmp_path / "mirror"
