@@ -189,17 +189,6 @@ class Transform:
             image = image[..., ::-1, :]
         return np.rot90(image, self.rot90 % 4, axes=(-2, -1)) if self.rot90 % 4 else image
 
-    def map_xy(self, x: float, y: float) -> tuple[float, float]:
-        """One point ``(x, y)`` as Python floats (the scalar form of :meth:`apply_points`)."""
-        x, y = float(x), float(y)
-        if self.hflip:
-            x = 1.0 - x
-        if self.vflip:
-            y = 1.0 - y
-        for _ in range(self.rot90 % 4):
-            x, y = y, 1.0 - x
-        return x, y
-
     def apply_points(self, points: np.ndarray) -> np.ndarray:
         """float ``[..., 2]`` ``(x, y)`` points → transformed points (same shape, float64)."""
         p = np.asarray(points, dtype=np.float64)
@@ -306,11 +295,9 @@ def transform_example(example: Mapping, transform: Transform) -> dict:
     if out.get("options") is not None:
         out["options"] = [transform.apply_text(o) for o in out["options"]]
     if out.get("box") is not None:
-        x1, y1 = transform.map_xy(*out["box"][:2])
-        x2, y2 = transform.map_xy(*out["box"][2:])
-        out["box"] = [_clean(v) for v in (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))]
+        out["box"] = [_clean(v) for v in transform.apply_boxes(np.array(out["box"]))]
     if out.get("point") is not None:
-        out["point"] = [_clean(v) for v in transform.map_xy(*out["point"])]
+        out["point"] = [_clean(v) for v in transform.apply_points(np.array(out["point"]))]
     return out
 
 
