@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import tarfile
+from pathlib import Path
 
 import pytest
+import zstandard
 from imagery_support import (
     METADATA,
     S2_SAMPLES,
@@ -19,6 +23,7 @@ from imagery_support import (
 from bigearthnet_txt.store import ImageryStore
 from conversion.imagery.assembler import KILL_AFTER_SHARDS_ENV
 from conversion.imagery.convert import convert_imagery
+from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.sources import iter_archive
 from conversion.imagery.store_writer import PROGRESS_DIR
 from conversion.sample_data import V1_S1_DIR
@@ -99,3 +104,34 @@ def test_kill_after_first_shard_then_resume_equals_uninterrupted(archives, folde
     again = _cli(out, s2, s1)  # a finished store is left as is
     assert again.returncode == 0, again.stderr
     assert_same_store(folder_store, out)
+
+
+def _archive_with_one_wrong_pixel(good: Path, out: Path) -> Path:
+    """``good`` with one pixel byte of its first band file changed; only the zstd frame checksum,
+    checked at the end of the stream, tells (the checksum of the good bytes is kept)."""
+    tar = bytearray(zstandard.ZstdDecompressor().stream_reader(good.read_bytes()).read())
+    with tarfile.open(fileobj=io.BytesIO(bytes(tar)), mode="r:") as archive:
+        first = next(m for m in archive.getmembers() if m.name.endswith("_B02.tif"))
+    tar[first.offset_data + 400] ^= 0xFF
+    compressor = zstandard.ZstdCompressor(write_checksum=True)
+    out.write_bytes(compressor.compress(bytes(tar))[:-4] + compressor.compress(good_tar(good))[-4:])
+    return out
+
+
+def good_tar(archive: Path) -> bytes:
+    return zstandard.ZstdDecompressor().stream_reader(archive.read_bytes()).read()
+
+
+def test_corrupt_stream_discards_the_pass_and_rerun_redoes_it(archives, tmp_path):
+    s2, s1 = archives
+    source = tmp_path / "BigEarthNet-S2.tar.zst"
+    _archive_with_one_wrong_pixel(s2, source)
+    options = {"metadata": METADATA, "patch_ids": list(S2_SAMPLES), "allow_missing_s1": True,
+               "shard_size": 1, "progress": False}  # fmt: skip
+    with pytest.raises(ImageryInputError, match="corrupt .* finished shard.* s2 pass were discarded"):
+        convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
+    assert not list((tmp_path / "out" / PROGRESS_DIR).rglob("*.json"))
+    source.write_bytes(s2.read_bytes())
+    convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
+    convert_imagery(tmp_path / "reference", s2=[s2], s1=[s1], **options)
+    assert_same_store(tmp_path / "reference", tmp_path / "out")

@@ -37,7 +37,7 @@ from conversion.dask_engine.shard_task import ShardJob, StoreSpec, error_from_re
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan
 from conversion.imagery.passes import Pass
-from conversion.imagery.sources import PatchFiles, is_archive, iter_source
+from conversion.imagery.sources import INTEGRITY_KINDS, PatchFiles, is_archive, iter_source
 from conversion.imagery.store_writer import StoreWriter
 
 STAGING_DIR = ".dask-staging"
@@ -103,7 +103,7 @@ class DaskPassRunner:
     ) -> None:
         """Run the pass (``workers`` and the local engine's ``pool`` are not used: the cluster
         has its own workers)."""
-        from conversion.imagery.convert import _missing_error
+        from conversion.imagery.convert import _missing_error, discard_untrusted
 
         done = writer.done_shards(spec.name)
         pending = {s: rows for s, rows in plan.shard_rows().items() if s not in done}
@@ -116,6 +116,9 @@ class DaskPassRunner:
                 try:
                     run.read(source)
                 except ImageryInputError as err:
+                    if err.kind in INTEGRITY_KINDS:
+                        run.settle()
+                        raise discard_untrusted(writer, spec, err) from err
                     if not skip_bad:
                         raise
                     source_errors.append({**err.to_record(), "pass": spec.name})
@@ -206,6 +209,13 @@ class _PassRun:
                 if outcome.error is not None:
                     raise error_from_record(outcome.error)
                 self.bar.update(self.rows_of.pop(future.key))
+
+    def settle(self) -> None:
+        """Wait for the tasks in flight, whatever their outcome (none writes after this)."""
+        from distributed import wait
+
+        wait(self.in_flight)
+        self.in_flight = []
 
     def close(self) -> None:
         for future in self.in_flight:

@@ -45,7 +45,7 @@ from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESET
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
 from conversion.imagery.passes import PASSES, Pass, decode_batch
-from conversion.imagery.sources import is_archive, iter_source
+from conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source
 from conversion.imagery.store_writer import PROGRESS_DIR, StoreWriter, write_json_atomic
 from conversion.remote import as_source, expect_md5
 
@@ -153,6 +153,19 @@ def _prefetched(iterable: Iterable, depth: int = 64) -> Iterator:
         stop.set()
 
 
+def discard_untrusted(writer: StoreWriter, spec: Pass, err: ImageryInputError) -> ImageryInputError:
+    """The error to raise for a source that failed its integrity check (``INTEGRITY_KINDS``), after
+    removing the pass's finished shards: they may hold patches decoded from the bad bytes."""
+    shards = writer.discard_pass(spec.name, [a.name for a in spec.arrays])
+    return ImageryInputError(
+        f"{err}; the {len(shards)} finished shard(s) of the {spec.name} pass were discarded, "
+        "a rerun with a sound source redoes the pass",
+        kind=err.kind,
+        path=err.path,
+        patch=err.patch,
+    )
+
+
 def _run_pass(
     spec: Pass,
     sources: Sequence[Path],
@@ -214,6 +227,8 @@ def _run_pass(
                         submit()
                 drain()
             except ImageryInputError as err:
+                if err.kind in INTEGRITY_KINDS:
+                    raise discard_untrusted(writer, spec, err) from err
                 if not skip_bad:
                     raise
                 drain()

@@ -14,7 +14,11 @@ of several patches: its files are grouped by the patch name in their file names.
 Archives are read as one stream (``zstandard`` + ``tarfile`` mode ``'r|'``): no extraction, at
 most one patch's files in memory. Members are expected grouped by patch folder (the official
 archives are sorted); a truncated archive, a member path escaping the archive (``../``, absolute)
-or a damaged stream raises ``ImageryInputError`` naming the archive and member.
+or a damaged stream raises ``ImageryInputError`` naming the archive and member. A stream's integrity
+is only known at its end (zstd frame checksum, end-of-archive marker, the md5 of ``--verify``): those
+failures have the kinds in ``INTEGRITY_KINDS``, and the patches already read from the stream cannot
+be trusted. A remote stream that stops for good (``RemoteReadError``) is kind ``unreadable``: what
+was read before is sound.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ import zstandard
 
 from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
 from conversion.imagery.errors import ImageryInputError
-from conversion.remote import as_source, is_url
+from conversion.remote import ChecksumError, RemoteReadError, as_source, is_url
 
 REFERENCE_MAP_BAND = "reference_map"
 BAND_SUFFIXES: tuple[str, ...] = (REFERENCE_MAP_BAND, *S2_BANDS, *S1_BANDS)
 TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
 TAR_BLOCK = 512
+INTEGRITY_KINDS = frozenset({"truncated-archive", "checksum-mismatch"})
 
 
 @dataclass
@@ -183,12 +188,31 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
                         raise tarfile.ReadError("unexpected end of data")
                     current.add(*parsed, data, f"{archive}:{member.name}")
             reader.drain()
+        except ChecksumError as err:
+            raise ImageryInputError(
+                f"{archive}: corrupt .tar.zst stream: {err}", kind="checksum-mismatch", path=str(archive)
+            ) from err
         except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as err:
+            if _is_interruption(err):
+                raise ImageryInputError(
+                    f"{archive}: reading stopped after member {last_member}: {err}",
+                    kind="unreadable",
+                    path=str(archive),
+                ) from err
             raise _truncated(archive, last_member, err) from err
         if reader.total % TAR_BLOCK or reader.tail != bytes(2 * TAR_BLOCK):
             raise _truncated(archive, last_member, "no end-of-archive marker")
     if current is not None and (current.files or current.error):
         yield current
+
+
+def _is_interruption(err: BaseException | None) -> bool:
+    """True when ``err`` comes from a remote read that failed for good (not from bad bytes)."""
+    while err is not None:
+        if isinstance(err, RemoteReadError):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _truncated(archive: Path, last_member: str, why) -> ImageryInputError:

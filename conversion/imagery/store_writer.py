@@ -164,6 +164,16 @@ class StoreWriter:
             return {}
         return {int(p.stem): json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
+    def discard_pass(self, pass_name: str, array_names: Sequence[str]) -> list[int]:
+        """Remove the shard files and markers of every done shard of a pass; returns those shards."""
+        shards = sorted(self.done_shards(pass_name))
+        for name in array_names:
+            layout = ShardLayout.load(self.path / name) if (self.path / name / "zarr.json").is_file() else None
+            for shard in shards if layout is not None else ():
+                Path(layout.shard_path(shard)).unlink(missing_ok=True)
+        shutil.rmtree(self.progress_dir / pass_name, ignore_errors=True)
+        return shards
+
     def write_shard(self, pass_name: str, shard: int, data: dict[str, np.ndarray], record: dict) -> None:
         """Write rows ``[shard*shard_size, (shard+1)*shard_size)`` of each array, then the marker.
 
