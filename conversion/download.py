@@ -1,8 +1,9 @@
 """Verified, resumable download of the BigEarthNet v2.0 files (Zenodo record 10891137) and of the
 text release ``BigEarthNet.txt.parquet`` (Hugging Face Hub).
 
-Every file has a name, a size and an md5 (``catalogue``; SPEC §2) and a list of URLs tried in order
-(``resolve_sources``): files of a local folder (``--source-dir``), entries of a sources file
+Every file has a name, a size and an md5 (``catalogue``, from ``conversion.imagery.checksums``;
+SPEC §2) and a list of URLs tried in order (``resolve_sources``): files of a local folder
+(``--source-dir``), entries of a sources file
 (``--sources``, JSON or TOML: ``{"<name>": {"url": …, "bytes": …, "md5": …}}``, ``url`` may be a
 list), mirrors (``--mirror BASE``: ``BASE/<name>``); the official sources (Zenodo, and the Hub
 through ``huggingface_hub.hf_hub_download`` for the text file) are used only when none of those
@@ -33,27 +34,17 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from bigearthnet_txt.schema import RELEASE_FILENAME, RELEASE_REPO_ID
-from conversion.imagery.checksums import PUBLISHED_FILES
-from conversion.remote import ChecksumError
+from conversion.imagery.checksums import FILE_GROUPS, PUBLISHED_FILES, RELEASE_FILE, names_in
+from conversion.remote import MAX_RETRIES, RETRY_WAIT_S, ChecksumError
 
 ZENODO_FILES_URL = "https://zenodo.org/records/10891137/files"
 HUB_PREFIX = "hf://"
-RELEASE_BYTES = 466_819_745
-RELEASE_MD5 = "68628955917d75a280e605bf33e9cea5"
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 MD5_PATTERN = re.compile(r"[0-9a-f]{32}")
 CHUNK = 1 << 20
-MAX_RETRIES = 5
-RETRY_WAIT_S = 2.0
 TIMEOUT_S = 60
 
-GROUPS: dict[str, tuple[str, ...]] = {
-    "s2": ("BigEarthNet-S2.tar.zst",),
-    "s1": ("BigEarthNet-S1.tar.zst",),
-    "reference-maps": ("Reference_Maps.tar.zst",),
-    "metadata": ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet"),
-    "text": (RELEASE_FILENAME,),
-}
+GROUPS: dict[str, tuple[str, ...]] = {group: names_in(group) for group in FILE_GROUPS.values()}
 
 
 class DiskSpaceError(ValueError):
@@ -82,8 +73,7 @@ def catalogue() -> dict[str, SourceFile]:
     }
     files[RELEASE_FILENAME] = SourceFile(
         RELEASE_FILENAME,
-        RELEASE_BYTES,
-        RELEASE_MD5,
+        *RELEASE_FILE,
         (f"{HUB_PREFIX}datasets/{RELEASE_REPO_ID}/{RELEASE_FILENAME}",),
     )
     return files

@@ -206,6 +206,29 @@ def test_official_sources_are_zenodo_and_the_hub():
         dl.names_for(["s3"])
 
 
+def test_published_files_come_from_one_table(tmp_path):
+    from bigearthnet_txt.schema import RELEASE_FILENAME
+    from conversion import remote
+    from conversion.cli import build_parser
+    from conversion.commands import prepare
+    from conversion.commands.download import ALL_GROUPS, parse_groups
+    from conversion.imagery.checksums import FILE_GROUPS, PUBLISHED_FILES, RELEASE_FILE
+
+    assert list(FILE_GROUPS) == [*PUBLISHED_FILES, RELEASE_FILENAME]
+    assert dl.names_for(parse_groups(ALL_GROUPS)) == list(FILE_GROUPS)
+    sums = {name: (f.bytes, f.md5) for name, f in dl.catalogue().items()}
+    assert sums == {**PUBLISHED_FILES, RELEASE_FILENAME: RELEASE_FILE}
+    assert dl.MAX_RETRIES == remote.MAX_RETRIES
+
+    args = build_parser().parse_args(["prepare", "--out", str(tmp_path)])
+    files = {name: f"/sources/{name}" for name in FILE_GROUPS}
+    convert = vars(build_parser().parse_args(prepare.convert_argv(args, files, None)))
+    passed = {str(convert["annotations"]): "text"}
+    for group in ("s2", "s1", "reference-maps", "metadata"):
+        passed.update({str(path): group for path in convert[group.replace("-", "_")]})
+    assert passed == {f"/sources/{name}": group for name, group in FILE_GROUPS.items()}
+
+
 @pytest.fixture
 def fake_hub(tmp_path, monkeypatch, sample_release_file):
     """``hf_hub_download`` copying the sample release; ``etag`` is what the Hub announces."""

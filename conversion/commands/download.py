@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-ALL_GROUPS = "s2,s1,reference-maps,metadata,text"
+from conversion.imagery.checksums import FILE_GROUPS
+
+ALL_GROUPS = ",".join(dict.fromkeys(FILE_GROUPS.values()))
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

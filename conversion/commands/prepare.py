@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigearthnet_txt.schema import RELEASE_FILENAME
 from conversion.commands.download import add_source_arguments
+from conversion.imagery.checksums import FILE_GROUPS
 from conversion.imagery.codecs import DEFAULT_PRESET, PRESETS
 
-ARCHIVE_FLAGS = {
-    "BigEarthNet-S2.tar.zst": "--s2",
-    "BigEarthNet-S1.tar.zst": "--s1",
-    "Reference_Maps.tar.zst": "--reference-maps",
-}
 SMALL_GROUPS = ("metadata", "text")
-ARCHIVE_GROUPS = ("s2", "s1", "reference-maps")
+ARCHIVE_GROUPS = tuple(dict.fromkeys(g for g in FILE_GROUPS.values() if g not in SMALL_GROUPS))
 FORWARDED_FLAGS = ("--allow-missing-s1", "--allow-missing-reference-maps", "--skip-bad")
 
 
@@ -65,15 +62,12 @@ def register(sub) -> None:
 def convert_argv(
     args: argparse.Namespace, files: dict[str, str], checksums: Path | None
 ) -> list[str]:
-    """The ``bigearthnet-txt convert`` arguments for the fetched/streamed ``files`` (name -> path/URL)."""
-    from bigearthnet_txt.schema import RELEASE_FILENAME
-    from conversion.download import GROUPS
-
+    """The ``bigearthnet-txt convert`` arguments for the fetched/streamed ``files`` (name -> path/URL):
+    the text release as ``--annotations``, every other file as ``--<its group>``."""
     argv = ["convert", "--out", str(args.out), "--annotations", files[RELEASE_FILENAME]]
-    for name, flag in ARCHIVE_FLAGS.items():
-        argv += [flag, files[name]]
-    for name in GROUPS["metadata"]:
-        argv += ["--metadata", files[name]]
+    for name, group in FILE_GROUPS.items():
+        if name != RELEASE_FILENAME:
+            argv += [f"--{group}", files[name]]
     argv += [
         "--workers",
         str(args.workers),

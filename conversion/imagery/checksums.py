@@ -1,4 +1,6 @@
-"""md5 verification of the published BigEarthNet v2.0 files (SPEC §2) or of a given list.
+"""md5 verification of the published BigEarthNet v2.0 files (SPEC §2) or of a given list, and the
+one table of the published files: ``PUBLISHED_FILES`` (Zenodo record 10891137), ``RELEASE_FILE``
+(the text release on the Hub) and ``FILE_GROUPS`` (each file's group for ``download --what``).
 
 A checksum list is a text file in ``md5sum`` format (``<md5>  <file name>`` per line).
 """
@@ -11,6 +13,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bigearthnet_txt.schema import RELEASE_FILENAME
+
 # name -> (bytes, md5) as published with Zenodo record 10891137.
 PUBLISHED_FILES: dict[str, tuple[int, str]] = {
     "BigEarthNet-S2.tar.zst": (63_251_710_377, "2245ed2d1a93f6ce637d839bc856396e"),
@@ -19,6 +23,22 @@ PUBLISHED_FILES: dict[str, tuple[int, str]] = {
     "metadata.parquet": (3_616_349, "55687065e77b6d0b0f1ff604a6e7b49c"),
     "metadata_for_patches_with_snow_cloud_or_shadow.parquet": (710_162, "fe31856f4986d446c9468b59d6387c91"),
 }
+# (bytes, md5) of the text release ``RELEASE_FILENAME`` on the Hugging Face Hub.
+RELEASE_FILE: tuple[int, str] = (466_819_745, "68628955917d75a280e605bf33e9cea5")
+# name -> group, in download order; a group names its ``convert`` flag (``--s2``, ``--metadata``, ...).
+FILE_GROUPS: dict[str, str] = {
+    "BigEarthNet-S2.tar.zst": "s2",
+    "BigEarthNet-S1.tar.zst": "s1",
+    "Reference_Maps.tar.zst": "reference-maps",
+    "metadata.parquet": "metadata",
+    "metadata_for_patches_with_snow_cloud_or_shadow.parquet": "metadata",
+    RELEASE_FILENAME: "text",
+}
+
+
+def names_in(group: str) -> tuple[str, ...]:
+    """The file names of ``group`` (``FILE_GROUPS``), in download order."""
+    return tuple(name for name, g in FILE_GROUPS.items() if g == group)
 
 
 def md5_file(path: Path | str, progress: bool = False) -> str:
