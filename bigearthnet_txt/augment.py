@@ -27,9 +27,11 @@ Direction rule (applied to ``input``, ``output``, ``options`` and ``ref``):
   ``horizontal``/``vertical``/``diagonal``, ``-most`` forms, ``clockwise`` …):
   :meth:`Augmenter.sample_for` returns the identity transform for it.
 
-Sampling is reproducible: the transform of an example depends only on ``(seed, epoch, key)``, with
-``key`` the row ``ID`` (bits of a BLAKE2b hash of the three), never on worker assignment or batch
-composition.
+Sampling is reproducible: a transform depends only on ``(seed, epoch, key)`` (bits of a BLAKE2b
+hash of the three), never on worker assignment. ``key`` is the patch by default, so all texts of
+one patch in an epoch see the same image transform; within a batch, a patch with any
+unaugmentable row is left unaugmented for all its rows (:meth:`Augmenter.sample_batch`), so that
+is the only way batch composition matters. ``Augmenter(key="ID")`` keys per row instead.
 """
 
 from __future__ import annotations
@@ -301,27 +303,51 @@ def transform_example(example: Mapping, transform: Transform) -> dict:
     return out
 
 
+KEYS = ("patch", "ID")
+
+
 class Augmenter:
     """Seeded sampler of :class:`Transform`\\ s (picklable).
 
     ``hflip``/``vflip``: each drawn with probability 0.5 when enabled; ``rot90``: 0-3 quarter turns
     uniformly when enabled. ``set_epoch(e)`` changes the draws per epoch.
+
+    ``key="patch"`` (the default) draws one transform per patch and epoch, keyed by the example's
+    ``patch_index`` (its ``patch_id`` where it has none): every text of a patch describes the same
+    image, so the rows of one patch in a batch (one ``group_index`` group) share one transform.
+    ``key="ID"`` draws per row ``ID`` instead.
     """
 
     def __init__(
-        self, *, hflip: bool = True, vflip: bool = True, rot90: bool = True, seed: int = 0
+        self,
+        *,
+        hflip: bool = True,
+        vflip: bool = True,
+        rot90: bool = True,
+        seed: int = 0,
+        key: str = "patch",
     ):
+        if key not in KEYS:
+            raise ValueError(f"key must be one of {KEYS}, got {key!r}")
         self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
         self.seed = int(seed)
+        self.key = key
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def sample(self, key: int) -> Transform:
-        """The transform for the example with this key (row ``ID``), whatever its text."""
+    def key_of(self, example: Mapping) -> int | str:
+        """The value the example's transform is keyed by (``patch_index``/``patch_id`` or ``ID``)."""
+        if self.key == "ID":
+            return int(example["ID"])
+        index = example.get("patch_index")
+        return int(index) if index is not None else str(example["patch_id"])
+
+    def sample(self, key: int | str) -> Transform:
+        """The transform drawn for this key, whatever the example's text."""
         digest = hashlib.blake2b(
-            f"{self.seed}:{self.epoch}:{int(key)}".encode(), digest_size=1
+            f"{self.seed}:{self.epoch}:{key}".encode(), digest_size=1
         ).digest()[0]
         return Transform(
             hflip=self.hflip and bool(digest & 1),
@@ -330,17 +356,24 @@ class Augmenter:
         )
 
     def sample_for(self, example: Mapping) -> Transform:
-        """The transform for ``example`` (keyed by its ``ID``), identity where the rule says so."""
+        """The transform for ``example`` alone: identity where the direction rule says so."""
         if not can_augment(example):
             return IDENTITY
-        return self.sample(example["ID"])
+        return self.sample(self.key_of(example))
 
-    def __call__(self, example: Mapping, images: Mapping[str, object] | None = None):
-        """``(transformed example, transformed images, transform)`` for one example; ``images`` maps
-        names to ``[..., H, W]`` arrays of this example (any resolutions)."""
-        transform = self.sample_for(example)
-        new_images = {k: transform.apply_image(v) for k, v in (images or {}).items()}
-        return transform_example(example, transform), new_images, transform
+    def sample_batch(self, examples: Iterable[Mapping]) -> list[Transform]:
+        """One transform per example of a batch. With ``key="patch"`` the rows of one patch get the
+        same transform, and the identity if any of them cannot be augmented."""
+        examples = list(examples)
+        keys = [self.key_of(ex) for ex in examples]
+        augmentable = [can_augment(ex) for ex in examples]
+        if self.key == "patch":
+            blocked = {k for k, ok in zip(keys, augmentable, strict=True) if not ok}
+            augmentable = [k not in blocked for k in keys]
+        return [self.sample(k) if ok else IDENTITY for k, ok in zip(keys, augmentable, strict=True)]
 
     def __repr__(self) -> str:
-        return f"Augmenter(hflip={self.hflip}, vflip={self.vflip}, rot90={self.rot90}, seed={self.seed})"
+        return (
+            f"Augmenter(hflip={self.hflip}, vflip={self.vflip}, rot90={self.rot90}, "
+            f"seed={self.seed}, key={self.key!r})"
+        )

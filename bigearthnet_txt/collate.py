@@ -59,7 +59,8 @@ class Collator:
     ``bicubic``; ``normalize`` with the store's train statistics (or ``stats``);
     ``tokenizer`` a ``TextTokenizer``, tiktoken encoding name or ``str -> list[int]`` callable
     (``None``: no token tensors); ``max_prompt_length``/``max_target_length`` truncate;
-    ``augment`` an ``Augmenter`` (``None``: no augmentation); ``device_transform`` defers
+    ``augment`` an ``Augmenter`` (``None``: no augmentation; its default ``key="patch"`` gives the
+    rows of one patch, one ``group_index`` group, the same transform); ``device_transform`` defers
     resampling and normalisation to :meth:`to_device`; ``keep_text`` adds the (augmented) ``prompt``
     and ``target`` strings as lists.
     """
@@ -135,7 +136,9 @@ class Collator:
     def collate(self, examples: Sequence[Mapping], native: dict[str, np.ndarray]) -> dict:
         """The batch from the examples and their already read native arrays (``read_native``;
         augmentation rewrites those arrays in place)."""
-        transforms = [self.augment.sample_for(ex) if self.augment else IDENTITY for ex in examples]
+        transforms = (
+            self.augment.sample_batch(examples) if self.augment else [IDENTITY] * len(examples)
+        )
         examples = [transform_example(ex, t) for ex, t in zip(examples, transforms, strict=True)]
         batch: dict = {}
         if not self.device_transform and any(not t.is_identity for t in transforms):

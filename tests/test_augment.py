@@ -295,16 +295,32 @@ def test_sampling_is_reproducible_per_key_and_epoch():
     }
 
 
-def test_augmenter_call_transforms_example_and_images():
+def test_patch_key_gives_the_rows_of_a_patch_one_transform():
     aug = Augmenter(seed=1)
-    example = {
-        "ID": 4,
-        "input": "Identify the <ref>region of pastures</ref>.",
-        "output": "[0.1 0.2, 0.3 0.4]",
-        "box": [0.1, 0.2, 0.3, 0.4],
-    }
-    images = {"s2_10m": np.arange(4 * 16).reshape(4, 4, 4), "s2_60m": np.arange(4).reshape(1, 2, 2)}
-    out, moved, transform = aug(example, images)
-    assert transform == aug.sample(4)
-    assert np.array_equal(moved["s2_10m"], transform.apply_image(images["s2_10m"]))
-    assert np.allclose(out["box"], transform.apply_boxes(np.array(example["box"])))
+    rows = [{"ID": i, "patch_index": i % 5, "input": "q", "output": "o"} for i in range(40)]
+    transforms = aug.sample_batch(rows)
+    for row, t in zip(rows, transforms, strict=True):
+        assert t == aug.sample(row["patch_index"]) == aug.sample_for(row)
+    assert len(set(transforms)) > 1
+    assert aug.sample_for({"ID": 1, "patch_index": None, "patch_id": "S2A_x"}) == aug.sample(
+        "S2A_x"
+    )
+    by_id = Augmenter(seed=1, key="ID")
+    assert by_id.sample_batch(rows) == [by_id.sample(i) for i in range(40)]
+    with pytest.raises(ValueError, match="key"):
+        Augmenter(key="row")
+
+
+def test_an_unaugmentable_row_leaves_its_whole_patch_unaugmented_in_the_batch():
+    aug = Augmenter(seed=0, rot90=False, vflip=False)
+    patch = next(p for p in range(100) if not aug.sample(p).is_identity)
+    other = next(p for p in range(patch + 1, 200) if not aug.sample(p).is_identity)
+    rows = [
+        {"ID": 1, "patch_index": patch, "input": "Is there forest at the top?", "output": "yes"},
+        {"ID": 2, "patch_index": patch, "input": "Is the forest above the lake?", "output": "no"},
+        {"ID": 3, "patch_index": other, "input": "Is there water on the left?", "output": "no"},
+    ]
+    assert aug.sample_batch(rows) == [IDENTITY, IDENTITY, aug.sample(other)]
+    assert aug.sample_batch(rows[:1]) == [aug.sample(patch)]
+    by_id = Augmenter(seed=0, rot90=False, vflip=False, key="ID")
+    assert by_id.sample_batch(rows) == [by_id.sample(1), IDENTITY, by_id.sample(3)]

@@ -225,6 +225,17 @@ def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
     )
 
 
+def test_rows_of_one_patch_share_one_transform_per_batch(texts, store):
+    collator = Collator(store, bands="RGB", tokenizer=None, augment=Augmenter(seed=5))
+    shared = 0
+    for batch in loader(texts["train"], collator, 64):
+        groups, transforms = batch["group_index"].tolist(), batch["transform"].tolist()
+        for g, t in zip(groups, transforms, strict=True):
+            assert transforms[groups.index(g)] == t
+        shared += len(groups) - len(set(groups))
+    assert shared > 0
+
+
 def test_uint16_through_an_int16_view_keeps_every_value():
     values = torch.tensor([0, 1, 9999, 32767, 32768, 40000, 65535], dtype=torch.uint16)
     assert uint16_bits_to_float32(values.view(torch.int16)).tolist() == [
