@@ -11,6 +11,7 @@ _LAZY = {
     "with_imagery": "bigearthnet_txt.loading",
     "split_by_node": "bigearthnet_txt.loading",
     "ImageryJoin": "bigearthnet_txt.imagery_join",
+    "BigEarthNetTxt": "bigearthnet_txt.random_access",
     "card_configs": "bigearthnet_txt.configs",
     "row_filter": "bigearthnet_txt.filters",
     "ImageryStore": "bigearthnet_txt.store",

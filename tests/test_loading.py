@@ -6,21 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from loading_support import convert_sample
 
 from bigearthnet_txt import configs
 from bigearthnet_txt.loading import load_dataset, split_by_node, with_imagery
 from bigearthnet_txt.schema import CONFIGS, SPLITS, TABLE_COLUMNS, shard_glob
 from bigearthnet_txt.store import ImageryStore
-from conversion.annotations import AnnotationSettings, convert_annotations
-from conversion.imagery.convert import convert_imagery
-from conversion.sample_data import (
-    LEGACY_FLAT_S2_DIR,
-    METADATA_FILE,
-    SNOW_CLOUD_METADATA_FILE,
-    V1_S1_DIR,
-    V1_S2_DIR,
-    V2_S2_DIR,
-)
 
 NATIVE_KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 
@@ -28,21 +19,9 @@ NATIVE_KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory, sample_release_file):
     """The embedded sample converted with imagery; small shards so shard counts are uneven."""
-    out = tmp_path_factory.mktemp("loading") / "bigearthnet_txt"
-    convert_imagery(
-        out, s2=[V2_S2_DIR, LEGACY_FLAT_S2_DIR, V1_S2_DIR], s1=[V1_S1_DIR],
-        metadata=[METADATA_FILE, SNOW_CLOUD_METADATA_FILE], annotations=[sample_release_file],
-        allow_missing_s1=True, shard_size=2, progress=False,
-    )  # fmt: skip
-    patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
-    patch_index = dict(
-        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    return convert_sample(
+        tmp_path_factory.mktemp("loading") / "bigearthnet_txt", sample_release_file
     )
-    convert_annotations(
-        sample_release_file, out, AnnotationSettings(rows_per_shard=7, row_group_size=5),
-        patch_index=patch_index, progress=False,
-    )  # fmt: skip
-    return out
 
 
 @pytest.fixture(scope="session")
