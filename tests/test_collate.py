@@ -196,7 +196,7 @@ def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
     dataset = texts["validation"]
     plain = Collator(store, bands="all", tokenizer=None, keep_text=True)
     augmented = Collator(
-        store, bands="all", tokenizer=None, keep_text=True, augment=Augmenter(seed=11)
+        store, bands="all", tokenizer=None, keep_text=True, augment=Augmenter(seed=11, key="ID")
     )
     kinds = set()
     for a, p in zip(loader(dataset, augmented, 16), loader(dataset, plain, 16), strict=True):
