@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import re
+import shutil
 import subprocess
 import tarfile
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,11 +19,14 @@ from bigearthnet_txt.schema import (
     IMAGERY_STORE,
     PATCH_SCHEMA,
     PATCH_TABLE,
+    S1,
     S2_BANDS,
     STORE_ATTRS_KEY,
 )
+from bigearthnet_txt.shards import ShardLayout
 from bigearthnet_txt.store import ImageryStore, s2_to_120
 from conversion.imagery.convert import convert_imagery
+from conversion.imagery.store_writer import StoreWriter
 from conversion.sample_data import V1_S1_DIR, V2_REFERENCE_MAPS_DIR, V2_S1_DIR
 
 V2_S1_PATCHES = {
@@ -168,3 +175,28 @@ def test_tifffile_reader_equals_rasterio_on_every_sample_file():
         assert fast[0].dtype == array.dtype and fast[0].tobytes() == array.tobytes(), path
         assert fast[1] == profile, path
     assert fast_count == len(files)
+
+
+def test_two_writers_of_one_shard_never_share_a_temporary_file(tmp_path, monkeypatch):
+    """Both writers finish their temporary file before either renames it (a Dask task run twice):
+    each renames its own, and the shard file is one writer's whole output."""
+    writer = StoreWriter(tmp_path, 1, 1, [S1], "speed", {"test": True})
+    writer.open()
+    target = ShardLayout.load(writer.path / S1.name).shard_path(0)
+    both_written = threading.Barrier(2, timeout=10)
+    replace = os.replace
+
+    def replace_together(src, dst):
+        if Path(dst) == target:
+            both_written.wait()
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_together)
+    blocks = [np.full((1, 2, 120, 120), value, np.float32) for value in (1.0, 2.0)]
+    with ThreadPoolExecutor(2) as pool:
+        writes = [pool.submit(writer.write_shard, "s1", 0, {S1.name: b}, {"shard": 0}) for b in blocks]
+        for write in writes:
+            write.result()
+    written = zarr.open_group(writer.path, mode="r")[S1.name][0]
+    assert any(np.array_equal(written, b[0]) for b in blocks)
+    assert not list(tmp_path.rglob("*.partial")) and writer.done_shards("s1") == {0}

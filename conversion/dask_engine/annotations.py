@@ -18,20 +18,26 @@ from pathlib import Path
 import pyarrow as pa
 
 from conversion.annotations import AnnotationSettings, weigh_bucket
+from conversion.imagery.store_writer import replace_synced, unique_temp
 
 WEIGHED_SUFFIX = ".weighed.arrow"
 TASK_RETRIES = 2
 
 
 def weigh_bucket_file(path: Path, settings: AnnotationSettings) -> Path:
-    """Weigh one bucket file and write the result beside it (renamed into place when complete)."""
+    """Weigh one bucket file and write the result beside it: to a temporary file of a unique name
+    (a task run twice never tears the file), synced and renamed into place."""
     table = weigh_bucket(path, settings)
     target = path.with_name(path.name.removesuffix(".arrow") + WEIGHED_SUFFIX)
-    tmp = target.with_name(target.name + ".partial")
-    options = pa.ipc.IpcWriteOptions(compression="lz4")
-    with pa.ipc.new_file(tmp, table.schema, options=options) as writer:
-        writer.write_table(table)
-    tmp.replace(target)
+    tmp = unique_temp(target)
+    try:
+        options = pa.ipc.IpcWriteOptions(compression="lz4")
+        with pa.ipc.new_file(str(tmp), table.schema, options=options) as writer:
+            writer.write_table(table)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    replace_synced(tmp, target)
     return target
 
 

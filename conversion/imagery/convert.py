@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import multiprocessing
-import os
 import queue
 import sys
 import threading
@@ -46,7 +45,14 @@ from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
 from conversion.imagery.passes import PASSES, Pass, decode_batch
 from conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source
-from conversion.imagery.store_writer import PROGRESS_DIR, StoreWriter, write_json_atomic
+from conversion.imagery.store_writer import (
+    PROGRESS_DIR,
+    TEMP_SUFFIX,
+    StoreWriter,
+    replace_synced,
+    unique_temp,
+    write_json_atomic,
+)
 from conversion.remote import as_source, expect_md5
 
 REPORT_FILE = "imagery_report.json"
@@ -385,10 +391,13 @@ def convert_imagery(
     bad = source_errors + [b for recs in records.values() for r in recs.values() for b in r["bad"]]
     bad_indices = {b["patch_index"] for b in bad if "patch_index" in b}
     table = _patch_table(plan, records, bad_indices)
-    tmp = out_dir / (PATCH_TABLE + ".tmp")
+    tmp = unique_temp(out_dir / PATCH_TABLE)
     pq.write_table(table, tmp)
-    os.replace(tmp, out_dir / PATCH_TABLE)
+    replace_synced(tmp, out_dir / PATCH_TABLE)
     write_json_atomic(out_dir / REPORT_FILE, {"bad": bad, "n_patches": table.num_rows})
+    for name in (PATCH_TABLE, REPORT_FILE):  # temporary files of a run killed while writing them
+        for stale in out_dir.glob(f"{name}.*{TEMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
     writer.finalize(
         {
             "arrays": {

@@ -2,7 +2,8 @@
 
 Layout: every array has shape ``[n_rows, *band_shape]``, inner chunks of one patch and shards of
 ``shard_size`` patches along the patch axis. A shard is encoded whole (``bigearthnet_txt.shards``) and
-written to a temporary name, then renamed into place, so a killed run never leaves a torn shard file. After the shard files of a pass (``s2``: three arrays, ``s1``,
+written to a temporary file of a unique name beside it (``*.partial``), synced, then renamed into
+place, so neither a killed run nor two writers of one shard (a task run twice) leave a torn file. After the shard files of a pass (``s2``: three arrays, ``s1``,
 ``reference_map``) are written, a JSON marker ``DIR/.imagery-progress/<pass>/<shard>.json`` records
 the shard as done with its per-patch geo-reference, bad patches and band statistics (sums over the
 train rows). A rerun skips the shards with a marker. The group attribute ``STORE_ATTRS_KEY`` carries
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,12 +42,42 @@ def band_shape(array: ImageryArray) -> tuple[int, ...]:
     return ((len(array.bands),) if array.bands else ()) + (array.size, array.size)
 
 
-def write_json_atomic(path: Path, payload) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
+TEMP_SUFFIX = ".partial"
+
+
+def unique_temp(path: Path) -> Path:
+    """A new empty file of a unique name beside ``path`` (``<name>.<random>.partial``)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=TEMP_SUFFIX)
+    os.close(fd)
+    return Path(name)
+
+
+def replace_synced(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` to disk and rename it to ``path`` (removing ``tmp`` if that fails)."""
+    try:
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a unique temporary file, synced, and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    tmp = unique_temp(path)
+    try:
+        tmp.write_bytes(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    replace_synced(tmp, path)
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write JSON to ``path`` atomically (``write_atomic``)."""
+    write_atomic(path, json.dumps(payload, indent=1, sort_keys=True).encode())
 
 
 class StoreWriter:
@@ -194,10 +226,7 @@ class StoreWriter:
             if encoded is None:
                 target.unlink(missing_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".partial")
-            tmp.write_bytes(encoded)
-            os.replace(tmp, target)
+            write_atomic(target, encoded)
         write_json_atomic(self.marker(pass_name, shard), record)
 
     # -- end ----------------------------------------------------------------------------------
@@ -217,7 +246,7 @@ class StoreWriter:
             "complete": True,
             "settings": self.settings,
         }
-        for partial in self.path.rglob("*.partial"):  # left by a run killed while writing a shard
+        for partial in self.path.rglob("*" + TEMP_SUFFIX):  # left by a run killed while writing a shard
             partial.unlink()
         shutil.rmtree(self.progress_dir, ignore_errors=True)
         shutil.rmtree(self.staging_dir, ignore_errors=True)
