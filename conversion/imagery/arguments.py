@@ -3,7 +3,7 @@
 ``add_imagery_arguments(parser)`` adds ``--s2/--s1/--reference-maps PATH`` (repeatable; a
 ``.tar.zst`` or a folder), ``--metadata FILE`` (repeatable), ``--patch-list FILE``,
 ``--all-patches``, ``--allow-missing-s1``, ``--allow-missing-reference-maps``, ``--skip-bad``,
-``--workers N``, ``--codec-preset {balanced,speed,size}``, ``--shard-size N``, ``--verify``,
+``--workers N``, ``--codec-preset {speed,balanced,size}``, ``--shard-size N``, ``--verify``,
 ``--checksums FILE``, ``--engine {local,dask}`` and ``--scheduler ADDRESS``; ``run_imagery(args)``
 calls ``convert_imagery`` with them, ``args.out``, ``args.annotations`` (one path or a list) and
 ``args.quiet``.

@@ -4,12 +4,12 @@ Measured on the real sample patches (S2 from v2, legacy flat and v1; S1 from v2 
 relative to the raw band bytes of a full S1+S2 sample (``bench/results/imagery.md`` for the
 comparison with the LMDB of the official loader):
 
-* ``balanced`` (the default) — Blosc(zstd, level 3, byte shuffle): ratio ≈ 0.69, fast to write
-  (≈ 140 MB/s per core) and to read (≈ 500 MB/s per core).
-* ``speed`` — Blosc(lz4hc, level 9, byte shuffle): ≈ 2 % more bytes than ``balanced``, decoding
-  about 5× faster (≈ 2.5 GB/s per core), which is what bounds random ``dataset[i]`` reads
-  (``bench/results/loading.md``), but about 10× slower to write (≈ 13 MB/s per core): for
-  stores that are read many times more than written, e.g. a training copy on local disk.
+* ``speed`` (the default) — Blosc(lz4hc, level 6, byte shuffle): ratio ≈ 0.694 of the LMDB's
+  bytes, written as fast as ``balanced`` (the chunk encoding runs in threads beside the decoding)
+  and decoded about 5× faster (≈ 2.5 GB/s per core), which is what bounds random ``dataset[i]``
+  reads (``bench/results/loading.md``). Higher lz4hc levels gain < 0.5 % and write 3× slower.
+* ``balanced`` — Blosc(zstd, level 3, byte shuffle): ≈ 3 % fewer bytes (0.674 of the LMDB's),
+  decoding ≈ 500 MB/s per core.
 * ``size`` — uint16 S2 / reference maps: Delta (row predictor, wrapping uint16) + Blosc(zstd 9,
   byte shuffle); float32 S1: Blosc(zstd 9, byte shuffle): ratio ≈ 0.67, slow to write. The S1 dB
   floats carry ~24 bits of noise per value (measured byte entropies 8.0/8.0/7.7/0.4 bits), so no
@@ -36,12 +36,12 @@ class Preset:
 
 
 PRESET_CODECS: dict[str, Preset] = {
+    "speed": Preset("lz4hc", 6),
     "balanced": Preset("zstd", 3),
-    "speed": Preset("lz4hc", 9),
     "size": Preset("zstd", 9, delta_unsigned=True),
 }
 PRESETS: tuple[str, ...] = tuple(PRESET_CODECS)
-DEFAULT_PRESET = "balanced"
+DEFAULT_PRESET = "speed"
 DEFAULT_SHARD_SIZE = 256
 
 
