@@ -1,8 +1,7 @@
 """Codec presets of ``imagery.zarr`` (zarr-python built-in codecs only, all lossless).
 
-Measured on the real sample patches (S2 from v2, legacy flat and v1; S1 from v2 and v1), bytes
-relative to the raw band bytes of a full S1+S2 sample (``bench/results/imagery.md`` for the
-comparison with the LMDB of the official loader):
+Measured on replicated real sample patches, bytes relative to the LMDB of safetensors the official
+loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the codec table):
 
 * ``speed`` (the default) — Blosc(lz4hc, level 6, byte shuffle): ratio ≈ 0.694 of the LMDB's
   bytes, written as fast as ``balanced`` (the chunk encoding runs in threads beside the decoding)
