@@ -23,7 +23,9 @@ its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and return
     box                     float32 [B, 4]  x1 y1 x2 y2, else 0; box_mask   bool [B]
     point                   float32 [B, 2]  x y, else 0;         point_mask bool [B]
     redundancy_weight       float32 [B]  (1 where absent)
-    group_index             int64   [B]  0..G-1, one group per patch within the batch
+    group_index             int64   [B]  0..G-1, one redundancy group within the batch: a patch, or
+                                     a (patch, type) pair for tables converted with
+                                     ``group_key="patch_type"`` (their weights sum to 1 per pair)
     patch_index             int64   [B]
     ID                      int64   [B]
     transform               int64   [B, 3]  hflip, vflip, rot90 applied to each example
@@ -39,14 +41,18 @@ selected native channels, not yet flipped or rotated (``s2_10m`` uint16 [B, c, 1
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 from bigearthnet_txt.augment import IDENTITY, Augmenter, Transform, transform_example
 from bigearthnet_txt.image_tensors import RESAMPLING_MODES, BandLayout, ImageTransform
+from bigearthnet_txt.schema import DATA_DIR, STORE_ATTRS_KEY
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.tokenize import TextTokenizer, pad_sequences
 
@@ -62,7 +68,9 @@ class Collator:
     ``augment`` an ``Augmenter`` (``None``: no augmentation; its default ``key="patch"`` gives the
     rows of one patch, one ``group_index`` group, the same transform); ``device_transform`` defers
     resampling and normalisation to :meth:`to_device`; ``keep_text`` adds the (augmented) ``prompt``
-    and ``target`` strings as lists.
+    and ``target`` strings as lists; ``group_key`` ``"patch"``/``"patch_type"`` how
+    ``group_index`` groups rows (``None``: the redundancy group key recorded in the annotation
+    tables under the store's folder, else ``"patch"``).
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class Collator:
         augment: Augmenter | None = None,
         device_transform: bool = False,
         keep_text: bool = False,
+        group_key: str | None = None,
     ):
         self.store = ImageryStore(store) if isinstance(store, str | os.PathLike) else store
         self.layout = BandLayout.of(bands)
@@ -101,6 +110,11 @@ class Collator:
         self.augment = augment
         self.device_transform = device_transform
         self.keep_text = keep_text
+        if group_key is None:
+            group_key = table_group_key(self.store.root) if self.store is not None else "patch"
+        if group_key not in GROUP_KEYS:
+            raise ValueError(f"group_key must be one of {GROUP_KEYS}, got {group_key!r}")
+        self.group_key = group_key
         self._image_transform: ImageTransform | None = None
 
     def __getstate__(self) -> dict:
@@ -151,7 +165,7 @@ class Collator:
             batch.update(self.image_transform(native_tensors))
         if self.tokenizer is not None:
             batch.update(self.tokens(examples))
-        batch.update(label_tensors(examples))
+        batch.update(label_tensors(examples, self.group_key))
         batch["transform"] = torch.tensor(
             [[t.hflip, t.vflip, t.rot90 % 4] for t in transforms], dtype=torch.int64
         ).reshape(len(examples), 3)
@@ -249,12 +263,28 @@ def apply_transforms(
             values[index] = transform.apply_image(values[index])
 
 
+GROUP_KEYS = ("patch", "patch_type")
+
+
+def table_group_key(root: Path | str) -> str:
+    """The redundancy group key the annotation tables under ``root`` were converted with (schema
+    metadata ``bigearthnet_txt`` → ``redundancy`` → ``group_key``); ``"patch"`` where there are
+    no tables or no such entry."""
+    first = next(iter(sorted((Path(root) / DATA_DIR).rglob("*.parquet"))), None)
+    if first is None:
+        return "patch"
+    metadata = pq.read_schema(first).metadata or {}
+    attrs = json.loads(metadata.get(STORE_ATTRS_KEY.encode(), b"{}"))
+    return attrs.get("redundancy", {}).get("group_key", "patch")
+
+
 def _column(examples: Sequence[Mapping], name: str) -> list:
     return [ex.get(name) for ex in examples]
 
 
-def label_tensors(examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
-    """Answers, boxes, points (with masks), redundancy weights, groups and ids."""
+def label_tensors(examples: Sequence[Mapping], group_key: str = "patch") -> dict[str, torch.Tensor]:
+    """Answers, boxes, points (with masks), redundancy weights, groups (by patch, or by patch and
+    ``type`` for ``group_key="patch_type"``) and ids."""
     n = len(examples)
     answer_index = _column(examples, "answer_index")
     answer_bool = _column(examples, "answer_bool")
@@ -273,6 +303,8 @@ def label_tensors(examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         ex.get("patch_id") if ex.get("patch_index") is None else int(ex["patch_index"])
         for ex in examples
     ]
+    if group_key == "patch_type":
+        group_keys = [(k, ex.get("type")) for k, ex in zip(group_keys, examples, strict=True)]
     first_seen: dict = {}
     group_index = [first_seen.setdefault(k, len(first_seen)) for k in group_keys]
     return {

@@ -13,11 +13,12 @@ from torch.utils.data import DataLoader
 
 from bigearthnet_txt.annotations import parse_box, parse_point
 from bigearthnet_txt.augment import Augmenter, Transform
-from bigearthnet_txt.collate import Collator
+from bigearthnet_txt.collate import Collator, label_tensors, table_group_key
 from bigearthnet_txt.image_tensors import uint16_bits_to_float32
 from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS
 from bigearthnet_txt.store import ImageryStore, s2_to_120
+from bigearthnet_txt.tables import read_tables
 from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
 
 TOKENIZER = TextTokenizer(special_tokens=TAG_TOKENS)
@@ -234,6 +235,34 @@ def test_rows_of_one_patch_share_one_transform_per_batch(texts, store):
             assert transforms[groups.index(g)] == t
         shared += len(groups) - len(set(groups))
     assert shared > 0
+
+
+def test_group_index_follows_the_tables_redundancy_group_key(
+    converted, store, sample_release_file, tmp_path
+):
+    from conversion.annotations import AnnotationSettings, convert_annotations
+
+    by_type = tmp_path / "by_type"
+    settings = AnnotationSettings(group_key="patch_type")
+    convert_annotations(sample_release_file, by_type, settings, progress=False)
+    assert table_group_key(converted) == "patch" and table_group_key(by_type) == "patch_type"
+    assert table_group_key(tmp_path / "empty") == "patch"
+    assert Collator(store, tokenizer=None).group_key == "patch"
+    columns = ["ID", "patch_id", "type", "redundancy_weight"]
+    rows = read_tables(by_type, columns=columns).to_pylist()
+    patch = max(
+        {r["patch_id"] for r in rows},
+        key=lambda p: len({r["type"] for r in rows if r["patch_id"] == p}),
+    )
+    examples = [{**r, "patch_index": None} for r in rows if r["patch_id"] == patch]
+    labels = label_tensors(examples, "patch_type")
+    groups = labels["group_index"]
+    assert int(groups.max()) + 1 == len({ex["type"] for ex in examples}) > 1
+    totals = torch.zeros(int(groups.max()) + 1).index_add_(0, groups, labels["redundancy_weight"])
+    torch.testing.assert_close(totals, torch.ones_like(totals))
+    assert set(label_tensors(examples)["group_index"].tolist()) == {0}
+    with pytest.raises(ValueError, match="group_key"):
+        Collator(None, tokenizer=None, normalize=False, group_key="type")
 
 
 def test_uint16_through_an_int16_view_keeps_every_value():
