@@ -13,7 +13,8 @@ its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and return
 
     s2                      float32 [B, C2, 120, 120]  S2 bands of ``bands``, resampled + normalised
     s1                      float32 [B, C1, 120, 120]  S1 bands of ``bands`` (0 where S1 is missing)
-    has_s1                  bool    [B]
+    has_s1                  bool    [B]  the patch has S1 (always present; with no S1 band selected
+                                     it comes from the patch table, or the examples' ``s1``)
     prompt_input_ids        int64   [B, Lp]   ``input`` tokens, padded on ``prompt_padding_side``
     prompt_attention_mask   int64   [B, Lp]
     target_input_ids        int64   [B, Lt]   ``output`` tokens (+ end-of-text id), padded right
@@ -116,10 +117,12 @@ class Collator:
             raise ValueError(f"group_key must be one of {GROUP_KEYS}, got {group_key!r}")
         self.group_key = group_key
         self._image_transform: ImageTransform | None = None
+        self._patch_has_s1: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_image_transform"] = None
+        state["_patch_has_s1"] = None
         return state
 
     @property
@@ -163,6 +166,8 @@ class Collator:
             batch.update(native_tensors)
         else:
             batch.update(self.image_transform(native_tensors))
+        if not self.layout.s1:
+            batch["has_s1"] = self.has_s1(examples)
         if self.tokenizer is not None:
             batch.update(self.tokens(examples))
         batch.update(label_tensors(examples, self.group_key))
@@ -190,6 +195,28 @@ class Collator:
                 )
             arrays = self.store.read(np.asarray(indices, dtype=np.int64), arrays=self.layout.arrays)
         return self.layout.select(arrays)
+
+    def has_s1(self, examples: Sequence[Mapping]) -> torch.Tensor:
+        """bool ``[B]``: whether each example's patch has S1, where no S1 band is read: the store's
+        patch table, else the examples' ``s1`` arrays (not all NaN) or ``has_s1`` values."""
+        if self.store is not None:
+            if self._patch_has_s1 is None:
+                patches = self.store.patches
+                index = patches.column("patch_index").to_numpy(zero_copy_only=False)
+                flags = np.zeros(int(index.max()) + 1 if len(index) else 0, dtype=bool)
+                flags[index] = patches.column("has_s1").to_numpy(zero_copy_only=False)
+                self._patch_has_s1 = flags
+            indices = np.asarray([ex["patch_index"] for ex in examples], dtype=np.int64)
+            return torch.from_numpy(self._patch_has_s1[indices])
+        flags = []
+        for ex in examples:
+            if ex.get("s1") is not None:
+                flags.append(bool(np.isfinite(np.asarray(ex["s1"])).any()))
+            elif ex.get("has_s1") is not None:
+                flags.append(bool(ex["has_s1"]))
+            else:
+                raise ValueError("without a store, has_s1 needs the examples' s1 arrays or has_s1")
+        return torch.tensor(flags, dtype=torch.bool)
 
     def tokens(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         """Padded prompt and target token tensors."""

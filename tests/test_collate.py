@@ -265,6 +265,22 @@ def test_group_index_follows_the_tables_redundancy_group_key(
         Collator(None, tokenizer=None, normalize=False, group_key="type")
 
 
+def test_has_s1_is_emitted_without_s1_bands(texts, store):
+    examples = texts["train"].select(range(48)).to_list()
+    want = Collator(store, bands="all", tokenizer=None)(examples)["has_s1"]
+    assert not want.all() and want.any()
+    for settings in ({}, {"device_transform": True}):
+        batch = Collator(store, bands="RGB", tokenizer=None, **settings)(examples)
+        assert torch.equal(batch["has_s1"], want)
+    native = store.read([ex["patch_index"] for ex in examples])
+    joined = [
+        {**ex, "s2_10m": native["s2_10m"][i], "s1": native["s1"][i]}
+        for i, ex in enumerate(examples)
+    ]
+    from_examples = Collator(None, bands="RGB", tokenizer=None, stats=store.stats)(joined)
+    assert torch.equal(from_examples["has_s1"], want)
+
+
 def test_uint16_through_an_int16_view_keeps_every_value():
     values = torch.tensor([0, 1, 9999, 32767, 32768, 40000, 65535], dtype=torch.uint16)
     assert uint16_bits_to_float32(values.view(torch.int16)).tolist() == [
