@@ -26,9 +26,11 @@ def _check(features: torch.Tensor, group_index: torch.Tensor, mask: torch.Tensor
     if features.dim() != 2:
         raise ValueError(f"features must be [N, D], got shape {tuple(features.shape)}")
     if group_index.shape != features.shape[:1]:
-        raise ValueError(f"group_index must be [N]={features.shape[0]}, got {tuple(group_index.shape)}")
+        raise ValueError(
+            f"group_index must be [N]={features.shape[0]}, got {tuple(group_index.shape)}"
+        )
     if group_index.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"group_index must be int64, got {group_index.dtype}")
+        raise TypeError(f"group_index must be int64 or int32, got {group_index.dtype}")
     if mask is not None and (mask.shape != group_index.shape or mask.dtype != torch.bool):
         raise ValueError("mask must be a bool tensor of shape [N]")
 
@@ -49,7 +51,7 @@ def weighted_pool(
 
     Args:
         features: ``[N, D]`` float text features.
-        group_index: ``[N]`` int64 group of each row, in ``0 .. G-1``.
+        group_index: ``[N]`` int64 (or int32) group of each row, in ``0 .. G-1``.
         weights: ``[N]`` non-negative weights (any float dtype; cast to ``features.dtype``).
         mask: optional ``[N]`` bool, ``True`` for rows to use.
         num_groups: ``G``; defaults to ``group_index.max() + 1``.
@@ -81,7 +83,7 @@ def group_softmax(
 
     Args:
         scores: ``[N]`` float scores.
-        group_index: ``[N]`` int64 group of each row, in ``0 .. G-1``.
+        group_index: ``[N]`` int64 (or int32) group of each row, in ``0 .. G-1``.
         mask: optional ``[N]`` bool; masked rows get probability 0.
         num_groups: ``G``; defaults to ``group_index.max() + 1``.
 
@@ -136,7 +138,7 @@ class WeightedFeatureAggregation(nn.Module):
 
         Args:
             features: ``[N, D]`` float text features.
-            group_index: ``[N]`` int64 group of each row, in ``0 .. G-1``.
+            group_index: ``[N]`` int64 (or int32) group of each row, in ``0 .. G-1``.
             weights: ``[N]`` float redundancy weights; required in ``"uniqueness"`` mode,
                 ignored in ``"attention"`` mode.
             mask: optional ``[N]`` bool, ``True`` for rows to use.
@@ -146,11 +148,11 @@ class WeightedFeatureAggregation(nn.Module):
         Returns:
             ``[G, D]`` tensor of ``features.dtype``.
         """
-        _check(features, group_index, mask)
         if self.mode == "uniqueness":
             if weights is None:
                 raise ValueError("uniqueness mode needs the precomputed weights")
             return weighted_pool(features, group_index, weights, mask, num_groups)
+        _check(features, group_index, mask)
         alpha = group_softmax(self.score(features).squeeze(-1), group_index, mask, num_groups)
         g = _num_groups(group_index, num_groups)
         return features.new_zeros(g, features.shape[1]).index_add_(

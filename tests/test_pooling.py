@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigearthnet_txt.pooling import WeightedFeatureAggregation, group_softmax, weighted_pool
+from bigearthnet_txt import pooling
+from bigearthnet_txt.pooling import MODES, WeightedFeatureAggregation, group_softmax, weighted_pool
 from bigearthnet_txt.redundancy import weights_batch
 
 
@@ -126,3 +127,16 @@ def test_group_softmax_is_stable_and_sums_to_one():
     p = group_softmax(scores, index)
     assert torch.all(torch.isfinite(p))
     torch.testing.assert_close(torch.zeros(2).index_add_(0, index, p), torch.ones(2))
+
+
+def test_inputs_are_checked_once_with_an_accurate_message(monkeypatch):
+    calls = []
+    check = pooling._check
+    monkeypatch.setattr(pooling, "_check", lambda *a: calls.append(1) or check(*a))
+    features, groups = torch.randn(4, 3), torch.tensor([0, 0, 1, 1], dtype=torch.int32)
+    for mode in MODES:
+        calls.clear()
+        WeightedFeatureAggregation(mode, dim=3)(features, groups, torch.full((4,), 0.5))
+        assert len(calls) == 1, mode
+    with pytest.raises(TypeError, match="int64 or int32, got torch.float32"):
+        WeightedFeatureAggregation()(features, groups.float(), torch.ones(4))
