@@ -114,13 +114,6 @@ def uint16_bits_to_float32(bits: torch.Tensor) -> torch.Tensor:
     return torch.where(values < 0, values + 65536.0, values)
 
 
-def upsample(x: torch.Tensor, size: int = PATCH_SIZE, mode: str = "nearest") -> torch.Tensor:
-    """float ``[B, C, n, n]`` → ``[B, C, size, size]``; ``nearest`` is an exact pixel repeat."""
-    out = torch.empty((*x.shape[:2], size, size), dtype=x.dtype, device=x.device)
-    upsample_into(out, x, mode)
-    return out
-
-
 def upsample_into(out: torch.Tensor, x: torch.Tensor, mode: str = "nearest") -> None:
     """Write ``x`` (``[B, C, n, n]``) upsampled into ``out`` (``[B, C, size, size]``, may be a view)."""
     size, n = out.shape[-1], x.shape[-1]
