@@ -20,13 +20,14 @@ from imagery_support import (
     make_archive,
 )
 
-from bigearthnet_txt.schema import DATA_DIR, IMAGERY_STORE, STORE_ATTRS_KEY
+from bigearthnet_txt.schema import DATA_DIR, IMAGERY_STORE, S2_ARRAYS, STORE_ATTRS_KEY
 from conversion.annotations import AnnotationSettings, convert_annotations
 from conversion.cli import main
 from conversion.dask_engine.annotations import DaskBucketWeigher
 from conversion.dask_engine.cluster import open_client
 from conversion.dask_engine.imagery import DaskPassRunner
 from conversion.dask_engine.listing import iter_remote_folder
+from conversion.dask_engine.shard_task import ShardJob, StoreSpec, write_shard
 from conversion.imagery.convert import REPORT_FILE, convert_imagery
 from conversion.remote import RemoteFile
 from conversion.sample_data import V1_S1_DIR, V2_S2_DIR
@@ -220,3 +221,28 @@ def test_remote_folder_listing_rejects_a_foreign_band_file():
     bad = patches["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43"].error
     assert bad is not None and bad.kind == "foreign-band" and foreign.name in str(bad)
     assert patches[foreign.name].error is None and len(patches[foreign.name].files) == 12
+
+
+def test_worker_never_creates_or_deletes_the_store(local_store, tmp_path):
+    """A worker that cannot see the store (not mounted) fails clearly and leaves the folder as is."""
+    out = tmp_path / "out"
+    (out / ".imagery-progress" / "s2").mkdir(parents=True)
+    (out / ".imagery-progress" / "s2" / "000000.json").write_text("{}")
+    spec = StoreSpec(out, 6, 2, S2_ARRAYS, "speed", {"test": True})
+    job = ShardJob("s2", 1, [2, 3], [], {2: "train", 3: "train"})
+    with pytest.raises(FileNotFoundError, match="cannot open the store being written"):
+        write_shard(spec, job, skip_bad=False)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        ".imagery-progress", ".imagery-progress/s2", ".imagery-progress/s2/000000.json"
+    ]
+
+
+def test_finalize_refuses_a_pass_with_shards_not_written(tmp_path):
+    def lose_every_other_shard(spec, sources, plan, writer, **_):
+        for shard in sorted(plan.shard_rows())[::2]:
+            writer.write_shard(spec.name, shard, {}, {"shard": shard, "present": [], "profiles": {},
+                                                      "bad": [], "stats": {}})  # fmt: skip
+
+    with pytest.raises(FileNotFoundError, match="shards not written.*pass s2: 1, 3$"):
+        convert_imagery(tmp_path, s2=[V2_S2_DIR], pass_runner=lose_every_other_shard, **OPTIONS)
+    assert not (tmp_path / "patches.parquet").exists()

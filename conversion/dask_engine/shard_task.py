@@ -48,9 +48,11 @@ class StoreSpec:
         )
 
     def writer(self) -> StoreWriter:
+        """A writer of the existing store (a worker never creates or deletes it)."""
         return StoreWriter(
-            self.out_dir, self.n_rows, self.shard_size, self.arrays, self.preset, self.settings
-        )
+            self.out_dir, self.n_rows, self.shard_size, self.arrays, self.preset, self.settings,
+            create=False,
+        )  # fmt: skip
 
 
 @dataclass

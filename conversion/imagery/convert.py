@@ -60,6 +60,10 @@ DECODE_BATCH = 32  # patches per task sent to a decoding process
 METADATA_NAMES = ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
 
 
+class IncompleteConversionError(FileNotFoundError):
+    """Planned shards of a pass have no progress marker when the store is to be finalized."""
+
+
 @dataclass
 class ImageryResult:
     """Outcome of ``convert_imagery``: patch counts, bad-patch records, timing."""
@@ -387,6 +391,15 @@ def convert_imagery(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         writer.close()
+    planned = sorted(plan.shard_rows())
+    unfinished = {name: writer.missing_shards(name, planned) for name in passes}
+    unfinished = {name: shards for name, shards in unfinished.items() if shards}
+    if unfinished:
+        raise IncompleteConversionError(
+            f"{out_dir}: shards not written, the store is left unfinished (rerun to resume): "
+            + "; ".join(f"pass {n}: {', '.join(map(str, s[:10]))}{' …' if len(s) > 10 else ''}"
+                        for n, s in unfinished.items())
+        )  # fmt: skip
     records = {name: writer.records(name) for name in passes}
     bad = source_errors + [b for recs in records.values() for r in recs.values() for b in r["bad"]]
     bad_indices = {b["patch_index"] for b in bad if "patch_index" in b}

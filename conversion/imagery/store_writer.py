@@ -85,7 +85,8 @@ class StoreWriter:
     threads: blosc releases the GIL).
 
     ``settings`` (JSON-ready) identify the conversion; a rerun with other settings on an
-    unfinished store is refused instead of mixing two conversions.
+    unfinished store is refused instead of mixing two conversions. With ``create=False`` (Dask
+    workers) the store must already exist: it is never created, replaced or deleted.
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class StoreWriter:
         preset: str,
         settings: dict,
         encode_threads: int = 1,
+        create: bool = True,
     ):
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / IMAGERY_STORE
@@ -110,6 +112,7 @@ class StoreWriter:
         self._group: zarr.Group | None = None
         self._layouts: dict[str, ShardLayout | None] = {}
         self._encoder = ThreadPoolExecutor(encode_threads) if encode_threads > 1 else None
+        self.create = create
 
     # -- state --------------------------------------------------------------------------------
 
@@ -137,6 +140,8 @@ class StoreWriter:
         """Create the group and arrays, or reopen those of an interrupted run with equal settings."""
         if self._group is not None:
             return self._group
+        if not self.create:
+            return self._open_existing()
         attrs = self.existing_attrs()
         if attrs is not None and attrs.get("settings") != self.settings:
             raise FileExistsError(
@@ -178,6 +183,20 @@ class StoreWriter:
         else:
             self._group = zarr.open_group(self.path, mode="r+")
         return self._group
+
+    def _open_existing(self) -> zarr.Group:
+        try:
+            group = zarr.open_group(self.path, mode="r+")
+            settings = dict(group.attrs.get(STORE_ATTRS_KEY) or {}).get("settings")
+        except (OSError, ValueError, KeyError) as err:
+            raise FileNotFoundError(
+                f"{self.path}: cannot open the store being written ({err}); "
+                "is the output folder reachable from this machine?"
+            ) from err
+        if settings != self.settings:
+            raise FileExistsError(f"{self.path}: the store was written by a conversion with other settings")
+        self._group = group
+        return group
 
     # -- shards -------------------------------------------------------------------------------
 
@@ -236,6 +255,11 @@ class StoreWriter:
         if self._encoder is not None:
             self._encoder.shutdown()
             self._encoder = None
+
+    def missing_shards(self, pass_name: str, planned: Sequence[int]) -> list[int]:
+        """The shards of ``planned`` without a progress marker."""
+        done = self.done_shards(pass_name)
+        return [s for s in planned if s not in done]
 
     def finalize(self, attrs: dict) -> None:
         """Write the complete store attributes, then drop the progress and staging folders."""
