@@ -12,12 +12,16 @@ import tarfile
 
 import numpy as np
 import pytest
+import rasterio.io
+import tifffile
 import zstandard
 from imagery_support import METADATA, S2_SAMPLES, V1_PAIRS, make_archive
 
 from bigearthnet_txt.store import ImageryStore
+from conversion.imagery import sources
 from conversion.imagery.convert import REPORT_FILE, convert_imagery
 from conversion.imagery.errors import ImageryInputError
+from conversion.imagery.geotiff import Expected, read_band, read_band_rasterio
 from conversion.imagery.sources import iter_folder
 from conversion.sample_data import V1_S1_DIR, V1_S2_DIR, V2_S2_DIR
 
@@ -205,3 +209,35 @@ def test_folder_of_loose_band_files_is_grouped_by_patch_name(tmp_path):
     patches = list(iter_folder(loose))
     assert [p.name for p in patches] == sorted([V2_75_43.name, V2_89_18.name])
     assert all(len(p.files) == 12 and p.error is None for p in patches)
+
+
+def test_oversized_archive_member_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 40_000)  # every real band file fits
+    buffer = io.BytesIO()
+    folder = V1_S2_DIR / V1_S2_NAME
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for path in sorted(folder.glob("*.tif")):
+            tar.add(path, f"BigEarthNet-v1.0/{V1_S2_NAME}/{path.name}")
+        info = tarfile.TarInfo(f"BigEarthNet-v1.0/{V1_S2_NAME}/{V1_S2_NAME}_B12.tiff")
+        info.size = 40_001
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    archive = tmp_path / "crafted.tar.zst"
+    archive.write_bytes(zstandard.ZstdCompressor().compress(buffer.getvalue()))
+    member = f"{archive}:BigEarthNet-v1.0/{V1_S2_NAME}/{V1_S2_NAME}_B12.tiff"
+    (patch,) = sources.iter_archive(archive)
+    assert patch.error.kind == "oversized-member" and str(patch.error).startswith(f"{member}: 40001 bytes")
+    assert len(patch.files) == 12
+
+
+def test_band_shape_is_checked_before_decoding(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("pixels decoded before the shape check")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", never)
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", never)
+    path = V1_S2_DIR / V1_S2_NAME / f"{V1_S2_NAME}_B05.tif"  # 60 x 60
+    expected = Expected("B02", (120, 120), "uint16")
+    for read in (read_band, read_band_rasterio):
+        with pytest.raises(ImageryInputError, match=r"wrong shape \(60, 60\) for band B02") as err:
+            read(path.read_bytes(), str(path), V1_S2_PATCH, expected)
+        assert err.value.kind == "wrong-shape"

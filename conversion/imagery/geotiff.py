@@ -32,17 +32,51 @@ class BandProfile:
     transform: tuple[float, float, float, float, float, float]
 
 
-def _read_dataset(ds) -> tuple[np.ndarray, BandProfile]:
+@dataclass(frozen=True)
+class Expected:
+    """What a band file must hold, checked before its pixels are decoded: ``band`` (for messages),
+    the 2-D ``shape`` and the ``dtype``."""
+
+    band: str
+    shape: tuple[int, int]
+    dtype: str
+
+    def check(self, shape: tuple[int, ...], dtype, path_label: str, patch: str | None) -> None:
+        """Raise ``ImageryInputError`` (``wrong-dtype``, ``wrong-shape``) unless they match."""
+        if np.dtype(dtype) != np.dtype(self.dtype):
+            raise ImageryInputError(
+                f"{path_label}: wrong dtype {np.dtype(dtype)} for band {self.band} of patch {patch} "
+                f"(expected {self.dtype})",
+                kind="wrong-dtype",
+                path=path_label,
+                patch=patch,
+            )
+        if tuple(shape) != self.shape:
+            raise ImageryInputError(
+                f"{path_label}: wrong shape {tuple(shape)} for band {self.band} of patch {patch} "
+                f"(expected {self.shape})",
+                kind="wrong-shape",
+                path=path_label,
+                patch=patch,
+            )
+
+
+def _read_dataset(ds, expected: Expected | None, path_label: str, patch: str | None):
     if ds.count != 1:
         raise ValueError(f"expected 1 band, found {ds.count}")
+    if expected is not None:
+        expected.check(ds.shape, ds.dtypes[0], path_label, patch)
     array = ds.read(1)
     crs = ds.crs.to_string() if ds.crs is not None else None
     t = ds.transform
     return array, BandProfile(crs, (t.a, t.b, t.c, t.d, t.e, t.f))
 
 
-def read_band(source: Path | str | bytes, path_label: str, patch: str | None = None):
-    """Decode ``source`` (a path or the GeoTIFF bytes); ``path_label`` names it in errors.
+def read_band(
+    source: Path | str | bytes, path_label: str, patch: str | None = None, expected: Expected | None = None
+):
+    """Decode ``source`` (a path or the GeoTIFF bytes); ``path_label`` names it in errors. With
+    ``expected``, its shape and dtype are checked before the pixels are decoded.
 
     BigEarthNet's GeoTIFFs (one band, an EPSG code, tiepoint + pixel scale) are decoded with
     tifffile, which gives rasterio's result without opening a GDAL dataset (several times
@@ -55,15 +89,18 @@ def read_band(source: Path | str | bytes, path_label: str, patch: str | None = N
         raise ImageryInputError(
             f"{path_label}: unreadable (patch {patch}): {err}", kind="unreadable", path=path_label, patch=patch
         ) from err
-    fast = read_band_tifffile(data)
+    fast = read_band_tifffile(data, expected, path_label, patch)
     if fast is not None:
         return fast
-    return read_band_rasterio(data, path_label, patch)
+    return read_band_rasterio(data, path_label, patch, expected)
 
 
-def read_band_tifffile(data: bytes) -> tuple[np.ndarray, BandProfile] | None:
+def read_band_tifffile(
+    data: bytes, expected: Expected | None = None, path_label: str = "", patch: str | None = None
+) -> tuple[np.ndarray, BandProfile] | None:
     """``(array, BandProfile)`` via tifffile, or ``None`` when the geo-reference is not a plain
-    EPSG code with one tiepoint and a pixel scale (pixel-is-area), or tifffile cannot read it."""
+    EPSG code with one tiepoint and a pixel scale (pixel-is-area), or tifffile cannot read it.
+    ``expected`` is checked against the page's shape and dtype before decoding."""
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages.first
@@ -78,7 +115,11 @@ def read_band_tifffile(data: bytes) -> tuple[np.ndarray, BandProfile] | None:
                 return None
             if int(geo.get("GTRasterTypeGeoKey", _PIXEL_IS_AREA)) != _PIXEL_IS_AREA:
                 return None
+            if expected is not None:
+                expected.check(page.shape, page.dtype, path_label, patch)
             array = page.asarray()
+    except ImageryInputError:
+        raise
     except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError):
         return None
     sx, sy = scale[:2]
@@ -87,16 +128,20 @@ def read_band_tifffile(data: bytes) -> tuple[np.ndarray, BandProfile] | None:
     return np.ascontiguousarray(array), BandProfile(f"EPSG:{int(code)}", transform)
 
 
-def read_band_rasterio(source: Path | str | bytes, path_label: str, patch: str | None = None):
+def read_band_rasterio(
+    source: Path | str | bytes, path_label: str, patch: str | None = None, expected: Expected | None = None
+):
     """``read_band`` through rasterio only (``MemoryFile`` for bytes)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             if isinstance(source, (bytes, bytearray, memoryview)):
                 with MemoryFile(bytes(source)) as mem, mem.open() as ds:
-                    return _read_dataset(ds)
+                    return _read_dataset(ds, expected, path_label, patch)
             with rasterio.open(source) as ds:
-                return _read_dataset(ds)
+                return _read_dataset(ds, expected, path_label, patch)
+    except ImageryInputError:
+        raise
     except (RasterioError, ValueError, OSError) as err:
         raise ImageryInputError(
             f"{path_label}: corrupt GeoTIFF (patch {patch}): {err}",

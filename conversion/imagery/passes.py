@@ -14,7 +14,7 @@ import numpy as np
 
 from bigearthnet_txt.schema import REFERENCE_MAP, S1, S2_ARRAYS, ImageryArray
 from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.geotiff import read_band
+from conversion.imagery.geotiff import Expected, read_band
 from conversion.imagery.sources import REFERENCE_MAP_BAND, PatchFiles
 from conversion.imagery.store_writer import band_shape
 
@@ -72,23 +72,9 @@ def decode_patch(pass_name: str, patch: PatchFiles, index: int, patch_id: str) -
                         path=next(iter(patch.labels.values()), None),
                     )
                 label = patch.labels[band]
-                plane, profile = read_band(patch.files[band], label, patch_id)
-                if plane.dtype != np.dtype(array.dtype):
-                    raise ImageryInputError(
-                        f"{label}: wrong dtype {plane.dtype} for band {band} of patch {patch_id} "
-                        f"(expected {array.dtype})",
-                        kind="wrong-dtype",
-                        path=label,
-                        patch=patch_id,
-                    )
-                if plane.shape != (array.size, array.size):
-                    raise ImageryInputError(
-                        f"{label}: wrong shape {plane.shape} for band {band} of patch {patch_id} "
-                        f"(expected {(array.size, array.size)})",
-                        kind="wrong-shape",
-                        path=label,
-                        patch=patch_id,
-                    )
+                expected = Expected(band, (array.size, array.size), array.dtype)
+                plane, profile = read_band(patch.files[band], label, patch_id, expected)
+                expected.check(plane.shape, plane.dtype, label, patch_id)
                 if transform is None and array.resolution_m == 10:
                     crs, transform = profile.crs, profile.transform
                 planes.append(plane)

@@ -12,7 +12,8 @@ patch folder (``foreign-band``) or a band given twice (``X_B02.tif`` and ``X_B02
 of several patches: its files are grouped by the patch name in their file names.
 
 Archives are read as one stream (``zstandard`` + ``tarfile`` mode ``'r|'``): no extraction, at
-most one patch's files in memory. Members are expected grouped by patch folder (the official
+most one patch's files in memory; a band member larger than ``MAX_MEMBER_BYTES`` is not read and
+makes its patch bad (``oversized-member``). Members are expected grouped by patch folder (the official
 archives are sorted); a truncated archive, a member path escaping the archive (``../``, absolute)
 or a damaged stream raises ``ImageryInputError`` naming the archive and member. A stream's integrity
 is only known at its end (zstd frame checksum, end-of-archive marker, the md5 of ``--verify``): those
@@ -40,6 +41,7 @@ BAND_SUFFIXES: tuple[str, ...] = (REFERENCE_MAP_BAND, *S2_BANDS, *S1_BANDS)
 TIFF_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff")
 TAR_BLOCK = 512
 INTEGRITY_KINDS = frozenset({"truncated-archive", "checksum-mismatch"})
+MAX_MEMBER_BYTES = 8 << 20  # a real band file has at most ~60 KB
 
 
 @dataclass
@@ -56,13 +58,13 @@ class PatchFiles:
         """Add the band file ``label`` parsed as ``(file_patch, band)``; a file of another patch or
         a second file of one band sets ``error`` (the first problem found is kept)."""
         if file_patch != self.name:
-            self._reject(
+            self.reject(
                 "foreign-band",
                 f"{label}: band file of patch {file_patch} in the folder of patch {self.name}",
                 label,
             )
         elif band in self.files:
-            self._reject(
+            self.reject(
                 "duplicate-band",
                 f"{label}: second file of band {band} of patch {self.name} (first: {self.labels[band]})",
                 label,
@@ -71,7 +73,8 @@ class PatchFiles:
             self.files[band] = file
             self.labels[band] = label
 
-    def _reject(self, kind: str, message: str, label: str) -> None:
+    def reject(self, kind: str, message: str, label: str) -> None:
+        """Mark the patch bad (the first problem found is kept)."""
         if self.error is None:
             self.error = ImageryInputError(message, kind=kind, path=label, patch=self.name)
 
@@ -183,10 +186,19 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
                         if current is not None and (current.files or current.error):
                             yield current
                         current, current_dir = PatchFiles(path.parent.name), path.parent
+                    label = f"{archive}:{member.name}"
+                    if member.size > MAX_MEMBER_BYTES:
+                        current.reject(
+                            "oversized-member",
+                            f"{label}: {member.size} bytes, more than a band file can have "
+                            f"({MAX_MEMBER_BYTES}); not read",
+                            label,
+                        )
+                        continue
                     data = tar.extractfile(member).read()
                     if len(data) != member.size:
                         raise tarfile.ReadError("unexpected end of data")
-                    current.add(*parsed, data, f"{archive}:{member.name}")
+                    current.add(*parsed, data, label)
             reader.drain()
         except ChecksumError as err:
             raise ImageryInputError(
