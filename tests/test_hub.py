@@ -22,6 +22,7 @@ import pytest
 import yaml
 import zarr
 from hub_server import HubStandIn
+from sample_support import convert_sample
 
 from bigearthnet_txt.configs import config_files
 from bigearthnet_txt.schema import (
@@ -36,15 +37,6 @@ from bigearthnet_txt.schema import (
 from conversion import cli, hub
 from conversion.annotations import AnnotationSettings, convert_annotations
 from conversion.card import write_card
-from conversion.imagery.convert import convert_imagery
-from conversion.sample_data import (
-    LEGACY_FLAT_S2_DIR,
-    METADATA_FILE,
-    SNOW_CLOUD_METADATA_FILE,
-    V1_S1_DIR,
-    V1_S2_DIR,
-    V2_S2_DIR,
-)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -52,21 +44,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, sample_release_file) -> Path:
     """The real sample converted: imagery (shards of 2 patches) and annotation tables (40 rows/file)."""
-    out = tmp_path_factory.mktemp("converted")
-    convert_imagery(out, s2=[V2_S2_DIR, LEGACY_FLAT_S2_DIR, V1_S2_DIR], s1=[V1_S1_DIR],
-                    metadata=[METADATA_FILE, SNOW_CLOUD_METADATA_FILE], annotations=[sample_release_file],
-                    allow_missing_s1=True, shard_size=2, progress=False)  # fmt: skip
-    patches = pq.read_table(out / PATCH_TABLE, columns=["patch_id", "patch_index"])
-    index = dict(
-        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
-    )
-    convert_annotations(
-        sample_release_file,
-        out,
-        AnnotationSettings(rows_per_shard=40),
-        patch_index=index,
-        progress=False,
-    )
+    out = convert_sample(
+        tmp_path_factory.mktemp("converted"), sample_release_file, shard_size=2,
+        settings=AnnotationSettings(rows_per_shard=40),
+    )  # fmt: skip
     write_card(out)
     return out
 

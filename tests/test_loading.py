@@ -6,7 +6,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from loading_support import convert_sample
 
 from bigearthnet_txt import configs
 from bigearthnet_txt.loading import load_dataset, split_by_node, with_imagery
@@ -17,11 +16,8 @@ NATIVE_KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 
 
 @pytest.fixture(scope="session")
-def converted(tmp_path_factory, sample_release_file):
-    """The embedded sample converted with imagery; small shards so shard counts are uneven."""
-    return convert_sample(
-        tmp_path_factory.mktemp("loading") / "bigearthnet_txt", sample_release_file
-    )
+def converted(converted_sample):
+    return converted_sample
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,15 @@ import pickle
 
 import numpy as np
 import pytest
-from loading_support import convert_sample
 
 from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.random_access import BigEarthNetTxt
 from bigearthnet_txt.schema import CONFIGS, SPLITS
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory, sample_release_file):
-    return convert_sample(
-        tmp_path_factory.mktemp("random_access") / "bigearthnet_txt", sample_release_file
-    )
+@pytest.fixture(scope="session")
+def converted(converted_sample):
+    return converted_sample
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from sample_support import convert_sample
 
 from bigearthnet_txt.info import describe, format_info
-from bigearthnet_txt.schema import PATCH_TABLE
 from bigearthnet_txt.show import MISSING_PANEL, PALETTE, box_pixels, load_sample, show, stretch
 from bigearthnet_txt.tables import read_tables
 from conversion.annotations import convert_annotations
 from conversion.cli import main
-from conversion.imagery.convert import convert_imagery
-from conversion.sample_data import (
-    LEGACY_FLAT_S2_DIR,
-    METADATA_FILE,
-    SNOW_CLOUD_METADATA_FILE,
-    V1_S1_DIR,
-    V1_S2_DIR,
-    V2_S1_DIR,
-    V2_S2_DIR,
-)
 
 BENCH_PATCH = "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"  # has S1
 NO_S1_PATCH = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43"
@@ -36,14 +25,7 @@ MARGIN, TITLE = 12, 24  # layout documented in bigearthnet_txt.show
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, sample_release_file) -> Path:
     """Annotations and imagery (S2 of all six sample patches, S1 where the sample has it)."""
-    out = tmp_path_factory.mktemp("converted")
-    convert_imagery(out, s2=[V2_S2_DIR, LEGACY_FLAT_S2_DIR, V1_S2_DIR], s1=[V2_S1_DIR, V1_S1_DIR],
-                    metadata=[METADATA_FILE, SNOW_CLOUD_METADATA_FILE], annotations=[sample_release_file],
-                    allow_missing_s1=True, progress=False)
-    patches = pq.read_table(out / PATCH_TABLE, columns=["patch_id", "patch_index"])
-    convert_annotations(sample_release_file, out, progress=False,
-                        patch_index=dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist())))
-    return out
+    return convert_sample(tmp_path_factory.mktemp("converted"), sample_release_file)
 
 
 @pytest.fixture(scope="module")
