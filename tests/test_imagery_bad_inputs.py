@@ -241,3 +241,17 @@ def test_band_shape_is_checked_before_decoding(monkeypatch):
         with pytest.raises(ImageryInputError, match=r"wrong shape \(60, 60\) for band B02") as err:
             read(path.read_bytes(), str(path), V1_S2_PATCH, expected)
         assert err.value.kind == "wrong-shape"
+
+
+def test_train_statistics_leave_out_patches_dropped_by_another_pass(tmp_path):
+    s2, s1 = _v1_copy(tmp_path)
+    s1_name = "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_4_55"  # the S1 pair of V1_S2_PATCH, a train patch
+    (s1 / s1_name / f"{s1_name}_VV.tif").write_bytes(b"not a tiff")
+    _convert(tmp_path / "skip", s2, s1, skip_bad=True)
+    kept = [p for p in V1_PAIRS if p != V1_S2_PATCH]
+    _convert(tmp_path / "kept", s2, s1, patch_ids=kept)
+    stats = ImageryStore(tmp_path / "skip").attrs["stats"]
+    expected = ImageryStore(tmp_path / "kept").attrs["stats"]
+    assert stats.keys() == expected.keys() and "B02" in stats and "VH" in stats
+    for band in expected:
+        assert stats[band] == pytest.approx(expected[band], rel=1e-9), band

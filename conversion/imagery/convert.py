@@ -25,6 +25,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
@@ -38,7 +39,7 @@ from bigearthnet_txt.schema import (
     ImageryArray,
 )
 from conversion.imagery.arguments import add_imagery_arguments, run_imagery
-from conversion.imagery.assembler import STATS_SPLIT, ShardAssembler
+from conversion.imagery.assembler import STATS_SPLIT, ShardAssembler, band_sums
 from conversion.imagery.checksums import read_checksum_list, verify_files
 from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS, describe
 from conversion.imagery.errors import ImageryInputError
@@ -248,6 +249,22 @@ def _run_pass(
         bar.close()
 
 
+def _drop_from_stats(writer: StoreWriter, records: dict[str, dict[int, dict]], plan: PatchPlan, dropped: set[int]) -> None:
+    """Take the train patches that another pass made bad (dropped from the patch table) out of the
+    shard statistics of ``records``: their rows are read back from the store (few: bad patches)."""
+    group = writer.open()
+    for pass_name, per_shard in records.items():
+        for record in per_shard.values():
+            rows = [i for i in record["present"] if i in dropped and plan.split_of_index[i] == STATS_SPLIT]
+            for array in PASSES[pass_name].arrays if rows else ():
+                if not array.bands:
+                    continue
+                block = np.stack([group[array.name][i] for i in rows])
+                for band, (count, total, squares) in band_sums(array, block).items():
+                    acc = record["stats"][band]
+                    record["stats"][band] = [acc[0] - count, acc[1] - total, acc[2] - squares]
+
+
 def _merge_stats(records: dict[str, dict[int, dict]]) -> dict[str, dict[str, float]]:
     sums: dict[str, list[float]] = {}
     for per_shard in records.values():
@@ -403,6 +420,7 @@ def convert_imagery(
     records = {name: writer.records(name) for name in passes}
     bad = source_errors + [b for recs in records.values() for r in recs.values() for b in r["bad"]]
     bad_indices = {b["patch_index"] for b in bad if "patch_index" in b}
+    _drop_from_stats(writer, records, plan, bad_indices)
     table = _patch_table(plan, records, bad_indices)
     tmp = unique_temp(out_dir / PATCH_TABLE)
     pq.write_table(table, tmp)
