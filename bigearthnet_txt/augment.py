@@ -36,6 +36,7 @@ is the only way batch composition matters. ``Augmenter(key="ID")`` keys per row 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -223,9 +224,15 @@ class Transform:
     # -- text -------------------------------------------------------------------------------------
 
     def apply_text(self, text: str) -> str:
-        """``text`` with its image-direction phrases and ``<point>`` tags transformed."""
+        """``text`` with its image-direction phrases and ``<point>`` tags transformed.
+
+        Results are cached per (transform, text): the release's texts are templated and repeat.
+        """
         if self.is_identity:
             return text
+        return _transformed_text(self, text)
+
+    def _apply_text(self, text: str) -> str:
         if not DIRECTION_WORDS.isdisjoint(words_of(text)):
             text = DIRECTION_PATTERN.sub(self._rewrite_direction, text)
         return _POINT_RE.sub(self._rewrite_point, text) if "<point>" in text else text
@@ -250,7 +257,12 @@ class Transform:
         return render_point((_clean(x), _clean(y)))
 
     def apply_box_text(self, text: str) -> str:
-        """A ``"[x1 y1, x2 y2]"`` answer transformed (other texts: direction rewriting)."""
+        """A ``"[x1 y1, x2 y2]"`` answer transformed (other texts: direction rewriting); cached."""
+        if self.is_identity:
+            return text
+        return _transformed_answer(self, text)
+
+    def _apply_box_text(self, text: str) -> str:
         try:
             box = parse_box(text)
         except ValueError:
@@ -277,11 +289,26 @@ def texts_of(example: Mapping) -> Iterable[str]:
     yield from (o for o in example.get("options") or () if isinstance(o, str))
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def _transformed_text(transform: Transform, text: str) -> str:
+    return transform._apply_text(text)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _transformed_answer(transform: Transform, text: str) -> str:
+    return transform._apply_box_text(text)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def text_can_augment(text: str) -> bool:
+    """False when ``text`` holds a direction-like word (``UNREWRITABLE_WORDS``) outside the
+    image-position phrases that :data:`DIRECTION_PATTERN` rewrites (cached per text)."""
+    return UNREWRITABLE_WORDS.isdisjoint(words_of(DIRECTION_PATTERN.sub(" ", text)))
+
+
 def can_augment(example: Mapping) -> bool:
-    """False when a text of the example holds a direction-like word (``UNREWRITABLE_WORDS``)
-    outside the image-position phrases that :data:`DIRECTION_PATTERN` rewrites."""
-    rest = DIRECTION_PATTERN.sub(" ", "\n".join(texts_of(example)))
-    return UNREWRITABLE_WORDS.isdisjoint(words_of(rest))
+    """Whether every text of the example can follow a flip or rotation (:func:`text_can_augment`)."""
+    return all(text_can_augment(t) for t in texts_of(example))
 
 
 def transform_example(example: Mapping, transform: Transform) -> dict:

@@ -136,6 +136,9 @@ def with_special_tokens(encoding, tokens: Sequence[str], name: str | None = None
     )
 
 
+ID_CACHE_SIZE = 1 << 17
+
+
 class TextTokenizer:
     """Picklable text → ids tokenizer: a tiktoken encoding name (built lazily in each process) or any
     callable ``str -> list[int]`` (with an optional ``decoder`` ``list[int] -> str``).
@@ -166,10 +169,12 @@ class TextTokenizer:
         self._eos_id = eos_id
         self.pad_id = pad_id
         self._encoding = None
+        self._ids: dict[str, list[int]] = {}  # ids of recent texts (the release's are templated)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_encoding"] = None
+        state["_ids"] = {}
         return state
 
     @property
@@ -209,7 +214,15 @@ class TextTokenizer:
         )
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self.encode(t) for t in texts]
+        """Token ids of each text. Ids of up to ``ID_CACHE_SIZE`` recent texts are kept: the
+        release's texts are templated and repeat (callers must not modify the returned lists)."""
+        if len(self._ids) > ID_CACHE_SIZE:
+            self._ids.clear()
+        ids = self._ids
+        for t in texts:
+            if t not in ids:
+                ids[t] = self.encode(t)
+        return [ids[t] for t in texts]
 
     def decode(self, ids: Sequence[int]) -> str:
         if self.encoding is not None:
