@@ -324,10 +324,18 @@ def transform_example(example: Mapping, transform: Transform) -> dict:
     if out.get("options") is not None:
         out["options"] = [transform.apply_text(o) for o in out["options"]]
     if out.get("box") is not None:
-        out["box"] = [_clean(v) for v in transform.apply_boxes(np.array(out["box"]))]
+        out["box"] = list(_transformed_coordinates(transform, tuple(out["box"]), True))
     if out.get("point") is not None:
-        out["point"] = [_clean(v) for v in transform.apply_points(np.array(out["point"]))]
+        out["point"] = list(_transformed_coordinates(transform, tuple(out["point"]), False))
     return out
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _transformed_coordinates(transform: Transform, values: tuple, box: bool) -> tuple[float, ...]:
+    """A box ``(x1, y1, x2, y2)`` or point ``(x, y)`` transformed (cached: coordinates are on the
+    release's 0.01 grid and repeat)."""
+    apply = transform.apply_boxes if box else transform.apply_points
+    return tuple(_clean(v) for v in apply(np.array(values)))
 
 
 KEYS = ("patch", "ID")
