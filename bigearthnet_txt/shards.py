@@ -113,9 +113,6 @@ class ShardLayout:
             return self.array_dir / self.shard_key(shard)
         return f"{self.array_dir}/{self.shard_key(shard)}"
 
-    def _shard_file(self, shard: int) -> str:
-        return f"{self.array_dir}{os.sep if self.fs is None else '/'}{self.shard_key(shard)}"
-
     # -- encoding ---------------------------------------------------------------------------------
 
     def _is_fill(self, chunk: np.ndarray) -> bool:
@@ -208,7 +205,7 @@ class ShardLayout:
         mapped = self._maps.get(shard)
         if mapped is None:
             try:
-                fd = os.open(self._shard_file(shard), os.O_RDONLY)
+                fd = os.open(self.shard_path(shard), os.O_RDONLY)
             except FileNotFoundError:
                 return None
             try:

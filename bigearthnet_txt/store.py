@@ -37,7 +37,7 @@ indices, then decodes only the wanted one-patch chunks, opening each shard file 
 (``bigearthnet_txt.shards``; zarr-python for layouts that module does not handle).
 A store whose conversion has not finished is refused (``ValueError``).
 
-Local folders are read with ``os.pread``; a URL (``hf://``, ``https://``, ``memory://``, ...) through
+Local shard files are memory-mapped (read-only, kept open); a URL (``hf://``, ``https://``, ``memory://``, ...) through
 fsspec: the ``zarr.json`` files once at open, then per shard one range read of its index (kept) and
 one per run of adjacent wanted chunks, and ``patches.parquet`` when first needed. Metadata of every
 array (shape, dtype, codecs, attributes) is read once per process, so ``read`` does no zarr work.

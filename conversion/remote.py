@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+from bigearthnet_txt.store import is_url as is_url_string
+
 BLOCK_SIZE = 16 << 20
 MAX_RETRIES = 5
 RETRY_WAIT_S = 2.0
@@ -45,10 +45,9 @@ class ChecksumError(ValueError):
 
 
 def is_url(source: object) -> bool:
-    """True for ``scheme://…`` strings (and ``RemoteFile``); local paths are not URLs."""
-    return isinstance(source, RemoteFile) or (
-        isinstance(source, str) and bool(URL_PATTERN.match(source))
-    )
+    """True for a ``RemoteFile`` and for what the read side takes as a URL
+    (``bigearthnet_txt.store.is_url``); local paths are not URLs."""
+    return isinstance(source, RemoteFile) or is_url_string(source)
 
 
 def source_argument(text: str) -> str | Path:

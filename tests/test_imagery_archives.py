@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import tarfile
@@ -21,7 +20,6 @@ from imagery_support import (
 )
 
 from bigearthnet_txt.store import ImageryStore
-from conversion.imagery.assembler import KILL_AFTER_SHARDS_ENV
 from conversion.imagery.convert import convert_imagery
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.sources import iter_archive
@@ -64,30 +62,34 @@ def test_archive_route_equals_folder_route(archives, folder_store, tmp_path, wor
     assert_same_store(folder_store, tmp_path)
 
 
-def _cli(out, s2, s1, env_extra=None):
-    env = {**os.environ, **(env_extra or {})}
+KILL_AFTER_SHARDS = Path(__file__).with_name("kill_after_shards.py")
+
+
+def _cli(out, s2, s1, kill_after_shards: int | None = None):
+    """The imagery command in a new process; with ``kill_after_shards``, SIGKILLed after that many shards."""
     code = (
         "import sys; from conversion.imagery.convert import main; sys.exit(main(sys.argv[1:]))"
     )
     patch_list = out.parent / (out.name + "-patches.txt")
     patch_list.write_text("\n".join(S2_SAMPLES))
-    args = [sys.executable, "-c", code, "--out", str(out), "--s2", str(s2), "--s1", str(s1),
+    run = ["-c", code] if kill_after_shards is None else [str(KILL_AFTER_SHARDS), str(kill_after_shards)]
+    args = [sys.executable, *run, "--out", str(out), "--s2", str(s2), "--s1", str(s1),
             "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]), "--patch-list", str(patch_list),
             "--allow-missing-s1", "--shard-size", "2", "--quiet"]  # fmt: skip
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_kill_after_first_shard_then_resume_equals_uninterrupted(archives, folder_store, tmp_path):
     s2, s1 = archives
     out = tmp_path / "out"
-    killed = _cli(out, s2, s1, {KILL_AFTER_SHARDS_ENV: "1"})
+    killed = _cli(out, s2, s1, kill_after_shards=1)
     assert killed.returncode == -9, killed.stderr
     assert len(list((out / PROGRESS_DIR / "s2").glob("*.json"))) == 1
     assert not (out / "patches.parquet").exists()
     with pytest.raises(ValueError, match="not finished"):
         _ = ImageryStore(out).arrays
     # a second kill in the S1 pass, after the S2 pass has finished
-    killed = _cli(out, s2, s1, {KILL_AFTER_SHARDS_ENV: "4"})  # 3 S2 shards left, then 1 S1
+    killed = _cli(out, s2, s1, kill_after_shards=4)  # 3 S2 shards left, then 1 S1
     assert killed.returncode == -9, killed.stderr
     assert len(list((out / PROGRESS_DIR / "s1").glob("*.json"))) == 1
     # what a kill in the middle of writing a shard could leave: a temporary file, a torn shard file

@@ -15,7 +15,7 @@ from pathlib import Path
 from bigearthnet_txt.schema import RELEASE_FILENAME
 from conversion.commands.download import add_source_arguments
 from conversion.imagery.checksums import FILE_GROUPS
-from conversion.imagery.codecs import DEFAULT_PRESET, PRESETS
+from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
 
 SMALL_GROUPS = ("metadata", "text")
 ARCHIVE_GROUPS = tuple(dict.fromkeys(g for g in FILE_GROUPS.values() if g not in SMALL_GROUPS))
@@ -46,9 +46,9 @@ def register(sub) -> None:
     g.add_argument(
         "--shard-size",
         type=int,
-        default=256,
+        default=DEFAULT_SHARD_SIZE,
         metavar="PATCHES",
-        help="patches per shard (default 256)",
+        help=f"patches per shard (default {DEFAULT_SHARD_SIZE})",
     )
     g.add_argument(
         "--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs"

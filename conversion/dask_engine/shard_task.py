@@ -75,7 +75,6 @@ class ShardOutcome:
     shard: int
     record: dict | None = None
     error: dict | None = None
-    skipped: bool = False
 
 
 def error_from_record(record: dict) -> ImageryInputError:
@@ -100,7 +99,7 @@ def write_shard(store: StoreSpec, job: ShardJob, skip_bad: bool) -> ShardOutcome
     writer = store.writer()
     marker = writer.marker(job.pass_name, job.shard)
     if marker.is_file():
-        return ShardOutcome(job.shard, json.loads(marker.read_text()), skipped=True)
+        return ShardOutcome(job.shard, json.loads(marker.read_text()))
     assembler = ShardAssembler(
         PASSES[job.pass_name],
         writer,

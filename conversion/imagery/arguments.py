@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conversion.dask_engine.session import Engine, add_engine_arguments, engine_session
-from conversion.imagery.codecs import DEFAULT_PRESET, PRESETS
+from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
 from conversion.remote import localize_arguments, source_argument
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annot
     g.add_argument("--skip-bad", action="store_true", help="record bad patches in DIR/imagery_report.json and go on")
     g.add_argument("--workers", type=int, default=1, metavar="N", help="processes decoding GeoTIFFs and threads compressing chunks (default 1)")
     g.add_argument("--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs (default: %(default)s)")
-    g.add_argument("--shard-size", type=int, default=256, metavar="PATCHES",
+    g.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="PATCHES",
                    help="patches per shard file (default %(default)s)")
     g.add_argument("--verify", action="store_true", help="check archive/metadata md5 sums before converting")
     g.add_argument("--checksums", type=Path, metavar="FILE", help="md5sum-format list for --verify (default: published sums)")

@@ -9,9 +9,7 @@ merged when their shard is written, so memory stays flat whatever the archive si
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from collections.abc import Callable
 
 import numpy as np
@@ -22,8 +20,6 @@ from conversion.imagery.passes import DecodedPatch, Pass
 from conversion.imagery.store_writer import StoreWriter, band_shape, fill_value
 
 STATS_SPLIT = "train"
-KILL_AFTER_SHARDS_ENV = "BIGEARTHNET_TXT_IMAGERY_KILL_AFTER_SHARDS"  # test hook: SIGKILL after N shards
-_shards_written_by_process = 0
 
 
 def band_sums(array: ImageryArray, block: np.ndarray) -> dict[str, list[float]]:
@@ -67,7 +63,6 @@ class ShardAssembler:
         self.staging = writer.staging_dir / spec.name
         shutil.rmtree(self.staging, ignore_errors=True)
         self.shards_written = 0
-        self._kill_after = int(os.environ.get(KILL_AFTER_SHARDS_ENV, "0") or 0)
 
     def wants(self, index: int) -> bool:
         """True while ``index`` is expected and not yet received."""
@@ -133,10 +128,6 @@ class ShardAssembler:
         self.writer.write_shard(self.spec.name, shard, block, record)
         del self.pending[shard]
         self.shards_written += 1
-        global _shards_written_by_process
-        _shards_written_by_process += 1
-        if self._kill_after and _shards_written_by_process >= self._kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def finish(self, missing_error: Callable[[list[int]], ImageryInputError] | None) -> None:
         """Write the remaining shards. Their absent patches raise/record ``missing_error(indices)``

@@ -89,10 +89,6 @@ class PatchPlan:
             zip(self.indices.tolist(), self.rows["split"].to_pylist(), strict=True)
         )
 
-    @property
-    def n_shards(self) -> int:
-        return self.n_rows // self.shard_size
-
     def shard_rows(self) -> dict[int, list[int]]:
         """``{shard: [patch_index, ...]}`` of the shards holding at least one patch."""
         shards: dict[int, list[int]] = {}
