@@ -108,13 +108,14 @@ def test_kill_after_first_shard_then_resume_equals_uninterrupted(archives, folde
     assert_same_store(folder_store, out)
 
 
-def _archive_with_one_wrong_pixel(good: Path, out: Path) -> Path:
-    """``good`` with one pixel byte of its first band file changed; only the zstd frame checksum,
+def _archive_with_wrong_pixels(good: Path, out: Path) -> Path:
+    """``good`` with one pixel byte of every B02 file changed; only the zstd frame checksum,
     checked at the end of the stream, tells (the checksum of the good bytes is kept)."""
-    tar = bytearray(zstandard.ZstdDecompressor().stream_reader(good.read_bytes()).read())
+    tar = bytearray(good_tar(good))
     with tarfile.open(fileobj=io.BytesIO(bytes(tar)), mode="r:") as archive:
-        first = next(m for m in archive.getmembers() if m.name.endswith("_B02.tif"))
-    tar[first.offset_data + 400] ^= 0xFF
+        for member in archive.getmembers():
+            if member.name.endswith("_B02.tif"):
+                tar[member.offset_data + 400] ^= 0xFF
     compressor = zstandard.ZstdCompressor(write_checksum=True)
     out.write_bytes(compressor.compress(bytes(tar))[:-4] + compressor.compress(good_tar(good))[-4:])
     return out
@@ -127,7 +128,7 @@ def good_tar(archive: Path) -> bytes:
 def test_corrupt_stream_discards_the_pass_and_rerun_redoes_it(archives, tmp_path):
     s2, s1 = archives
     source = tmp_path / "BigEarthNet-S2.tar.zst"
-    _archive_with_one_wrong_pixel(s2, source)
+    _archive_with_wrong_pixels(s2, source)
     options = {"metadata": METADATA, "patch_ids": list(S2_SAMPLES), "allow_missing_s1": True,
                "shard_size": 1, "progress": False}  # fmt: skip
     with pytest.raises(ImageryInputError, match="corrupt .* finished shard.* s2 pass were discarded"):
@@ -137,3 +138,20 @@ def test_corrupt_stream_discards_the_pass_and_rerun_redoes_it(archives, tmp_path
     convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
     convert_imagery(tmp_path / "reference", s2=[s2], s1=[s1], **options)
     assert_same_store(tmp_path / "reference", tmp_path / "out")
+
+
+def test_resume_rewrites_shards_built_from_other_archive_bytes(archives, folder_store, tmp_path):
+    """A run over a corrupt archive killed before the end of the stream (which would have told)
+    leaves shards with wrong pixels; the rerun over the good archive finds their bytes differ."""
+    s2, s1 = archives
+    source = tmp_path / "BigEarthNet-S2.tar.zst"
+    _archive_with_wrong_pixels(s2, source)
+    out = tmp_path / "out"
+    killed = _cli(out, source, s1, kill_after_shards=1)
+    assert killed.returncode == -9, killed.stderr
+    assert len(list((out / PROGRESS_DIR / "s2").glob("*.json"))) == 1
+    source.write_bytes(s2.read_bytes())
+    finished = _cli(out, source, s1)
+    assert finished.returncode == 0, finished.stderr
+    assert "built from other source bytes; writing them again" in finished.stderr
+    assert_same_store(folder_store, out)

@@ -5,10 +5,15 @@ store by split and ``patch_id``), so each pending shard keeps a block in memory 
 expected patches have arrived. At most ``max_open_shards`` blocks are held (16: ≈ 0.65 GB for the S2 arrays, 0.5 GB for S1); patches of further
 shards are staged on disk (one ``.npz`` per patch under ``DIR/.imagery-staging/<pass>/``) and
 merged when their shard is written, so memory stays flat whatever the archive size.
+
+A shard built from archive members records ``source_md5`` (``combine_digests`` of its patches'
+``patch_digest``) in its marker: a resumed run streaming the archive again checks the shards it
+skips against it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Callable
 
@@ -34,6 +39,15 @@ def band_sums(array: ImageryArray, block: np.ndarray) -> dict[str, list[float]]:
     return sums
 
 
+def combine_digests(digests: dict[int, str | None]) -> str | None:
+    """One md5 over the ``{patch_index: patch_digest}`` of a shard's patches (those without a
+    digest left out); None when none has one."""
+    known = sorted((i, d) for i, d in digests.items() if d is not None)
+    if not known:
+        return None
+    return hashlib.md5("\n".join(f"{i}:{d}" for i, d in known).encode()).hexdigest()
+
+
 class ShardAssembler:
     """Buffers one pass's patches per shard; ``pending[shard]`` is the set of expected indices."""
 
@@ -47,6 +61,7 @@ class ShardAssembler:
         skip_bad: bool,
         max_open_shards: int = 16,
         on_bad: Callable[[dict], None] | None = None,
+        digests: dict[int, str] | None = None,
     ):
         self.spec = spec
         self.writer = writer
@@ -63,6 +78,7 @@ class ShardAssembler:
         self.staging = writer.staging_dir / spec.name
         shutil.rmtree(self.staging, ignore_errors=True)
         self.shards_written = 0
+        self.digests = digests if digests is not None else {}
 
     def wants(self, index: int) -> bool:
         """True while ``index`` is expected and not yet received."""
@@ -125,6 +141,9 @@ class ShardAssembler:
             "bad": self.bad[shard],
             "stats": stats,
         }
+        source_md5 = combine_digests({i: self.digests.get(i) for i in self.received[shard]})
+        if source_md5 is not None:
+            record["source_md5"] = source_md5
         self.writer.write_shard(self.spec.name, shard, block, record)
         del self.pending[shard]
         self.shards_written += 1

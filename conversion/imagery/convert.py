@@ -6,6 +6,9 @@ per given modality (S2, then S1, then reference maps), each streaming its source
 GeoTIFFs in ``workers`` processes and writing whole shards → finalize (patch table, skip-bad report
 ``DIR/imagery_report.json``, store attributes with statistics and settings). Killed at any point, the
 same command resumes at the first shard without a progress marker; a finished store is left as is.
+A resumed pass streaming an archive again checks the raw bytes of the shards it skips against their
+markers' ``source_md5`` and writes again those built from other bytes (e.g. a corrupt archive whose
+run was killed before the end of its stream revealed it).
 """
 
 from __future__ import annotations
@@ -39,13 +42,13 @@ from bigearthnet_txt.schema import (
     ImageryArray,
 )
 from conversion.imagery.arguments import add_imagery_arguments, run_imagery
-from conversion.imagery.assembler import STATS_SPLIT, ShardAssembler, band_sums
+from conversion.imagery.assembler import STATS_SPLIT, ShardAssembler, band_sums, combine_digests
 from conversion.imagery.checksums import read_checksum_list, verify_files
 from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS, describe
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
 from conversion.imagery.passes import PASSES, Pass, decode_batch
-from conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source
+from conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source, patch_digest
 from conversion.imagery.store_writer import (
     PROGRESS_DIR,
     TEMP_SUFFIX,
@@ -190,12 +193,16 @@ def _run_pass(
     progress: bool,
     source_errors: list[dict],
 ) -> None:
-    done = writer.done_shards(spec.name)
+    done = writer.records(spec.name)
     pending = {s: set(rows) for s, rows in plan.shard_rows().items() if s not in done}
     if not pending:
         return
     writer.open()
-    assembler = ShardAssembler(spec, writer, pending, plan.split_of_index, skip_bad=skip_bad)
+    to_check = {s: r["source_md5"] for s, r in done.items() if "source_md5" in r}
+    digests: dict[int, str | None] = {}
+    assembler = ShardAssembler(
+        spec, writer, pending, plan.split_of_index, skip_bad=skip_bad, digests=digests
+    )
     lookups = [getattr(plan, name) for name in spec.lookups]
     total = sum(len(v) for v in pending.values())
     bar = tqdm(total=total, unit="patch", desc=f"imagery {spec.name}", disable=not progress, smoothing=0.05)
@@ -226,9 +233,15 @@ def _run_pass(
             try:
                 for patch in _prefetched(iter_source(source)):
                     index = next((lk[patch.name] for lk in lookups if patch.name in lk), None)
-                    if index is None or index in submitted or not assembler.wants(index):
+                    if index is None or index in submitted:
+                        continue
+                    if index // plan.shard_size in to_check:
+                        digests.setdefault(index, patch_digest(patch))
+                        continue
+                    if not assembler.wants(index):
                         continue
                     submitted.add(index)
+                    digests[index] = patch_digest(patch)
                     item = (patch, index, plan.name_of_index[index])
                     if pool is None:
                         take(decode_batch(spec.name, [item]))
@@ -247,6 +260,20 @@ def _run_pass(
         assembler.finish(None if allow_missing else _missing_error(spec, plan, sources))
     finally:
         bar.close()
+    stale = [
+        shard
+        for shard, recorded in to_check.items()
+        if combine_digests({i: d for i, d in digests.items() if i // plan.shard_size == shard}) != recorded
+    ]
+    if stale:
+        print(f"imagery {spec.name}: shards {stale} were built from other source bytes; writing them again",
+              file=sys.stderr)  # fmt: skip
+        for shard in stale:
+            writer.discard_shard(spec.name, shard, [a.name for a in spec.arrays])
+        _run_pass(
+            spec, sources, plan, writer, allow_missing=allow_missing, skip_bad=skip_bad, pool=pool,
+            workers=workers, progress=progress, source_errors=source_errors,
+        )  # fmt: skip
 
 
 def _drop_from_stats(writer: StoreWriter, records: dict[str, dict[int, dict]], plan: PatchPlan, dropped: set[int]) -> None:

@@ -24,6 +24,7 @@ was read before is sound.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tarfile
 from collections.abc import Iterator
@@ -77,6 +78,19 @@ class PatchFiles:
         """Mark the patch bad (the first problem found is kept)."""
         if self.error is None:
             self.error = ImageryInputError(message, kind=kind, path=label, patch=self.name)
+
+
+def patch_digest(patch: PatchFiles) -> str | None:
+    """md5 over the raw band files of a patch read from an archive (bands in name order); None
+    for a patch whose files are on disk or behind URLs."""
+    if not patch.files or not all(isinstance(f, bytes) for f in patch.files.values()):
+        return None
+    digest = hashlib.md5()
+    for band in sorted(patch.files):
+        data = patch.files[band]
+        digest.update(f"{band}:{len(data)}:".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def split_band_filename(filename: str) -> tuple[str, str] | None:

@@ -218,12 +218,16 @@ class StoreWriter:
     def discard_pass(self, pass_name: str, array_names: Sequence[str]) -> list[int]:
         """Remove the shard files and markers of every done shard of a pass; returns those shards."""
         shards = sorted(self.done_shards(pass_name))
-        for name in array_names:
-            layout = ShardLayout.load(self.path / name) if (self.path / name / "zarr.json").is_file() else None
-            for shard in shards if layout is not None else ():
-                Path(layout.shard_path(shard)).unlink(missing_ok=True)
-        shutil.rmtree(self.progress_dir / pass_name, ignore_errors=True)
+        for shard in shards:
+            self.discard_shard(pass_name, shard, array_names)
         return shards
+
+    def discard_shard(self, pass_name: str, shard: int, array_names: Sequence[str]) -> None:
+        """Remove the marker and then the files of one shard of a pass (a rerun writes it again)."""
+        self.marker(pass_name, shard).unlink(missing_ok=True)
+        for name in array_names:
+            if (self.path / name / "zarr.json").is_file() and (layout := ShardLayout.load(self.path / name)):
+                Path(layout.shard_path(shard)).unlink(missing_ok=True)
 
     def write_shard(self, pass_name: str, shard: int, data: dict[str, np.ndarray], record: dict) -> None:
         """Write rows ``[shard*shard_size, (shard+1)*shard_size)`` of each array, then the marker.
