@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import subprocess
 import sys
@@ -20,9 +21,12 @@ from imagery_support import (
 )
 
 from bigearthnet_txt.store import ImageryStore
+from conversion.imagery import convert
+from conversion.imagery.assembler import ShardAssembler
 from conversion.imagery.convert import convert_imagery
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.sources import iter_archive
+from conversion.imagery.spill import ShardSpill
 from conversion.imagery.store_writer import PROGRESS_DIR
 from conversion.sample_data import V1_S1_DIR
 
@@ -155,3 +159,33 @@ def test_resume_rewrites_shards_built_from_other_archive_bytes(archives, folder_
     assert finished.returncode == 0, finished.stderr
     assert "built from other source bytes; writing them again" in finished.stderr
     assert_same_store(folder_store, out)
+
+
+def test_archive_route_with_patches_spilled_to_disk_equals_folder_route(archives, folder_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(convert, "ShardAssembler", functools.partial(ShardAssembler, max_open_shards=1))
+    spilled = []
+    add = ShardSpill.add
+
+    def add_and_note(self, shard, item):
+        add(self, shard, item)
+        spilled.append(shard in self.on_disk)
+
+    monkeypatch.setattr(ShardSpill, "add", add_and_note)
+    s2, s1 = archives
+    convert_imagery(
+        tmp_path, s2=[s2], s1=[s1], metadata=METADATA, patch_ids=list(S2_SAMPLES),
+        allow_missing_s1=True, shard_size=2, progress=False,
+    )  # fmt: skip
+    assert any(spilled)
+    assert_same_store(folder_store, tmp_path)
+    assert not (tmp_path / ".imagery-staging").exists()
+
+
+def test_shard_spill_keeps_max_open_shards_in_memory(tmp_path):
+    spill = ShardSpill(tmp_path / "staging" / "s2", max_open=1)
+    for shard, item in [(0, "a"), (1, "b"), (0, "c"), (1, "d"), (2, "e")]:
+        spill.add(shard, item)
+    assert list(spill.memory) == [0] and sorted(spill.on_disk) == [1, 2]
+    assert spill.pop(1) == ["b", "d"] and spill.pop(0) == ["a", "c"] and spill.pop(3) == []
+    spill.close()
+    assert not (tmp_path / "staging").exists()

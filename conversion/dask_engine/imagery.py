@@ -22,12 +22,8 @@ recorded as in the local engine.
 
 from __future__ import annotations
 
-import contextlib
-import pickle
-import shutil
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -37,46 +33,12 @@ from conversion.dask_engine.shard_task import ShardJob, StoreSpec, error_from_re
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.metadata import PatchPlan
 from conversion.imagery.passes import Pass
-from conversion.imagery.sources import INTEGRITY_KINDS, PatchFiles, is_archive, iter_source
+from conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source
+from conversion.imagery.spill import ShardSpill
 from conversion.imagery.store_writer import StoreWriter
 
 STAGING_DIR = ".dask-staging"
 TASK_RETRIES = 2
-
-
-class _ShardBuffers:
-    """Patches read from an archive, per shard, until the shard is complete: in memory for up to
-    ``max_open`` shards, pickled under ``folder`` for the others."""
-
-    def __init__(self, folder: Path, max_open: int):
-        self.folder = folder
-        self.max_open = max_open
-        self.memory: dict[int, list] = {}
-        self.on_disk: dict[int, int] = {}
-        shutil.rmtree(folder, ignore_errors=True)
-
-    def add(self, shard: int, item: tuple[int, str, PatchFiles]) -> None:
-        if shard in self.memory or (shard not in self.on_disk and len(self.memory) < self.max_open):
-            self.memory.setdefault(shard, []).append(item)
-            return
-        count = self.on_disk.get(shard, 0)
-        path = self.folder / f"{shard:06d}" / f"{count:06d}.pkl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-        self.on_disk[shard] = count + 1
-
-    def pop(self, shard: int) -> list[tuple[int, str, PatchFiles]]:
-        items = self.memory.pop(shard, [])
-        if self.on_disk.pop(shard, 0):
-            folder = self.folder / f"{shard:06d}"
-            items += [pickle.loads(p.read_bytes()) for p in sorted(folder.glob("*.pkl"))]
-            shutil.rmtree(folder)
-        return items
-
-    def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.folder.parent.rmdir()  # the staging root, once no pass uses it
 
 
 class DaskPassRunner:
@@ -151,7 +113,7 @@ class _PassRun:
         self.lookups = [getattr(plan, name) for name in spec.lookups]
         self.seen: set[int] = set()
         self.open_shards: set[int] = set(pending)
-        self.buffers = _ShardBuffers(
+        self.buffers = ShardSpill(
             writer.out_dir / STAGING_DIR / spec.name, runner.max_open_shards
         )
         self.in_flight: list = []

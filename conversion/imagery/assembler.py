@@ -2,9 +2,10 @@
 
 Patches arrive in source order, not store order (the S1 archive is sorted by ``s1_name``, the
 store by split and ``patch_id``), so each pending shard keeps a block in memory until all its
-expected patches have arrived. At most ``max_open_shards`` blocks are held (16: ≈ 0.65 GB for the S2 arrays, 0.5 GB for S1); patches of further
-shards are staged on disk (one ``.npz`` per patch under ``DIR/.imagery-staging/<pass>/``) and
-merged when their shard is written, so memory stays flat whatever the archive size.
+expected patches have arrived. The patches of at most ``max_open_shards`` shards are held in memory
+(16: ≈ 0.65 GB for the S2 arrays, 0.5 GB for S1); those of further shards are staged on disk
+(``spill.ShardSpill`` under ``DIR/.imagery-staging/<pass>/``) and merged when their shard is
+written, so memory stays flat whatever the archive size.
 
 A shard built from archive members records ``source_md5`` (``combine_digests`` of its patches'
 ``patch_digest``) in its marker: a resumed run streaming the archive again checks the shards it
@@ -14,7 +15,6 @@ skips against it.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from bigearthnet_txt.schema import ImageryArray
 from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.passes import DecodedPatch, Pass
+from conversion.imagery.spill import ShardSpill
 from conversion.imagery.store_writer import StoreWriter, band_shape, fill_value
 
 STATS_SPLIT = "train"
@@ -70,13 +71,11 @@ class ShardAssembler:
         self.skip_bad = skip_bad
         self.max_open_shards = max_open_shards
         self.size = writer.shard_size
-        self.blocks: dict[int, dict[str, np.ndarray]] = {}
         self.received: dict[int, set[int]] = {s: set() for s in pending}
         self.profiles: dict[int, dict[int, list]] = {s: {} for s in pending}
         self.present: dict[int, set[int]] = {s: set() for s in pending}
         self.bad: dict[int, list[dict]] = {s: [] for s in pending}
-        self.staging = writer.staging_dir / spec.name
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self.buffer = ShardSpill(writer.staging_dir / spec.name, max_open_shards)
         self.shards_written = 0
         self.digests = digests if digests is not None else {}
 
@@ -97,16 +96,7 @@ class ShardAssembler:
         if patch.error is not None:
             self.record_bad(shard, patch.index, patch.error)
         else:
-            row = patch.index - shard * self.size
-            if shard not in self.blocks and len(self.blocks) >= self.max_open_shards:
-                self.staging.mkdir(parents=True, exist_ok=True)
-                np.savez(self.staging / f"{shard:06d}-{row:06d}.npz", **patch.arrays)
-            else:
-                if shard not in self.blocks:
-                    self.blocks[shard] = self._new_block()
-                block = self.blocks[shard]
-                for name, values in patch.arrays.items():
-                    block[name][row] = values
+            self.buffer.add(shard, (patch.index - shard * self.size, patch.arrays))
             self.present[shard].add(patch.index)
             self.profiles[shard][patch.index] = [patch.crs, list(patch.transform) if patch.transform else None]
         self.received[shard].add(patch.index)
@@ -119,14 +109,11 @@ class ShardAssembler:
         self.bad[shard].append({**error.to_record(), "patch_index": index})
 
     def flush(self, shard: int) -> None:
-        """Write the shard's block (staged patches merged in) and its progress marker."""
-        block = self.blocks.pop(shard, None) or self._new_block()
-        for staged in sorted(self.staging.glob(f"{shard:06d}-*.npz")) if self.staging.is_dir() else []:
-            row = int(staged.stem.split("-")[1])
-            with np.load(staged) as npz:
-                for name in block:
-                    block[name][row] = npz[name]
-            staged.unlink()
+        """Write the shard's block (from its buffered patches) and its progress marker."""
+        block = self._new_block()
+        for row, arrays in self.buffer.pop(shard):
+            for name, values in arrays.items():
+                block[name][row] = values
         train_rows = [
             i - shard * self.size for i in sorted(self.present[shard]) if self.split_of_index[i] == STATS_SPLIT
         ]
