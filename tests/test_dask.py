@@ -223,7 +223,7 @@ def test_remote_folder_listing_rejects_a_foreign_band_file():
     assert patches[foreign.name].error is None and len(patches[foreign.name].files) == 12
 
 
-def test_worker_never_creates_or_deletes_the_store(local_store, tmp_path):
+def test_worker_never_creates_or_deletes_the_store(tmp_path):
     """A worker that cannot see the store (not mounted) fails clearly and leaves the folder as is."""
     out = tmp_path / "out"
     (out / ".imagery-progress" / "s2").mkdir(parents=True)
