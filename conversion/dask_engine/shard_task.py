@@ -6,8 +6,8 @@ the local engine's ``ShardAssembler`` does, so a store is the same whichever eng
 shard whose marker exists is never rewritten: a task retried after its worker died once the marker
 was written returns at once, and one that died earlier finds no marker and writes the shard again.
 
-Bad input is returned, not raised (``ImageryInputError`` does not survive pickling), and the client
-raises it again: ``ShardOutcome.error``.
+Bad input is returned in ``ShardOutcome.error``, not raised, so that a task with bad input is not
+retried like one whose worker died; the client raises it (or records it with ``--skip-bad``).
 """
 
 from __future__ import annotations
