@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from bigearthnet_txt.schema import PATCH_TABLE
 from conversion.annotations import AnnotationSettings, convert_annotations
 from conversion.imagery.codecs import DEFAULT_SHARD_SIZE
-from conversion.imagery.convert import convert_imagery
+from conversion.imagery.convert import convert_imagery, patch_index_map
 from conversion.sample_data import SAMPLE_IMAGERY_SOURCES
 
 
@@ -27,7 +24,7 @@ def convert_sample(
         out, **SAMPLE_IMAGERY_SOURCES, annotations=[release_file], allow_missing_s1=True,
         shard_size=shard_size, progress=False,
     )  # fmt: skip
-    patches = pq.read_table(out / PATCH_TABLE, columns=["patch_id", "patch_index"])
-    patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
-    convert_annotations(release_file, out, settings or AnnotationSettings(), patch_index=patch_index, progress=False)
+    convert_annotations(
+        release_file, out, settings or AnnotationSettings(), patch_index=patch_index_map(out), progress=False
+    )
     return out

@@ -67,13 +67,10 @@ def run(args: argparse.Namespace) -> int:
     patch_index = None
     with engine_session(args) as engine:
         if args.s2 or args.s1 or args.reference_maps:
-            import pyarrow.parquet as pq
-
-            from bigearthnet_txt.schema import PATCH_TABLE
+            from conversion.imagery.convert import patch_index_map
 
             run_imagery(args, engine)
-            patches = pq.read_table(Path(args.out) / PATCH_TABLE, columns=["patch_id", "patch_index"])
-            patch_index = dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist()))
+            patch_index = patch_index_map(args.out)
         summary = convert_annotations(
             args.annotations, args.out, annotation_settings(args), patch_index=patch_index,
             progress=not args.quiet, overwrite=args.overwrite, drop_missing=args.skip_bad,

@@ -3,11 +3,13 @@
 Measured on replicated real sample patches, bytes relative to the LMDB of safetensors the official
 loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the codec table):
 
-* ``speed`` (the default) — Blosc(lz4, level 9, bit shuffle): ratio ≈ 0.695 of the LMDB's bytes,
-  written faster than ``balanced`` (lz4 encodes at ≈ 1 GB/s per core) and decoded ≈ 3.5× faster
-  (≈ 1.7 GB/s per core), which is what bounds random ``dataset[i]`` reads
-  (``bench/results/loading.md``). Bit shuffle is what makes lz4 match lz4hc's ratio here; lz4hc
-  (byte shuffle) needs level 9 for the same ratio and writes 80× slower.
+* ``speed`` (the default) — S2 and reference maps: Blosc(lz4, level 9, bit shuffle); S1:
+  Blosc(lz4hc, level 6, byte shuffle). Ratio ≈ 0.695 of the LMDB's bytes, written faster than
+  ``balanced`` and decoded ≈ 3.5× faster, which is what bounds random ``dataset[i]`` reads
+  (``bench/results/loading.md``). Per array, measured on the sample bands: for uint16, bit shuffle
+  lets lz4 (≈ 0.9 GB/s to write, 1.5 GB/s to read) match lz4hc 9's ratio, which writes 45× slower;
+  the float32 dB values hardly compress (0.77 whatever the codec) and lz4hc with byte shuffle reads
+  them at ≈ 6.7 GB/s, lz4 with bit shuffle at 2.4 GB/s.
 * ``balanced`` — Blosc(zstd, level 3, byte shuffle): ≈ 3 % fewer bytes (0.674 of the LMDB's),
   writing ≈ 140 MB/s and decoding ≈ 500 MB/s per core.
 * ``size`` — uint16 S2 / reference maps: Delta (row predictor, wrapping uint16) + Blosc(zstd 9,
@@ -27,19 +29,34 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Preset:
-    """Blosc compressor name, level and shuffle, and whether unsigned bands get a Delta filter first."""
+class Blosc:
+    """One Blosc compressor setting: name, level and shuffle (``"shuffle"`` or ``"bitshuffle"``)."""
 
     cname: str
     level: int
+    shuffle: str = "shuffle"
+
+    def __str__(self) -> str:
+        return f"blosc({self.cname}, {self.level}, {self.shuffle})"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The compressor of the unsigned (S2, reference map) and float (S1) arrays, and whether the
+    unsigned ones get a Delta filter first."""
+
+    unsigned: Blosc
+    floating: Blosc
     delta_unsigned: bool = False
-    shuffle: str = "shuffle"  # or "bitshuffle"
+
+    def compressor(self, dtype: np.dtype) -> Blosc:
+        return self.floating if dtype.kind == "f" else self.unsigned
 
 
 PRESET_CODECS: dict[str, Preset] = {
-    "speed": Preset("lz4", 9, shuffle="bitshuffle"),
-    "balanced": Preset("zstd", 3),
-    "size": Preset("zstd", 9, delta_unsigned=True),
+    "speed": Preset(Blosc("lz4", 9, "bitshuffle"), Blosc("lz4hc", 6)),
+    "balanced": Preset(Blosc("zstd", 3), Blosc("zstd", 3)),
+    "size": Preset(Blosc("zstd", 9), Blosc("zstd", 9), delta_unsigned=True),
 }
 PRESETS: tuple[str, ...] = tuple(PRESET_CODECS)
 DEFAULT_PRESET = "speed"
@@ -59,16 +76,16 @@ def codec_kwargs(preset: str, dtype: str) -> dict:
 
     p, dt = _preset(preset), np.dtype(dtype)
     filters = [Delta(dtype=dt.str)] if p.delta_unsigned and dt.kind == "u" else []
-    compressor = BloscCodec(cname=p.cname, clevel=p.level, shuffle=p.shuffle, typesize=dt.itemsize)
+    b = p.compressor(dt)
+    compressor = BloscCodec(cname=b.cname, clevel=b.level, shuffle=b.shuffle, typesize=dt.itemsize)
     return {"filters": filters, "serializer": BytesCodec(), "compressors": [compressor]}
 
 
 def describe(preset: str) -> dict:
     """JSON-ready description of a preset, for the store attributes."""
     p = _preset(preset)
-    blosc = f"blosc({p.cname}, {p.level}, {p.shuffle})"
     return {
         "preset": preset,
-        "uint16": f"delta(uint16) + {blosc}" if p.delta_unsigned else blosc,
-        "float32": blosc,
+        "uint16": f"delta(uint16) + {p.unsigned}" if p.delta_unsigned else str(p.unsigned),
+        "float32": str(p.floating),
     }

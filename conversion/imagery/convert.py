@@ -348,6 +348,12 @@ def _source_record(pass_name: str, path: Path, md5: str | None) -> dict:
     }
 
 
+def patch_index_map(out_dir: Path | str) -> dict[str, int]:
+    """``patch_id → patch_index`` of the converted store in ``out_dir`` (for the annotation tables)."""
+    patches = pq.read_table(Path(out_dir) / PATCH_TABLE, columns=["patch_id", "patch_index"])
+    return dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
+
+
 def convert_imagery(
     out_dir: Path | str,
     *,
