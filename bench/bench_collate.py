@@ -27,89 +27,27 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from replicated import convert_replicated
+
 from bigearthnet_txt.augment import Augmenter
 from bigearthnet_txt.collate import Collator
 from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
-from conversion.annotations import AnnotationSettings, convert_annotations
-from conversion.imagery.convert import convert_imagery
-from conversion.sample_data import V1_S1_DIR, V1_S2_DIR
-from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for
 
 BATCH = 256
-V1_S1_BY_CELL = {
-    "_".join(p.name.split("_")[-2:]): p.name for p in V1_S1_DIR.iterdir() if p.is_dir()
-}
-V1_PAIRS = sorted(
-    (p.name, V1_S1_BY_CELL["_".join(p.name.split("_")[-2:])])
-    for p in V1_S2_DIR.iterdir()
-    if p.is_dir()
-)
-
-
-def replicate(root: Path, n: int) -> Path:
-    """``root/BigEarthNet-S2``, ``root/BigEarthNet-S1`` (v2 layout) with ``n`` patches hard-linked
-    from the real v1.0 pairs, and their ``metadata.parquet`` (3 of 5 patches train)."""
-    rows = []
-    for k in range(n):
-        s2_src, s1_src = V1_PAIRS[k % len(V1_PAIRS)]
-        patch_id = f"S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_{k // 100:03d}_{k % 100:02d}"
-        s1_name = f"S1A_IW_GRDH_1SDV_20170617T064724_29UPU_{k // 100:03d}_{k % 100:02d}"
-        for src, src_name, top, name, parts in (
-            (V1_S2_DIR / s2_src, s2_src, "BigEarthNet-S2", patch_id, 2),
-            (V1_S1_DIR / s1_src, s1_src, "BigEarthNet-S1", s1_name, 3),
-        ):
-            folder = root / top / "_".join(name.split("_")[:-parts]) / name
-            folder.mkdir(parents=True)
-            for f in src.glob("*.tif"):
-                os.link(f, folder / f.name.replace(src_name, name))
-        rows.append(
-            {
-                "patch_id": patch_id,
-                "labels": ["Pastures"],
-                "split": ("train", "train", "train", "validation", "test")[k % 5],
-                "country": "Ireland",
-                "s1_name": s1_name,
-                "s2v1_name": f"v1_{k}",
-                "contains_seasonal_snow": False,
-                "contains_cloud_or_shadow": False,
-            }
-        )
-    pq.write_table(pa.Table.from_pylist(rows), root / "metadata.parquet")
-    return root / "metadata.parquet"
-
-
 def build(work: Path, n_patches: int) -> Path:
     """The converted folder (cached: reused when its store is complete)."""
     out = work / "bigearthnet_txt"
     if (out / "data").is_dir() and (out / "patches.parquet").is_file():
         return out
     shutil.rmtree(work, ignore_errors=True)
-    metadata = replicate(work / "src", n_patches)
-    convert_imagery(out, s2=[work / "src" / "BigEarthNet-S2"], s1=[work / "src" / "BigEarthNet-S1"],
-                    metadata=[metadata], all_patches=True, workers=2, progress=False)  # fmt: skip
-    infos = [
-        PatchInfo(m["patch_id"], m["s1_name"], m["split"], list(m["labels"]), m["country"], "Summer",
-                  CLIMATE_ZONES[0], 53.0, -8.0)
-        for m in pq.read_table(metadata).to_pylist()
-    ]  # fmt: skip
-    release = work / "release.parquet"
-    pq.write_table(annotations_for(infos, seed=0), release)
-    patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
-    index = dict(
-        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
-    )
-    convert_annotations(
-        release, out, AnnotationSettings(rows_per_shard=50_000), patch_index=index, progress=False
-    )
+    out, _, _ = convert_replicated(work, n_patches, rows_per_shard=50_000, workers=2)
     shutil.rmtree(work / "src")
     return out
 

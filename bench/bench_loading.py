@@ -35,7 +35,6 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
-import pyarrow.parquet as pq
 import rasterio
 from safetensors.numpy import load as load_safetensors
 
@@ -43,15 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rico_style_baseline as rico
-from bench_imagery import replicate
+from replicated import convert_replicated
 
 from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.random_access import BigEarthNetTxt
 from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
-from conversion.annotations import AnnotationSettings, convert_annotations
 from conversion.imagery.codecs import DEFAULT_PRESET
-from conversion.imagery.convert import convert_imagery
-from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for
 
 SPLIT = "train"
 
@@ -66,27 +62,7 @@ def rate(fn, n: int) -> float:
 
 def build(work: Path, n_patches: int, preset: str = DEFAULT_PRESET):
     """Converted folder, LMDB, GeoTIFF folders and patch metadata of ``n_patches`` replicated patches."""
-    s2_root, s1_root, metadata, s2_folders, s1_folders = replicate(work / "src", n_patches)
-    out = work / "bigearthnet_txt"
-    convert_imagery(
-        out, s2=[s2_root], s1=[s1_root], metadata=[metadata], all_patches=True, preset=preset,
-        progress=False,
-    )  # fmt: skip
-    meta = pq.read_table(metadata).to_pylist()
-    infos = [
-        PatchInfo(m["patch_id"], m["s1_name"], m["split"], list(m["labels"]), m["country"], "Summer",
-                  CLIMATE_ZONES[0], 53.0, -8.0)
-        for m in meta
-    ]  # fmt: skip
-    release = work / "release.parquet"
-    pq.write_table(annotations_for(infos, seed=0), release)
-    patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
-    index = dict(
-        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
-    )
-    convert_annotations(
-        release, out, AnnotationSettings(rows_per_shard=20_000), patch_index=index, progress=False
-    )
+    out, s2_folders, s1_folders = convert_replicated(work, n_patches, preset=preset)
     lmdb_dir = work / "lmdb"
     rico.convert([*s2_folders, *s1_folders], lmdb_dir, workers=1)
     folders = {f.name: f for f in [*s2_folders, *s1_folders]}
