@@ -117,11 +117,9 @@ def fingerprint(source: Path, settings: AnnotationSettings, patch_index: dict[st
 
 @dataclass
 class PatchOrder:
-    """Rank of every annotated patch (its position in the output order) and its split."""
+    """Rank of every annotated patch (its position in the output order), and the patches left out."""
 
     rank: dict[str, int]
-    split: dict[str, str]
-    s1_name: dict[str, str]
     dropped: frozenset[str] = frozenset()  # annotated patches without imagery, left out
 
 
@@ -179,7 +177,7 @@ def scan(
         order = sorted((p for p in split_of if p in patch_index), key=patch_index.__getitem__)
     else:
         order = sorted(split_of, key=lambda p: (SPLITS.index(split_of[p]), p))
-    return PatchOrder({p: r for r, p in enumerate(order)}, split_of, s1_of, frozenset(missing))
+    return PatchOrder({p: r for r, p in enumerate(order)}, frozenset(missing))
 
 
 # --- pass 2: spill ---------------------------------------------------------------------------
