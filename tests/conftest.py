@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from imagery_support import METADATA, S2_SAMPLES, S2_SOURCES
 from sample_support import convert_sample
 
 from conversion.annotations import AnnotationSettings
-from conversion.sample_data import METADATA_FILE
+from conversion.imagery.convert import convert_imagery
+from conversion.sample_data import METADATA_FILE, V1_S1_DIR
 from conversion.synthetic import sample_annotations, write_sample
 
 
@@ -34,3 +36,15 @@ def converted_sample(tmp_path_factory, sample_release_file) -> Path:
         shard_size=2,
         settings=AnnotationSettings(rows_per_shard=7, row_group_size=5),
     )
+
+
+@pytest.fixture(scope="session")
+def s2_sample_store_dir(tmp_path_factory) -> Path:
+    """Imagery only, from folders: all six S2 samples (v2, legacy flat, v1) with the v1 S1 pairs
+    (the others have no S1), two patches per shard. Tests only read it."""
+    out = tmp_path_factory.mktemp("s2_sample_store")
+    convert_imagery(
+        out, s2=S2_SOURCES, s1=[V1_S1_DIR], metadata=METADATA, patch_ids=list(S2_SAMPLES),
+        allow_missing_s1=True, shard_size=2, progress=False,
+    )  # fmt: skip
+    return out

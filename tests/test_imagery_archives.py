@@ -14,7 +14,6 @@ import zstandard
 from imagery_support import (
     METADATA,
     S2_SAMPLES,
-    S2_SOURCES,
     V1_S1_SAMPLES,
     assert_same_store,
     make_archive,
@@ -28,7 +27,6 @@ from conversion.imagery.errors import ImageryInputError
 from conversion.imagery.sources import iter_archive
 from conversion.imagery.spill import ShardSpill
 from conversion.imagery.store_writer import PROGRESS_DIR
-from conversion.sample_data import V1_S1_DIR
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +39,8 @@ def archives(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def folder_store(tmp_path_factory):
-    out = tmp_path_factory.mktemp("folders")
-    convert_imagery(
-        out, s2=S2_SOURCES, s1=[V1_S1_DIR], metadata=METADATA, patch_ids=list(S2_SAMPLES),
-        allow_missing_s1=True, shard_size=2, progress=False,
-    )  # fmt: skip
-    return out
+def folder_store(s2_sample_store_dir):
+    return s2_sample_store_dir
 
 
 def test_archive_stream_yields_each_patch_once(archives):

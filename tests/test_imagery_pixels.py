@@ -38,14 +38,9 @@ REFERENCE_MAP_PATCH = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57"
 
 
 @pytest.fixture(scope="module")
-def s2_store(tmp_path_factory):
+def s2_store(s2_sample_store_dir):
     """All six S2 samples (v2, legacy flat, v1) with the v1 S1 pairs; the others have no S1."""
-    out = tmp_path_factory.mktemp("store")
-    convert_imagery(
-        out, s2=S2_SOURCES, s1=[V1_S1_DIR], metadata=METADATA, patch_ids=list(S2_SAMPLES),
-        allow_missing_s1=True, shard_size=2, progress=False,
-    )  # fmt: skip
-    return ImageryStore(out)
+    return ImageryStore(s2_sample_store_dir)
 
 
 def test_every_s2_pixel_equals_rasterio(s2_store):
