@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-import pyarrow.parquet as pq
 
 from conversion.annotations import AnnotationSettings, convert_annotations
 from conversion.dask_engine.annotations import DaskBucketWeigher
 from conversion.dask_engine.cluster import open_client
 from conversion.dask_engine.imagery import DaskPassRunner
-from conversion.imagery.convert import convert_imagery
+from conversion.imagery.convert import convert_imagery, patch_index_map
 from conversion.imagery.sources import iter_archive
 from conversion.synthetic import FULL_PATCHES, FULL_ROWS
 
@@ -145,10 +144,7 @@ def convert_once(data: ArchiveSet, layout: str, out: Path, workers: int) -> Run:
             pass_runner=_TimedPasses(DaskPassRunner(client), run.pass_seconds),
         )  # fmt: skip
         run.imagery_seconds = time.perf_counter() - start
-        patches = pq.read_table(out / "patches.parquet", columns=["patch_id", "patch_index"])
-        patch_index = dict(
-            zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
-        )
+        patch_index = patch_index_map(out)
         weigher = _TimedWeigher(DaskBucketWeigher(client))
         start = time.perf_counter()
         convert_annotations(

@@ -20,39 +20,21 @@ import json
 import tempfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from bigearthnet_txt.annotations import parse_box, render_box
 from bigearthnet_txt.evaluate import evaluate, write_report
-from bigearthnet_txt.schema import PATCH_TABLE
 from bigearthnet_txt.show import show
 from bigearthnet_txt.tables import read_tables
-from conversion.annotations import convert_annotations
-from conversion.imagery.convert import convert_imagery
-from conversion.sample_data import (
-    LEGACY_FLAT_S2_DIR,
-    METADATA_FILE,
-    SNOW_CLOUD_METADATA_FILE,
-    V1_S1_DIR,
-    V1_S2_DIR,
-    V2_S1_DIR,
-    V2_S2_DIR,
-)
-from conversion.synthetic import write_sample
+from conversion.commands import demo
 
 SHOW_PATCH = "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"
 SPLITS = ("test", "bench")
 
 
 def convert_sample(out: Path) -> Path:
-    release = write_sample(out / "release" / "BigEarthNet.txt.parquet", METADATA_FILE)
+    """The embedded sample converted (annotation fixtures + real imagery), as ``bigearthnet-txt demo`` does."""
     data = out / "data_set"
-    convert_imagery(data, s2=[V2_S2_DIR, LEGACY_FLAT_S2_DIR, V1_S2_DIR], s1=[V2_S1_DIR, V1_S1_DIR],
-                    metadata=[METADATA_FILE, SNOW_CLOUD_METADATA_FILE], annotations=[release],
-                    allow_missing_s1=True, progress=False)
-    patches = pq.read_table(data / PATCH_TABLE, columns=["patch_id", "patch_index"])
-    convert_annotations(release, data, progress=False,
-                        patch_index=dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist())))
+    if demo.convert_sample(data):
+        raise SystemExit("converting the embedded sample failed")
     return data
 
 
