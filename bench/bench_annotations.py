@@ -2,7 +2,7 @@
 
 Generates (once, cached under ``bench/work/``) a synthetic ``BigEarthNet.txt.parquet`` with the
 release's size and layout (9,553,962 rows, 464,044 patches, 78 row groups; realistic templates,
-see ``conversion.synthetic``), converts it in a child process and reports wall time, rows/s
+see ``bigearthnet_txt.conversion.synthetic``), converts it in a child process and reports wall time, rows/s
 (overall and per stage) and the child's peak RSS. Target: peak RSS under 4 GB.
 
     python bench/bench_annotations.py [--rows N] [--patches N]
@@ -21,12 +21,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from conversion.synthetic import FULL_PATCHES, FULL_ROW_GROUPS, FULL_ROWS, write_full_size
+from bigearthnet_txt.conversion.synthetic import (
+    FULL_PATCHES,
+    FULL_ROW_GROUPS,
+    FULL_ROWS,
+    write_full_size,
+)
 
 HERE = Path(__file__).resolve().parent
 CHILD = """
 import json, sys, time
-from conversion.annotations import convert_annotations, AnnotationSettings
+from bigearthnet_txt.conversion.annotations import convert_annotations, AnnotationSettings
 t = time.perf_counter()
 s = convert_annotations(sys.argv[1], sys.argv[2], AnnotationSettings(), progress=False, overwrite=True)
 print(json.dumps({"seconds": time.perf_counter() - t, "files": len(s.files), "rows": s.rows}))
@@ -51,7 +56,9 @@ def main() -> None:
     out = args.work / "annotations-out"
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(source), str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(source), str(out)], capture_output=True, text=True
+    )
     wall = time.perf_counter() - t
     if proc.returncode:
         sys.exit(proc.stderr)

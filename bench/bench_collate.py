@@ -1,7 +1,7 @@
 """Collate benchmark: ``bigearthnet_txt.collate.Collator`` on batches of 256 text rows.
 
 Data: ``--patches`` copies (hard links) of the three real v1.0 S1/S2 pairs, converted once
-into ``bench/work/collate-<patches>/`` with ~20 synthetic texts per patch (``conversion.synthetic``).
+into ``bench/work/collate-<patches>/`` with ~20 synthetic texts per patch (``bigearthnet_txt.conversion.synthetic``).
 Batches are 256 random ``train`` rows (several rows can share a patch, as in training).
 
 Measured, in one process unless stated:
@@ -41,6 +41,8 @@ from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
 
 BATCH = 256
+
+
 def build(work: Path, n_patches: int) -> Path:
     """The converted folder (cached: reused when its store is complete)."""
     out = work / "bigearthnet_txt"

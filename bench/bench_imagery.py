@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rico_style_baseline as rico
 from replicated import replicate
 
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery
 from bigearthnet_txt.store import ImageryStore
-from conversion.imagery.codecs import DEFAULT_PRESET
-from conversion.imagery.convert import convert_imagery
 
 
 def make_archive(folder: Path, out: Path) -> Path:
@@ -64,7 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=1200)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "imagery.md")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "imagery.md"
+    )
     args = parser.parse_args()
     n, w = args.patches, args.workers
     work = Path(tempfile.mkdtemp(prefix="bench-imagery-"))
@@ -77,13 +79,22 @@ def main() -> None:
 
         def ours(name, s2, s1, workers, preset=DEFAULT_PRESET):
             out = work / name.replace(" ", "_").replace(",", "")
-            seconds = timed(lambda: convert_imagery(out, s2=[s2], s1=[s1], workers=workers, preset=preset, **common))
+            seconds = timed(
+                lambda: convert_imagery(
+                    out, s2=[s2], s1=[s1], workers=workers, preset=preset, **common
+                )
+            )
             rows.append((name, n / seconds))
             return out
 
         def baseline(name, workers):
             out = work / name.replace(" ", "_").replace(",", "")
-            seconds = timed(lambda: [rico.convert(s2_folders, out / "s2", workers), rico.convert(s1_folders, out / "s1", workers)])
+            seconds = timed(
+                lambda: [
+                    rico.convert(s2_folders, out / "s2", workers),
+                    rico.convert(s1_folders, out / "s1", workers),
+                ]
+            )
             rows.append((name, n / seconds))
             return out
 
@@ -109,8 +120,16 @@ def main() -> None:
         keys = store.patches["patch_id"].to_pylist()
         s1_keys = store.patches["s1_name"].to_pylist()
         pos = {p: i for i, p in enumerate(store.patches["patch_index"].to_pylist())}
-        lmdb_batches = [([keys[pos[i]].encode() for i in b], [s1_keys[pos[i]].encode() for i in b]) for b in batches]
-        lmdb_s = timed(lambda: [(rico.read_patches(lmdb_dir / "s2", a), rico.read_patches(lmdb_dir / "s1", b)) for a, b in lmdb_batches])
+        lmdb_batches = [
+            ([keys[pos[i]].encode() for i in b], [s1_keys[pos[i]].encode() for i in b])
+            for b in batches
+        ]
+        lmdb_s = timed(
+            lambda: [
+                (rico.read_patches(lmdb_dir / "s2", a), rico.read_patches(lmdb_dir / "s1", b))
+                for a, b in lmdb_batches
+            ]
+        )
         decoded = 64 * len(batches)
 
         base1, basew = rate["rico-style LMDB, 1 process"], rate[f"rico-style LMDB, {w} processes"]
@@ -128,7 +147,10 @@ def main() -> None:
         for name, r in rows:
             ref = base1 if "1 process" in name else basew
             lines.append(f"| {name} | {r:.0f} | {r / ref:.2f}× |")
-        folders_w, tar_w = rate[f"ours folders, {w} processes"], rate[f"ours .tar.zst, {w} processes"]
+        folders_w, tar_w = (
+            rate[f"ours folders, {w} processes"],
+            rate[f"ours .tar.zst, {w} processes"],
+        )
         folders_1, tar_1 = rate["ours folders, 1 process"], rate["ours .tar.zst, 1 process"]
         lines += [
             "",

@@ -19,7 +19,7 @@ Readers, each in one process:
   looked up per text row through ``patch_index``.
 
 Usage: ``python bench/bench_loading.py [--patches 1000] [--preset speed] [--rounds 3] [--out bench/results/loading.md]``
-(``--preset``: the imagery codec preset of the converted store, ``conversion.imagery.codecs``).
+(``--preset``: the imagery codec preset of the converted store, ``bigearthnet_txt.conversion.imagery.codecs``).
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rico_style_baseline as rico
 from replicated import convert_replicated
 
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET
 from bigearthnet_txt.loading import load_dataset
 from bigearthnet_txt.random_access import BigEarthNetTxt
 from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
-from conversion.imagery.codecs import DEFAULT_PRESET
 
 SPLIT = "train"
 
@@ -135,7 +135,9 @@ def main() -> None:
         "--rounds", type=int, default=3, help="alternating rounds per reader (best kept)"
     )
     parser.add_argument("--geotiff", type=int, default=60, help="samples read through GeoTIFFs")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, help="imagery codec preset of the store")
+    parser.add_argument(
+        "--preset", default=DEFAULT_PRESET, help="imagery codec preset of the store"
+    )
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "loading.md"
     )
@@ -160,44 +162,45 @@ def main() -> None:
 
         readers["ours random ds[i]"] = (lambda: (ds[i] for i in rand), len(rand))
         readers["ours random ds[i], text only"] = (lambda: (text[i] for i in rand), len(rand))
-        readers["ours random ds[[64 rows]]"] = (
-            lambda: (ds[b] for b in batches), 64 * len(batches)
-        )
+        readers["ours random ds[[64 rows]]"] = (lambda: (ds[b] for b in batches), 64 * len(batches))
         ds120 = load_dataset(root, "all", SPLIT, resolution=120, cache_dir=cache)
         readers["ours random ds[i], 120x120"] = (lambda: (ds120[i] for i in rand), len(rand))
         seq = BigEarthNetTxt(root, "all", SPLIT, cache_dir=work / "arrow_cache")
-        readers["ours BigEarthNetTxt random ds[i]"] = (
-            lambda: (seq[i] for i in rand), len(rand)
-        )
+        readers["ours BigEarthNetTxt random ds[i]"] = (lambda: (seq[i] for i in rand), len(rand))
         seq_text = BigEarthNetTxt(root, "all", SPLIT, imagery=(), cache_dir=work / "arrow_cache")
         readers["ours BigEarthNetTxt random ds[i], text only"] = (
-            lambda: (seq_text[i] for i in rand), len(rand)
+            lambda: (seq_text[i] for i in rand),
+            len(rand),
         )
         readers["ours BigEarthNetTxt random __getitems__(64 rows)"] = (
-            lambda: (row for b in batches for row in seq.__getitems__(b)), 64 * len(batches)
+            lambda: (row for b in batches for row in seq.__getitems__(b)),
+            64 * len(batches),
         )
         stream = load_dataset(root, "all", SPLIT, streaming=True)
         readers["ours streaming"] = (lambda: stream, n_rows)
 
         readers["LMDB random"] = (
-            lambda: (lmdb_reader.read(pids[i], s1s[i]) for i in rand), len(rand)
+            lambda: (lmdb_reader.read(pids[i], s1s[i]) for i in rand),
+            len(rand),
         )
         readers["LMDB random, official upsampling"] = (
-            lambda: (lmdb_reader.read(pids[i], s1s[i], upsample=True) for i in rand), len(rand)
+            lambda: (lmdb_reader.read(pids[i], s1s[i], upsample=True) for i in rand),
+            len(rand),
         )
         readers["LMDB sequential"] = (
-            lambda: (lmdb_reader.read(p, s) for p, s in zip(pids, s1s)), n_rows
+            lambda: (lmdb_reader.read(p, s) for p, s in zip(pids, s1s)),
+            n_rows,
         )
         tif = rand[: args.geotiff]
         readers["GeoTIFF random"] = (
-            lambda: (read_geotiffs(folders[pids[i]], folders[s1s[i]]) for i in tif), len(tif)
+            lambda: (read_geotiffs(folders[pids[i]], folders[s1s[i]]) for i in tif),
+            len(tif),
         )
         readers["Arrow table random"] = (
-            lambda: (arrow[int(row_of[pis[i]])] for i in rand), len(rand)
+            lambda: (arrow[int(row_of[pis[i]])] for i in rand),
+            len(rand),
         )
-        readers["Arrow table sequential"] = (
-            lambda: (arrow[int(row_of[p])] for p in pis), n_rows
-        )
+        readers["Arrow table sequential"] = (lambda: (arrow[int(row_of[p])] for p in pis), n_rows)
         for round_ in range(args.rounds):
             for name, (fn, n) in readers.items():
                 if round_ and name.startswith(("GeoTIFF", "Arrow table")):

@@ -1,7 +1,7 @@
 """Throughput of the BLEU redundancy weights against a loop over ``sacrebleu.sentence_bleu``.
 
 Both run in the same process on the same synthetic BigEarthNet.txt-like texts (~21 per patch,
-``conversion.synthetic.templated_texts``). The sacrebleu loop runs on a subset of the patches (it is slow);
+``bigearthnet_txt.conversion.synthetic.templated_texts``). The sacrebleu loop runs on a subset of the patches (it is slow);
 the results agree to 1e-6 on that subset. Writes ``bench/results/redundancy.md``.
 
     .venv/bin/python bench/bench_redundancy.py [--patches 20000] [--loop-patches 150]
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import sacrebleu
 
+from bigearthnet_txt.conversion.synthetic import templated_texts
 from bigearthnet_txt.redundancy import uniqueness_batch, weights_batch
-from conversion.synthetic import templated_texts
 
 FULL_ROWS = 9_553_962
 RESULTS = Path(__file__).resolve().parent / "results" / "redundancy.md"
@@ -52,8 +52,12 @@ def best_of(repeats: int, fn, *args) -> tuple[float, float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patches", type=int, default=20_000, help="patches for our implementation")
-    parser.add_argument("--loop-patches", type=int, default=150, help="patches for the sacrebleu loop")
+    parser.add_argument(
+        "--patches", type=int, default=20_000, help="patches for our implementation"
+    )
+    parser.add_argument(
+        "--loop-patches", type=int, default=150, help="patches for the sacrebleu loop"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
@@ -65,7 +69,9 @@ def main() -> None:
 
     uniqueness_batch(loop_texts[:100], loop_ids[:100])
     loop_cpu, loop_wall, reference = best_of(1, sacrebleu_loop, loop_texts, loop_ids)
-    small_cpu, small_wall, ours_small = best_of(args.repeats, uniqueness_batch, loop_texts, loop_ids)
+    small_cpu, small_wall, ours_small = best_of(
+        args.repeats, uniqueness_batch, loop_texts, loop_ids
+    )
     max_err = float(np.abs(ours_small - reference).max())
     ours_cpu, ours_wall, _ = best_of(args.repeats, weights_batch, texts, patch_ids)
 
@@ -74,15 +80,30 @@ def main() -> None:
     ratio = ours_rate / loop_rate
     projected = FULL_ROWS / ours_rate
     rows = [
-        ("sacrebleu `sentence_bleu` loop", n_loop, loop_cpu, loop_wall, f"{FULL_ROWS / loop_rate / 3600:.1f} h"),
-        ("`uniqueness_batch`, same rows", n_loop, small_cpu, small_wall, f"{FULL_ROWS / (n_loop / small_cpu):.0f} s"),
+        (
+            "sacrebleu `sentence_bleu` loop",
+            n_loop,
+            loop_cpu,
+            loop_wall,
+            f"{FULL_ROWS / loop_rate / 3600:.1f} h",
+        ),
+        (
+            "`uniqueness_batch`, same rows",
+            n_loop,
+            small_cpu,
+            small_wall,
+            f"{FULL_ROWS / (n_loop / small_cpu):.0f} s",
+        ),
         ("`weights_batch`", len(texts), ours_cpu, ours_wall, f"{projected:.0f} s"),
     ]
     table = [
         "| implementation | texts | CPU s | wall s | texts/s (CPU) | 9,553,962 rows |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    table += [f"| {name} | {n:,} | {cpu:.3f} | {wall:.3f} | {n / cpu:,.0f} | {full} |" for name, n, cpu, wall, full in rows]
+    table += [
+        f"| {name} | {n:,} | {cpu:.3f} | {wall:.3f} | {n / cpu:,.0f} | {full} |"
+        for name, n, cpu, wall, full in rows
+    ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     report = "\n".join(
         [

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import psutil
 
-from conversion.annotations import AnnotationSettings, convert_annotations
-from conversion.dask_engine.annotations import DaskBucketWeigher
-from conversion.dask_engine.cluster import open_client
-from conversion.dask_engine.imagery import DaskPassRunner
-from conversion.imagery.convert import convert_imagery, patch_index_map
-from conversion.imagery.sources import iter_archive
-from conversion.synthetic import FULL_PATCHES, FULL_ROWS
+from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
+from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
+from bigearthnet_txt.conversion.dask_engine.cluster import open_client
+from bigearthnet_txt.conversion.dask_engine.imagery import DaskPassRunner
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery, patch_index_map
+from bigearthnet_txt.conversion.imagery.sources import iter_archive
+from bigearthnet_txt.conversion.synthetic import FULL_PATCHES, FULL_ROWS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_archives import ArchiveSet, make_archive_set

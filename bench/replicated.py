@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conversion.annotations import AnnotationSettings, convert_annotations
-from conversion.imagery.codecs import DEFAULT_PRESET
-from conversion.imagery.convert import convert_imagery, patch_index_map
-from conversion.sample_data import V1_S1_DIR, V1_S2_DIR
-from conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for
+from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery, patch_index_map
+from bigearthnet_txt.conversion.sample_data import V1_S1_DIR, V1_S2_DIR
+from bigearthnet_txt.conversion.synthetic import CLIMATE_ZONES, PatchInfo, annotations_for
 
 PAIRS = [
     ("S2A_MSIL2A_20170617T113321_36_85", "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_36_85"),
@@ -54,7 +54,12 @@ def replicate(root: Path, n: int) -> tuple[Path, Path, Path, list[Path], list[Pa
 
 
 def convert_replicated(
-    work: Path, n: int, *, preset: str = DEFAULT_PRESET, rows_per_shard: int = 20_000, workers: int = 1
+    work: Path,
+    n: int,
+    *,
+    preset: str = DEFAULT_PRESET,
+    rows_per_shard: int = 20_000,
+    workers: int = 1,
 ) -> tuple[Path, list[Path], list[Path]]:
     """``work/bigearthnet_txt``: ``n`` replicated patches converted with ~20 release-like texts each;
     returns the folder and the S2 / S1 patch folders it was converted from."""

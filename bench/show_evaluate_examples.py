@@ -21,10 +21,10 @@ import tempfile
 from pathlib import Path
 
 from bigearthnet_txt.annotations import parse_box, render_box
+from bigearthnet_txt.conversion.commands import demo
 from bigearthnet_txt.evaluate import evaluate, write_report
 from bigearthnet_txt.show import show
 from bigearthnet_txt.tables import read_tables
-from conversion.commands import demo
 
 SHOW_PATCH = "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"
 SPLITS = ("test", "bench")

@@ -1,13 +1,13 @@
 """A synthetic BigEarthNet archive set with the release's layout, made of the real sample patches.
 
 ``make_archive_set(folder, patches, ...)`` writes, for ``patches`` synthetic patches (those of a
-release-sized annotation file from ``conversion.synthetic.write_full_size``, scaled down):
+release-sized annotation file from ``bigearthnet_txt.conversion.synthetic.write_full_size``, scaled down):
 
 * ``BigEarthNet.txt.parquet`` — the annotation rows of those patches;
 * ``metadata.parquet`` — their metadata (split, labels, country, ``s1_name``, ``s2v1_name``);
 * ``BigEarthNet-S2``, ``BigEarthNet-S1``, ``Reference_Maps`` — v2 folder trees
   (``<product>/<patch>/<patch>_<band>.tif``) whose band files are hard links to the real sample
-  GeoTIFFs (``conversion.sample_data``), cycled over the sample patches: real encodings, value
+  GeoTIFFs (``bigearthnet_txt.conversion.sample_data``), cycled over the sample patches: real encodings, value
   ranges and sizes, no disk cost;
 * with ``archives=True`` also ``BigEarthNet-S2.tar.zst`` … built like the official archives
   (GNU tar, sorted members, zstd level 6, hard links stored as regular files).
@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conversion.imagery.sources import iter_folder
-from conversion.sample_data import (
+from bigearthnet_txt.conversion.imagery.sources import iter_folder
+from bigearthnet_txt.conversion.sample_data import (
     LEGACY_FLAT_S2_DIR,
     METADATA_FILE,
     V1_S1_DIR,
@@ -35,7 +35,7 @@ from conversion.sample_data import (
     V2_S1_DIR,
     V2_S2_DIR,
 )
-from conversion.synthetic import FULL_PATCHES, FULL_ROWS, write_full_size
+from bigearthnet_txt.conversion.synthetic import FULL_PATCHES, FULL_ROWS, write_full_size
 
 TOPS = {"s2": "BigEarthNet-S2", "s1": "BigEarthNet-S1", "reference_maps": "Reference_Maps"}
 

@@ -31,9 +31,7 @@ MCQ_PATTERN = (
     r"(?s)^(?:(?P<question>.*?) )?a\) (?P<a>.*), b\) (?P<b>.*), c\) (?P<c>.*), d\) (?P<d>.*)$"
 )
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
-BOX_PATTERN = (
-    rf"^\[(?P<x1>{_NUMBER}) (?P<y1>{_NUMBER}), (?P<x2>{_NUMBER}) (?P<y2>{_NUMBER})\]$"
-)
+BOX_PATTERN = rf"^\[(?P<x1>{_NUMBER}) (?P<y1>{_NUMBER}), (?P<x2>{_NUMBER}) (?P<y2>{_NUMBER})\]$"
 POINT_PATTERN = rf"<point>\((?P<x>{_NUMBER}), (?P<y>{_NUMBER})\)</point>"
 REF_PATTERN = r"(?s)<ref>(?P<ref>.*?)</ref>"
 

@@ -80,7 +80,8 @@ def _validate(table: pa.Table, source: str = "predictions") -> pa.Table:
         raise ValueError(f"{source}: missing column(s) {missing}; need ID and prediction")
     try:
         table = table.select(["ID", "prediction"]).cast(
-            pa.schema([("ID", pa.int64()), ("prediction", pa.string())]))
+            pa.schema([("ID", pa.int64()), ("prediction", pa.string())])
+        )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise ValueError(f"{source}: ID must be integers and prediction strings ({err})") from None
     if table["ID"].null_count:
@@ -88,8 +89,10 @@ def _validate(table: pa.Table, source: str = "predictions") -> pa.Table:
     counts = pc.value_counts(table["ID"])
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     if len(repeated):
-        raise ValueError(f"{source}: ID {repeated[0].as_py()} has more than one prediction "
-                         f"({len(repeated)} repeated IDs)")
+        raise ValueError(
+            f"{source}: ID {repeated[0].as_py()} has more than one prediction "
+            f"({len(repeated)} repeated IDs)"
+        )
     return table
 
 
@@ -104,15 +107,21 @@ def _read_jsonl(path: Path) -> pa.Table:
                 record = json.loads(line)
                 row_id, prediction = record["ID"], record["prediction"]
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{number}: expected a JSON object with keys "
-                                 f"'ID' and 'prediction', got {line.strip()[:200]!r}") from None
+                raise ValueError(
+                    f"{path}:{number}: expected a JSON object with keys "
+                    f"'ID' and 'prediction', got {line.strip()[:200]!r}"
+                ) from None
             if isinstance(row_id, bool) or not isinstance(row_id, int):
                 raise ValueError(f"{path}:{number}: ID must be an integer, got {row_id!r}")
             if prediction is not None and not isinstance(prediction, str):
-                raise ValueError(f"{path}:{number}: prediction must be a string, got {prediction!r}")
+                raise ValueError(
+                    f"{path}:{number}: prediction must be a string, got {prediction!r}"
+                )
             ids.append(row_id)
             predictions.append(prediction)
-    return pa.table({"ID": pa.array(ids, pa.int64()), "prediction": pa.array(predictions, pa.string())})
+    return pa.table(
+        {"ID": pa.array(ids, pa.int64()), "prediction": pa.array(predictions, pa.string())}
+    )
 
 
 def normalise_answer(text: str) -> str:
@@ -130,10 +139,14 @@ def box_iou(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     (IoU 0); two boxes of zero area have IoU 1 when equal, else 0."""
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
     target = np.asarray(target, dtype=np.float64).reshape(-1, 4)
-    width = np.clip(np.minimum(pred[:, 2], target[:, 2]) - np.maximum(pred[:, 0], target[:, 0]), 0, None)
-    height = np.clip(np.minimum(pred[:, 3], target[:, 3]) - np.maximum(pred[:, 1], target[:, 1]), 0, None)
+    width = np.clip(
+        np.minimum(pred[:, 2], target[:, 2]) - np.maximum(pred[:, 0], target[:, 0]), 0, None
+    )
+    height = np.clip(
+        np.minimum(pred[:, 3], target[:, 3]) - np.maximum(pred[:, 1], target[:, 1]), 0, None
+    )
     intersection = width * height
-    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
+    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area(pred) + area(target) - intersection
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, intersection / union, 0.0)
@@ -172,7 +185,12 @@ class Group:
     scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "missing": self.missing, "unparseable": self.unparseable, **self.scores}
+        return {
+            "rows": self.rows,
+            "missing": self.missing,
+            "unparseable": self.unparseable,
+            **self.scores,
+        }
 
 
 @dataclass
@@ -202,7 +220,9 @@ class EvaluationReport:
             "missing": {"count": self.n_missing, "examples": self.missing_ids},
             "extra": {"count": self.n_extra, "examples": self.extra_ids},
             "unparseable": {"count": self.n_unparseable, "examples": self.unparseable_ids},
-            "tasks": {t: {c: g.to_dict() for c, g in cats.items()} for t, cats in self.groups.items()},
+            "tasks": {
+                t: {c: g.to_dict() for c, g in cats.items()} for t, cats in self.groups.items()
+            },
             "captioning_details": self.caption_details,
         }
 
@@ -219,8 +239,10 @@ class EvaluationReport:
             for category, g in cats.items():
                 for metric, value in g.scores.items():
                     shown = f"**{category}**" if category == "overall" else category
-                    lines.append(f"| {task} | {shown} | {_METRIC_NAMES.get(metric, metric)} | "
-                                 f"{value:.2f} | {g.rows:,} | {g.unparseable:,} | {g.missing:,} |")
+                    lines.append(
+                        f"| {task} | {shown} | {_METRIC_NAMES.get(metric, metric)} | "
+                        f"{value:.2f} | {g.rows:,} | {g.unparseable:,} | {g.missing:,} |"
+                    )
         lines += [
             "",
             f"Missing predictions: {self.n_missing:,}{_examples(self.missing_ids, self.n_missing)}. "
@@ -229,14 +251,23 @@ class EvaluationReport:
             "",
             "Accuracy, IoU and Acc@0.5 in %; BLEU-4 and chrF on sacrebleu's 0–100 scale. "
             "Unparseable and missing predictions count as wrong."
-            + ("" if self.strict else " Answers compared after trimming whitespace, "
-               "lower-casing and dropping one trailing period."),
+            + (
+                ""
+                if self.strict
+                else " Answers compared after trimming whitespace, "
+                "lower-casing and dropping one trailing period."
+            ),
         ]
         return "\n".join(lines) + "\n"
 
 
-_METRIC_NAMES = {"accuracy": "accuracy", "bleu4": "BLEU-4", "chrf": "chrF",
-                 "mean_iou": "mean IoU", "acc_at_0.5": "Acc@0.5"}
+_METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "bleu4": "BLEU-4",
+    "chrf": "chrF",
+    "mean_iou": "mean IoU",
+    "acc_at_0.5": "Acc@0.5",
+}
 
 
 def _examples(ids: list[int], count: int) -> str:
@@ -266,18 +297,30 @@ def _normalised(texts: pa.Array, strict: bool, answers: bool) -> pa.Array:
     if strict:
         return texts
     if answers:
-        return pa.array([normalise_answer(t) if t is not None else None for t in texts.to_pylist()],
-                        pa.string())
+        return pa.array(
+            [normalise_answer(t) if t is not None else None for t in texts.to_pylist()], pa.string()
+        )
     return pc.utf8_trim_whitespace(texts)
 
 
 def _group(rows: np.ndarray, present: np.ndarray, ok: np.ndarray, scores: dict) -> Group:
-    return Group(rows=int(rows.sum()), missing=int((rows & ~present).sum()),
-                 unparseable=int((rows & present & ~ok).sum()), scores=scores)
+    return Group(
+        rows=int(rows.sum()),
+        missing=int((rows & ~present).sum()),
+        unparseable=int((rows & present & ~ok).sum()),
+        scores=scores,
+    )
 
 
-def _score_choice(refs: pa.Table, preds: pa.Array, present: np.ndarray, strict: bool,
-                  parser: Callable[[str], object], truth: np.ndarray, task: str):
+def _score_choice(
+    refs: pa.Table,
+    preds: pa.Array,
+    present: np.ndarray,
+    strict: bool,
+    parser: Callable[[str], object],
+    truth: np.ndarray,
+    task: str,
+):
     values, ok = _parse_unique(_normalised(preds, strict, answers=True), parser)
     predicted = np.array([-1 if v is None else int(v) for v in values], dtype=np.int64)
     correct = ok & (predicted == truth)
@@ -299,19 +342,30 @@ def _score_boxes(refs: pa.Table, preds: pa.Array, present: np.ndarray, strict: b
     iou = np.where(ok, box_iou(predicted.reshape(-1, 4), target.reshape(-1, 4)), 0.0)
     categories = refs["category"].to_numpy(zero_copy_only=False)
     out = {}
-    for name, rows in ((CATEGORY_POINT, categories == CATEGORY_POINT),
-                       (CATEGORY_REFERENCE, categories == CATEGORY_REFERENCE),
-                       ("overall", np.ones(len(iou), dtype=bool))):
+    for name, rows in (
+        (CATEGORY_POINT, categories == CATEGORY_POINT),
+        (CATEGORY_REFERENCE, categories == CATEGORY_REFERENCE),
+        ("overall", np.ones(len(iou), dtype=bool)),
+    ):
         if rows.any():
-            out[name] = _group(rows, present, ok, {
-                "mean_iou": 100 * iou[rows].mean(),
-                "acc_at_0.5": 100 * (iou[rows] >= IOU_THRESHOLD - IOU_TOLERANCE).mean(),
-            })
+            out[name] = _group(
+                rows,
+                present,
+                ok,
+                {
+                    "mean_iou": 100 * iou[rows].mean(),
+                    "acc_at_0.5": 100 * (iou[rows] >= IOU_THRESHOLD - IOU_TOLERANCE).mean(),
+                },
+            )
     return out, ok
 
 
-def evaluate(predictions: Path | str | pa.Table, data_dir: Path | str,
-             splits: Sequence[str] = ("bench",), strict: bool = False) -> EvaluationReport:
+def evaluate(
+    predictions: Path | str | pa.Table,
+    data_dir: Path | str,
+    splits: Sequence[str] = ("bench",),
+    strict: bool = False,
+) -> EvaluationReport:
     """Score ``predictions`` (a file, or a table with ``ID`` and ``prediction``, checked like a
     file) against every row of ``splits`` in the converted tables under ``data_dir``."""
     splits = list(splits)
@@ -345,14 +399,21 @@ def evaluate(predictions: Path | str | pa.Table, data_dir: Path | str,
             details = {k: v for k, v in scores.items() if k not in ("bleu4", "chrf")}
             ok = ~(null & present)
             everything = np.ones(len(hypotheses), dtype=bool)
-            groups[task] = {"overall": _group(everything, present, ok,
-                                              {"bleu4": scores["bleu4"], "chrf": scores["chrf"]})}
+            groups[task] = {
+                "overall": _group(
+                    everything, present, ok, {"bleu4": scores["bleu4"], "chrf": scores["chrf"]}
+                )
+            }
         elif task == TYPE_BINARY:
             truth = sub["answer_bool"].to_numpy(zero_copy_only=False).astype(np.int64)
-            groups[task], ok = _score_choice(sub, sub_preds, present, strict, parse_binary, truth, task)
+            groups[task], ok = _score_choice(
+                sub, sub_preds, present, strict, parse_binary, truth, task
+            )
         elif task == TYPE_MCQ:
             truth = sub["answer_index"].to_numpy(zero_copy_only=False).astype(np.int64)
-            groups[task], ok = _score_choice(sub, sub_preds, present, strict, answer_index, truth, task)
+            groups[task], ok = _score_choice(
+                sub, sub_preds, present, strict, answer_index, truth, task
+            )
         else:
             groups[task], ok = _score_boxes(sub, sub_preds, present, strict)
         unparseable[np.flatnonzero(mask)[present & ~ok]] = True
@@ -376,8 +437,9 @@ def evaluate(predictions: Path | str | pa.Table, data_dir: Path | str,
     )
 
 
-def write_report(report: EvaluationReport, out_json: Path | str | None = None,
-                 out_md: Path | str | None = None) -> None:
+def write_report(
+    report: EvaluationReport, out_json: Path | str | None = None, out_md: Path | str | None = None
+) -> None:
     """Write the report's JSON and/or Markdown form."""
     if out_json is not None:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)

@@ -59,8 +59,14 @@ def describe_tables(root: Path) -> dict | None:
         rows = {task: {split: sum(pq.ParquetFile(p).metadata.num_rows for p in root.glob(shard_glob(task, split)))
                        for split in SPLITS} for task in TABLE_TASKS}  # fmt: skip
         patches, settings, source = {}, {}, {}
-    return {"rows": rows, "patches": patches, "files": len(files), "bytes": sum(p.stat().st_size for p in files),
-            "settings": settings, "source": source}
+    return {
+        "rows": rows,
+        "patches": patches,
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "settings": settings,
+        "source": source,
+    }
 
 
 def describe_store(root: Path) -> dict | None:
@@ -80,13 +86,27 @@ def describe_store(root: Path) -> dict | None:
         z = store.group[name]
         meta = z.metadata.to_dict()
         arrays[name] = {
-            "shape": list(z.shape), "dtype": str(z.dtype), "chunks": list(z.chunks),
-            "shards": list(z.shards) if z.shards else None, "bands": list(store.band_names[name]),
+            "shape": list(z.shape),
+            "dtype": str(z.dtype),
+            "chunks": list(z.chunks),
+            "shards": list(z.shards) if z.shards else None,
+            "bands": list(store.band_names[name]),
             "codecs": " -> ".join(_codec_text(c) for c in meta.get("codecs", ())),
             "bytes": folder_bytes(root / IMAGERY_STORE / name),
         }
-    keys = ("codecs", "chunk_patches", "shard_patches", "n_rows", "n_patches", "split_ranges",
-            "stats_split", "format_version", "complete", "settings", "sources")
+    keys = (
+        "codecs",
+        "chunk_patches",
+        "shard_patches",
+        "n_rows",
+        "n_patches",
+        "split_ranges",
+        "stats_split",
+        "format_version",
+        "complete",
+        "settings",
+        "sources",
+    )
     return {**out, "arrays": arrays, **{k: attrs[k] for k in keys if k in attrs}}
 
 
@@ -97,8 +117,11 @@ def describe_patches(root: Path) -> dict | None:
         return None
     table = pq.read_table(path)
     by_split = {s: int(pc.sum(pc.equal(table["split"], s)).as_py() or 0) for s in SPLITS}
-    flags = {c: int(pc.sum(table[c]).as_py() or 0) for c in ("has_s1", "has_s2", "has_reference_map")
-             if c in table.column_names}
+    flags = {
+        c: int(pc.sum(table[c]).as_py() or 0)
+        for c in ("has_s1", "has_s2", "has_reference_map")
+        if c in table.column_names
+    }
     return {"count": table.num_rows, "by_split": by_split, **flags, "bytes": path.stat().st_size}
 
 
@@ -107,10 +130,16 @@ def describe(data_dir: Path | str) -> dict:
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    info = {"path": str(root), "tables": describe_tables(root), "patches": describe_patches(root),
-            "store": describe_store(root)}
+    info = {
+        "path": str(root),
+        "tables": describe_tables(root),
+        "patches": describe_patches(root),
+        "store": describe_store(root),
+    }
     if not any(info[k] for k in ("tables", "patches", "store")):
-        raise ValueError(f"{root}: not a converted data set (no {DATA_DIR}/, {PATCH_TABLE} or {IMAGERY_STORE})")
+        raise ValueError(
+            f"{root}: not a converted data set (no {DATA_DIR}/, {PATCH_TABLE} or {IMAGERY_STORE})"
+        )
     return info
 
 
@@ -146,9 +175,14 @@ def format_info(info: dict) -> str:
             lines.append("source: " + json.dumps(tables["source"]))
         lines.append("")
     if patches:
-        lines.append(f"Patch table: {patches['count']:,} patches ({_size(patches['bytes'])}); "
-                     + ", ".join(f"{k} {patches[k]:,}" for k in ("has_s2", "has_s1", "has_reference_map")
-                                 if k in patches))
+        lines.append(
+            f"Patch table: {patches['count']:,} patches ({_size(patches['bytes'])}); "
+            + ", ".join(
+                f"{k} {patches[k]:,}"
+                for k in ("has_s2", "has_s1", "has_reference_map")
+                if k in patches
+            )
+        )
         lines += _split_table("patches", {"patches": patches["by_split"]})
         lines.append("")
     if store:
@@ -156,11 +190,21 @@ def format_info(info: dict) -> str:
         if not store.get("complete", False):
             lines.append(f"  incomplete: {store.get('error', 'conversion not finished')}")
         for name, a in store.get("arrays", {}).items():
-            lines.append(f"  {name:<14} {a['dtype']:<8} shape {a['shape']} chunks {a['chunks']} "
-                         f"shards {a['shards']} {_size(a['bytes'])}")
+            lines.append(
+                f"  {name:<14} {a['dtype']:<8} shape {a['shape']} chunks {a['chunks']} "
+                f"shards {a['shards']} {_size(a['bytes'])}"
+            )
             lines.append(f"  {'':<14} bands {' '.join(a['bands']) or '-'}; codecs {a['codecs']}")
-        for key in ("codecs", "chunk_patches", "shard_patches", "n_rows", "n_patches", "split_ranges",
-                    "stats_split", "format_version"):
+        for key in (
+            "codecs",
+            "chunk_patches",
+            "shard_patches",
+            "n_rows",
+            "n_patches",
+            "split_ranges",
+            "stats_split",
+            "format_version",
+        ):
             if key in store:
                 lines.append(f"  {key}: {json.dumps(store[key])}")
         for key, value in (store.get("settings") or {}).items():

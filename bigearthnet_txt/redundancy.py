@@ -79,7 +79,9 @@ def weights(texts: Sequence[str], temperature: float | None = None) -> np.ndarra
     return weights_batch(texts, np.zeros(len(texts), dtype=np.int64), temperature)
 
 
-def uniqueness_batch(texts: Sequence[str], group_ids: Sequence[Hashable] | np.ndarray) -> np.ndarray:
+def uniqueness_batch(
+    texts: Sequence[str], group_ids: Sequence[Hashable] | np.ndarray
+) -> np.ndarray:
     """Uniqueness of every text of a table, each against the other texts of its group.
 
     Args:
@@ -189,7 +191,10 @@ def _group_codes(group_ids, n: int) -> tuple[np.ndarray, int]:
         if codes is None:
             index: dict = {}
             codes = np.fromiter(
-                (index.setdefault(tuple(k) if isinstance(k, list) else k, len(index)) for k in keys),
+                (
+                    index.setdefault(tuple(k) if isinstance(k, list) else k, len(index))
+                    for k in keys
+                ),
                 dtype=np.int64,
                 count=n,
             )
@@ -234,10 +239,17 @@ def _token_ids(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     word_codes, words = _dictionary_encode(pc.list_flatten(split))
     tok = _tokenizer()
     vocab: dict[str, int] = {}
-    word_tokens = [[vocab.setdefault(x, len(vocab)) for x in tok(w).split()] for w in words.to_pylist()]
+    word_tokens = [
+        [vocab.setdefault(x, len(vocab)) for x in tok(w).split()] for w in words.to_pylist()
+    ]
     word_offsets = np.zeros(len(word_tokens) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, word_tokens), dtype=np.int64, count=len(word_tokens)), out=word_offsets[1:])
-    word_flat = np.fromiter(chain.from_iterable(word_tokens), dtype=np.int64, count=int(word_offsets[-1]))
+    np.cumsum(
+        np.fromiter(map(len, word_tokens), dtype=np.int64, count=len(word_tokens)),
+        out=word_offsets[1:],
+    )
+    word_flat = np.fromiter(
+        chain.from_iterable(word_tokens), dtype=np.int64, count=int(word_offsets[-1])
+    )
 
     positions, occurrence = _ragged_take(word_offsets, word_codes)
     k = len(distinct)
@@ -482,9 +494,7 @@ def _sentence_bleu(correct, total, hyp_len, ref_len) -> np.ndarray:
         )
         zero = correct == 0
         halvings = np.cumsum(zero, axis=1)
-        precision = np.where(
-            zero, 100.0 / (np.exp2(halvings) * total), 100.0 * correct / total
-        )
+        precision = np.where(zero, 100.0 / (np.exp2(halvings) * total), 100.0 * correct / total)
         eff_order = np.minimum(hyp_len, MAX_ORDER)
         used = np.arange(MAX_ORDER)[None, :] < eff_order[:, None]
         log_sum = np.where(used, np.log(np.where(used, precision, 1.0)), 0.0).sum(axis=1)

@@ -111,7 +111,9 @@ PARSED_FIELDS: tuple[pa.Field, ...] = (
     pa.field("box", BOX_TYPE),  # bounding box: the target box
     pa.field("point", POINT_TYPE),  # bounding box / point: the prompt's point
     pa.field("ref", pa.string()),  # bounding box / reference: the referring expression
-    pa.field("uniqueness", pa.float32()),  # redundancy: 1 - BLEU(text; other texts of the group)/100
+    pa.field(
+        "uniqueness", pa.float32()
+    ),  # redundancy: 1 - BLEU(text; other texts of the group)/100
     pa.field("redundancy_weight", pa.float32()),  # redundancy: weight within the group (sums to 1)
 )
 PARSED_COLUMNS: tuple[str, ...] = tuple(f.name for f in PARSED_FIELDS)
@@ -144,9 +146,7 @@ CONFIGS: dict[str, TaskConfig] = {
         TaskConfig("binary", ("binary",), "Yes/no questions (presence, area, count, adjacency)."),
         TaskConfig("mcq", ("mcq",), "Multiple-choice questions with four options a-d."),
         TaskConfig("vqa", ("binary", "mcq"), "Visual question answering: binary + mcq."),
-        TaskConfig(
-            "referring", ("referring",), "Referring boxes from a point or an expression."
-        ),
+        TaskConfig("referring", ("referring",), "Referring boxes from a point or an expression."),
         TaskConfig("all", tuple(TABLE_TASKS), "Every task."),
     )
 }
@@ -188,8 +188,12 @@ class ImageryArray:
     nodata: float | int | None
 
 
-S2_10M = ImageryArray("s2_10m", ("B02", "B03", "B04", "B08"), 120, 10, "uint16", "reflectance x 10000", 0)
-S2_20M = ImageryArray("s2_20m", ("B05", "B06", "B07", "B8A", "B11", "B12"), 60, 20, "uint16", "reflectance x 10000", 0)
+S2_10M = ImageryArray(
+    "s2_10m", ("B02", "B03", "B04", "B08"), 120, 10, "uint16", "reflectance x 10000", 0
+)
+S2_20M = ImageryArray(
+    "s2_20m", ("B05", "B06", "B07", "B8A", "B11", "B12"), 60, 20, "uint16", "reflectance x 10000", 0
+)
 S2_60M = ImageryArray("s2_60m", ("B01", "B09"), 20, 60, "uint16", "reflectance x 10000", 0)
 S1 = ImageryArray("s1", S1_BANDS, 120, 10, "float32", "backscatter dB", None)
 REFERENCE_MAP = ImageryArray("reference_map", (), 120, 10, "uint16", "CORINE 2018 level-3 code", 0)
@@ -220,7 +224,18 @@ PATCH_SCHEMA = pa.schema(
 )
 
 # Band presets for training tensors (channel order as listed).
-S2_10M20M_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
+S2_10M20M_BANDS: tuple[str, ...] = (
+    "B02",
+    "B03",
+    "B04",
+    "B08",
+    "B05",
+    "B06",
+    "B07",
+    "B8A",
+    "B11",
+    "B12",
+)
 BAND_PRESETS: dict[str, tuple[str, ...]] = {
     "RGB": ("B04", "B03", "B02"),
     "S2-10m20m": S2_10M20M_BANDS,

@@ -61,7 +61,9 @@ class ShardLayout:
         for codec in sharding["codecs"]:
             name, config = codec["name"], codec.get("configuration", {})
             if name == "numcodecs.delta":
-                self.steps.append(("delta", numcodecs.Delta(dtype=config["dtype"], astype=config.get("astype"))))
+                self.steps.append(
+                    ("delta", numcodecs.Delta(dtype=config["dtype"], astype=config.get("astype")))
+                )
             elif name == "blosc":
                 self.steps.append(("bytes", numcodecs.Blosc(
                     cname=config["cname"], clevel=config["clevel"],
@@ -90,7 +92,10 @@ class ShardLayout:
         shard_shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
         if (
             not set(inner) <= SUPPORTED_INNER
-            or any(c.get("configuration", {}).get("endian", "little") != "little" for c in config["codecs"] + config["index_codecs"])
+            or any(
+                c.get("configuration", {}).get("endian", "little") != "little"
+                for c in config["codecs"] + config["index_codecs"]
+            )
             or index != ["bytes", "crc32c"]
             or config.get("index_location", "end") != "end"
             or config["chunk_shape"][0] != 1
@@ -125,7 +130,11 @@ class ShardLayout:
         for kind, codec in self.steps:
             if kind == "delta":
                 data = codec.encode(data)
-        buf = np.ascontiguousarray(data).view(np.uint8).tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        buf = (
+            np.ascontiguousarray(data).view(np.uint8).tobytes()
+            if isinstance(data, np.ndarray)
+            else bytes(data)
+        )
         for kind, codec in self.steps:
             if kind == "bytes":
                 buf = bytes(codec.encode(np.frombuffer(buf, dtype=self.dtype)))
@@ -139,7 +148,9 @@ class ShardLayout:
         parts: list[bytes] = []
         offset = 0
         rows = [row for row in range(self.shard_size) if not self._is_fill(block[row])]
-        for row, encoded in zip(rows, map_fn(self.encode_chunk, [block[r] for r in rows]), strict=True):
+        for row, encoded in zip(
+            rows, map_fn(self.encode_chunk, [block[r] for r in rows]), strict=True
+        ):
             index[row] = (offset, len(encoded))
             parts.append(encoded)
             offset += len(encoded)
@@ -157,7 +168,9 @@ class ShardLayout:
         for kind, codec in reversed(self.steps):
             if kind == "bytes":
                 data = codec.decode(data)
-        array = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data, dtype=self.dtype)
+        array = np.frombuffer(
+            bytes(data) if not isinstance(data, np.ndarray) else data, dtype=self.dtype
+        )
         for kind, codec in reversed(self.steps):
             if kind == "delta":
                 array = np.asarray(codec.decode(array)).view(self.dtype)
@@ -197,7 +210,9 @@ class ShardLayout:
         shards = rows // self.shard_size
         for shard in np.unique(shards).tolist():
             positions = np.flatnonzero(shards == shard).tolist()
-            (self._read_local if self.fs is None else self._read_remote)(shard, rows, positions, out)
+            (self._read_local if self.fs is None else self._read_remote)(
+                shard, rows, positions, out
+            )
         return out
 
     def _map_local(self, shard: int) -> mmap.mmap | None:
@@ -230,7 +245,9 @@ class ShardLayout:
         if getattr(self, "_maps", None):
             self.close()
 
-    def _read_local(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
+    def _read_local(
+        self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray
+    ) -> None:
         """Fill ``out[positions]`` with ``rows[positions]`` of local shard ``shard``."""
         index = self._indexes.get(shard)
         mapped = None if index is None and shard in self._indexes else self._map_local(shard)
@@ -254,7 +271,9 @@ class ShardLayout:
         finally:
             view.release()
 
-    def _read_remote(self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray) -> None:
+    def _read_remote(
+        self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray
+    ) -> None:
         """Like ``_read_local`` through ``fs``: one range read for the index (first time only), one
         per run of adjacent chunks."""
         known = shard in self._indexes

@@ -55,8 +55,23 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 0, 255), (0, 255, 255), (255, 255, 0), (255, 64, 0), (0, 255, 64),
     (64, 128, 255), (255, 128, 192), (160, 255, 0), (255, 170, 0), (170, 80, 255),
 )  # fmt: skip
-ROW_COLUMNS = ("ID", "patch_id", "s1_name", "input", "output", "type", "category", "split",
-               "latitude", "longitude", "country", "season", "climate_zone", "box", "point")
+ROW_COLUMNS = (
+    "ID",
+    "patch_id",
+    "s1_name",
+    "input",
+    "output",
+    "type",
+    "category",
+    "split",
+    "latitude",
+    "longitude",
+    "country",
+    "season",
+    "climate_zone",
+    "box",
+    "point",
+)
 TYPE_ORDER = (TYPE_CAPTION, TYPE_BINARY, TYPE_MCQ, TYPE_BOX)
 
 
@@ -92,7 +107,9 @@ def load_sample(query: str | int, data_dir: Path | str) -> Sample:
     text = str(query).strip()
     if text.isdigit():
         selected = int(text)
-        hit = read_tables(data_dir, columns=["ID", "patch_id"], row_filter=pc.field("ID") == selected)
+        hit = read_tables(
+            data_dir, columns=["ID", "patch_id"], row_filter=pc.field("ID") == selected
+        )
         if hit.num_rows == 0:
             raise ValueError(f"{data_dir}: no row with ID {selected}")
         patch_id = hit["patch_id"][0].as_py()
@@ -100,15 +117,21 @@ def load_sample(query: str | int, data_dir: Path | str) -> Sample:
         patch_id = text
     rows = read_tables(data_dir, columns=ROW_COLUMNS, row_filter=pc.field("patch_id") == patch_id)
     if rows.num_rows == 0:
-        rows = read_tables(data_dir, columns=ROW_COLUMNS, row_filter=pc.field("s1_name") == patch_id)
+        rows = read_tables(
+            data_dir, columns=ROW_COLUMNS, row_filter=pc.field("s1_name") == patch_id
+        )
         if rows.num_rows:
             patch_id = rows["patch_id"][0].as_py()
-    ordered = sorted(rows.to_pylist(), key=lambda r: (TYPE_ORDER.index(r["type"]), r["category"], r["ID"]))
+    ordered = sorted(
+        rows.to_pylist(), key=lambda r: (TYPE_ORDER.index(r["type"]), r["category"], r["ID"])
+    )
     sample = Sample(patch_id=patch_id, rows=ordered, selected_id=selected)
     if (data_dir / IMAGERY_STORE).is_dir():
         _attach_imagery(sample, data_dir)
     if not sample.rows and not sample.info:
-        raise ValueError(f"{data_dir}: no patch {patch_id!r} (neither in the tables nor in the store)")
+        raise ValueError(
+            f"{data_dir}: no patch {patch_id!r} (neither in the tables nor in the store)"
+        )
     return sample
 
 
@@ -133,7 +156,9 @@ def _attach_imagery(sample: Sample, data_dir: Path) -> None:
 # --- composites ------------------------------------------------------------------------------
 
 
-def stretch(channel: np.ndarray, valid: np.ndarray, percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
+def stretch(
+    channel: np.ndarray, valid: np.ndarray, percentiles: tuple[float, float] = PERCENTILES
+) -> np.ndarray:
     """uint8 linear stretch of ``channel`` between the given percentiles of its valid pixels
     (invalid pixels 0; a flat channel maps to 128)."""
     values = channel.astype(np.float64)
@@ -219,11 +244,20 @@ def _header(sample: Sample) -> list[str]:
     if s1_name:
         lines.append(f"S1: {s1_name}" + ("" if info.get("has_s1", True) else " (not in the store)"))
     split = first.get("split") or info.get("split")
-    where = ", ".join(str(v) for v in (first.get("country") or info.get("country"),
-                                       first.get("season"), first.get("climate_zone")) if v)
+    where = ", ".join(
+        str(v)
+        for v in (
+            first.get("country") or info.get("country"),
+            first.get("season"),
+            first.get("climate_zone"),
+        )
+        if v
+    )
     lines.append(f"split {split}; {where}")
     if first:
-        lines.append(f"lat {first['latitude']:.4f}, lon {first['longitude']:.4f}; {len(sample.rows)} texts")
+        lines.append(
+            f"lat {first['latitude']:.4f}, lon {first['longitude']:.4f}; {len(sample.rows)} texts"
+        )
     if info.get("labels"):
         lines.append("labels: " + "; ".join(info["labels"]))
     return lines
@@ -235,8 +269,11 @@ def _panels(sample: Sample) -> list[tuple[str, np.ndarray | None, str]]:
     return [
         ("True colour (B04 B03 B02)", true_colour(s2) if s2 is not None else None, no_s2),
         ("False colour (B08 B04 B03)", false_colour(s2) if s2 is not None else None, no_s2),
-        ("Sentinel-1 (VV, VH, VV-VH)", s1_composite(s1) if s1 is not None else None,
-         "no Sentinel-1 for this patch"),
+        (
+            "Sentinel-1 (VV, VH, VV-VH)",
+            s1_composite(s1) if s1 is not None else None,
+            "no Sentinel-1 for this patch",
+        ),
     ]
 
 
@@ -247,7 +284,9 @@ def _draw_targets(draw: ImageDraw.ImageDraw, sample: Sample, x0: int, y0: int, p
         width = SELECTED_BOX_WIDTH if row["ID"] == sample.selected_id else BOX_WIDTH
         if row["box"] is not None:
             left, top, right, bottom = box_pixels(row["box"], panel)
-            draw.rectangle((x0 + left, y0 + top, x0 + right, y0 + bottom), outline=colour, width=width)
+            draw.rectangle(
+                (x0 + left, y0 + top, x0 + right, y0 + bottom), outline=colour, width=width
+            )
         if row["category"] == CATEGORY_POINT and row["point"] is not None:
             px, py = x0 + round(row["point"][0] * panel), y0 + round(row["point"][1] * panel)
             r = POINT_RADIUS
@@ -274,7 +313,9 @@ class _Line:
 
 
 def _text_lines(sample: Sample, font, bold) -> list[_Line]:
-    lines = [_Line(part, bold=True) for line in _header(sample) for part in _wrap(line, bold, TEXT_WIDTH)]
+    lines = [
+        _Line(part, bold=True) for line in _header(sample) for part in _wrap(line, bold, TEXT_WIDTH)
+    ]
     lines.append(_Line(""))
     for n, row in enumerate(sample.rows):
         text = _row_text(row, row["ID"] == sample.selected_id)
@@ -283,9 +324,15 @@ def _text_lines(sample: Sample, font, bold) -> list[_Line]:
             lines += [_Line(part, shaded=shaded) for part in _wrap(text, font, TEXT_WIDTH)]
             continue
         parts = _wrap(text, font, TEXT_WIDTH - LINE_HEIGHT - 4)
-        lines += [_Line(part, indent=True, shaded=shaded,
-                        swatch=sample.colour_of(row["ID"]) if k == 0 else None)
-                  for k, part in enumerate(parts)]
+        lines += [
+            _Line(
+                part,
+                indent=True,
+                shaded=shaded,
+                swatch=sample.colour_of(row["ID"]) if k == 0 else None,
+            )
+            for k, part in enumerate(parts)
+        ]
     return lines
 
 
@@ -302,7 +349,9 @@ def render(sample: Sample, panel: int = PANEL) -> Image.Image:
         draw.text((x0, MARGIN), title, fill=TEXT_COLOUR, font=bold)
         if rgb is None:
             draw.rectangle((x0, y0, x0 + panel - 1, y0 + panel - 1), fill=MISSING_PANEL)
-            draw.text((x0 + panel // 2, y0 + panel // 2), missing, fill=BACKGROUND, font=bold, anchor="mm")
+            draw.text(
+                (x0 + panel // 2, y0 + panel // 2), missing, fill=BACKGROUND, font=bold, anchor="mm"
+            )
             continue
         tile = Image.fromarray(rgb, "RGB").resize((panel, panel), Image.Resampling.NEAREST)
         image.paste(tile, (x0, y0))
@@ -313,8 +362,11 @@ def render(sample: Sample, panel: int = PANEL) -> Image.Image:
         if line.shaded:
             draw.rectangle((x_text - 2, y, x_text + TEXT_WIDTH, y + LINE_HEIGHT - 1), fill=SHADE)
         if line.swatch is not None:
-            draw.rectangle((x_text, y + 2, x_text + LINE_HEIGHT - 4, y + LINE_HEIGHT - 2),
-                           fill=line.swatch, outline=(0, 0, 0))
+            draw.rectangle(
+                (x_text, y + 2, x_text + LINE_HEIGHT - 4, y + LINE_HEIGHT - 2),
+                fill=line.swatch,
+                outline=(0, 0, 0),
+            )
         x = x_text + (LINE_HEIGHT + 4 if line.indent else 0)
         draw.text((x, y), line.text, fill=TEXT_COLOUR, font=bold if line.bold else font)
     return image

@@ -98,7 +98,9 @@ class ImageryStore:
         self.storage_options = dict(storage_options or {})
         if is_url(path):
             url = str(path).rstrip("/")
-            self.root: Path | str = url[: -len(IMAGERY_STORE) - 1] if url.endswith("/" + IMAGERY_STORE) else url
+            self.root: Path | str = (
+                url[: -len(IMAGERY_STORE) - 1] if url.endswith("/" + IMAGERY_STORE) else url
+            )
             self.zarr_path: Path | str = f"{self.root}/{IMAGERY_STORE}"
         else:
             path = Path(str(path).removeprefix("file://"))
@@ -154,7 +156,9 @@ class ImageryStore:
             raise FileNotFoundError(f"{self.zarr_path}: no imagery store here") from None
         attrs = group.get("attributes", {}).get(STORE_ATTRS_KEY) or {}
         if not attrs.get("complete"):
-            raise ValueError(f"{self.zarr_path}: conversion not finished (rerun the convert command)")
+            raise ValueError(
+                f"{self.zarr_path}: conversion not finished (rerun the convert command)"
+            )
         metas = {}
         for name in IMAGERY_ARRAYS:
             try:
@@ -182,7 +186,9 @@ class ImageryStore:
             if self._metas is None:
                 self._open()  # refuses a missing or unfinished store
             if self.remote:
-                self._group = zarr.open_group(self.zarr_path, mode="r", storage_options=self.storage_options or None)
+                self._group = zarr.open_group(
+                    self.zarr_path, mode="r", storage_options=self.storage_options or None
+                )
             else:
                 self._group = zarr.open_group(self.zarr_path, mode="r")
         return self._group
@@ -207,7 +213,9 @@ class ImageryStore:
         """The patch table (``PATCH_SCHEMA``), sorted by ``patch_index``."""
         if self._patches is None:
             if self.remote:
-                with self.fs.open(f"{self._fs_path[: -len(IMAGERY_STORE) - 1]}/{PATCH_TABLE}", "rb") as f:
+                with self.fs.open(
+                    f"{self._fs_path[: -len(IMAGERY_STORE) - 1]}/{PATCH_TABLE}", "rb"
+                ) as f:
                     self._patches = pq.read_table(f)
             else:
                 self._patches = pq.read_table(self.root / PATCH_TABLE)
@@ -227,7 +235,10 @@ class ImageryStore:
     @property
     def band_names(self) -> dict[str, tuple[str, ...]]:
         """``{array: band names}`` as recorded in each array's attributes."""
-        return {name: tuple(meta.get("attributes", {}).get("bands", ())) for name, meta in self.metas.items()}
+        return {
+            name: tuple(meta.get("attributes", {}).get("bands", ()))
+            for name, meta in self.metas.items()
+        }
 
     @property
     def stats(self) -> dict[str, dict[str, float]]:
@@ -252,7 +263,11 @@ class ImageryStore:
         """``patch_index`` of each ``patch_id``; KeyError naming an unknown one."""
         if self._index_of is None:
             self._index_of = dict(
-                zip(self.patches["patch_id"].to_pylist(), self.patches["patch_index"].to_pylist(), strict=True)
+                zip(
+                    self.patches["patch_id"].to_pylist(),
+                    self.patches["patch_index"].to_pylist(),
+                    strict=True,
+                )
             )
         try:
             return np.array([self._index_of[p] for p in patch_ids], dtype=np.int64)
@@ -266,7 +281,9 @@ class ImageryStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def read(self, indices: Sequence[int] | np.ndarray, arrays: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    def read(
+        self, indices: Sequence[int] | np.ndarray, arrays: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Read rows ``indices`` (any order, repeats allowed) of ``arrays`` (default: all present).
 
         Returns ``{array: ndarray[len(indices), ...]}`` in the requested order.
@@ -283,8 +300,12 @@ class ImageryStore:
         for name in names:
             if name not in metas:
                 if name not in IMAGERY_ARRAYS:
-                    raise KeyError(f"unknown array {name!r}; expected one of {tuple(IMAGERY_ARRAYS)}")
-                raise KeyError(f"{self.zarr_path}: no array {name!r} in this store (have {self.arrays})")
+                    raise KeyError(
+                        f"unknown array {name!r}; expected one of {tuple(IMAGERY_ARRAYS)}"
+                    )
+                raise KeyError(
+                    f"{self.zarr_path}: no array {name!r} in this store (have {self.arrays})"
+                )
             n = metas[name]["shape"][0]
             if lo < 0 or hi >= n:
                 raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {n})")
@@ -308,7 +329,9 @@ class ImageryStore:
     def _layout(self, name: str) -> ShardLayout | None:
         if name not in self._layouts:
             if self.remote:
-                layout = ShardLayout.load(f"{self._fs_path}/{name}", fs=self.fs, meta=self.metas[name])
+                layout = ShardLayout.load(
+                    f"{self._fs_path}/{name}", fs=self.fs, meta=self.metas[name]
+                )
             else:
                 layout = ShardLayout.load(self.zarr_path / name, meta=self.metas[name])
             self._layouts[name] = layout

@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 from bigearthnet_txt.schema import DATA_DIR, SPLITS, TABLE_SCHEMA, TABLE_TASKS, shard_glob
 
 
-def table_files(data_dir: Path | str, tasks: Iterable[str] | None = None,
-                splits: Iterable[str] | None = None) -> list[Path]:
+def table_files(
+    data_dir: Path | str, tasks: Iterable[str] | None = None, splits: Iterable[str] | None = None
+) -> list[Path]:
     """The Parquet shards of the given tasks and splits (default: all), sorted within each."""
     root = Path(data_dir)
     if not (root / DATA_DIR).is_dir():
@@ -34,9 +35,13 @@ def table_files(data_dir: Path | str, tasks: Iterable[str] | None = None,
     return files
 
 
-def read_tables(data_dir: Path | str, splits: Sequence[str] | None = None,
-                columns: Sequence[str] | None = None, tasks: Iterable[str] | None = None,
-                row_filter: pc.Expression | None = None) -> pa.Table:
+def read_tables(
+    data_dir: Path | str,
+    splits: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    tasks: Iterable[str] | None = None,
+    row_filter: pc.Expression | None = None,
+) -> pa.Table:
     """Rows of the given tasks and splits as one table (``TABLE_SCHEMA``, or ``columns`` of it).
 
     ``row_filter`` (a ``pyarrow.compute`` expression, e.g. ``pc.field("ID") == 5``) is applied

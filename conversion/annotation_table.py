@@ -77,7 +77,9 @@ def _normalise(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
     )
 
 
-def _fail(table: pa.RecordBatch, bad: pa.Array, source: str, column: str, message: Callable[[int], str]):
+def _fail(
+    table: pa.RecordBatch, bad: pa.Array, source: str, column: str, message: Callable[[int], str]
+):
     """Raise for the first ``True`` in ``bad`` (a boolean mask), if any."""
     bad = pc.fill_null(bad, False)
     if not pc.any(bad).as_py():
@@ -106,7 +108,9 @@ def validate(table: pa.RecordBatch, source: str) -> None:
             pc.invert(pc.is_in(table[column], pa.array(allowed))),
             source,
             column,
-            lambda i, c=column, a=allowed: f"unknown value {table[c][i].as_py()!r} (allowed: {', '.join(a)})",
+            lambda i, c=column, a=allowed: (
+                f"unknown value {table[c][i].as_py()!r} (allowed: {', '.join(a)})"
+            ),
         )
     pairs = [f"{t}|{c}" for t, cats in CATEGORIES_BY_TYPE.items() for c in cats]
     key = pc.binary_join_element_wise(table["type"], table["category"], "|")
@@ -150,7 +154,13 @@ def _check_coordinates(table, coords, mask, source, column, parser, boxes: bool)
     if boxes:
         out_of_range |= (valid[:, 2] < valid[:, 0]) | (valid[:, 3] < valid[:, 1])
     bad[rows[out_of_range]] = True
-    _fail(table, pa.array(bad), source, column, lambda i: _parse_error(parser, table[column][i].as_py()))
+    _fail(
+        table,
+        pa.array(bad),
+        source,
+        column,
+        lambda i: _parse_error(parser, table[column][i].as_py()),
+    )
 
 
 def parse_table(table: pa.Table | pa.RecordBatch, source: str) -> pa.Table:
@@ -174,7 +184,9 @@ def parse_table(table: pa.Table | pa.RecordBatch, source: str) -> pa.Table:
         "output",
         lambda i: _parse_error(ann.parse_binary, table["output"][i].as_py()),
     )
-    answer_bool = pc.if_else(is_binary, pc.equal(table["output"], "yes"), pa.scalar(None, pa.bool_()))
+    answer_bool = pc.if_else(
+        is_binary, pc.equal(table["output"], "yes"), pa.scalar(None, pa.bool_())
+    )
 
     # mcq: four inline options and a bare letter
     _fail(
@@ -201,11 +213,15 @@ def parse_table(table: pa.Table | pa.RecordBatch, source: str) -> pa.Table:
 
     # bounding boxes: "[x1 y1, x2 y2]" in output; point / ref in input
     box_rows = np.asarray(is_box.to_numpy(zero_copy_only=False), bool)
-    box_str = _extract(table, "output", is_box, ann.BOX_PATTERN, source, ann.parse_box, ("x1", "y1", "x2", "y2"))
+    box_str = _extract(
+        table, "output", is_box, ann.BOX_PATTERN, source, ann.parse_box, ("x1", "y1", "x2", "y2")
+    )
     boxes = _floats(box_str)
     _check_coordinates(table, boxes, box_rows, source, "output", ann.parse_box, boxes=True)
     point_rows = np.asarray(is_point.to_numpy(zero_copy_only=False), bool)
-    point_str = _extract(table, "input", is_point, ann.POINT_PATTERN, source, ann.parse_point, ("x", "y"))
+    point_str = _extract(
+        table, "input", is_point, ann.POINT_PATTERN, source, ann.parse_point, ("x", "y")
+    )
     points = _floats(point_str)
     _check_coordinates(table, points, point_rows, source, "input", ann.parse_point, boxes=False)
     (ref,) = _extract(table, "input", is_ref, ann.REF_PATTERN, source, ann.parse_ref, ("ref",))

@@ -11,7 +11,7 @@ Memory stays bounded whatever the file size:
 1. *scan* reads only ``ID``, ``patch_id``, ``s1_name`` and ``split``, row group by row group, and
    checks that IDs are unique, that every patch has one ``s1_name`` and one split, and ranks the
    patches;
-2. *spill* parses and validates each row group (:func:`conversion.annotation_table.parse_table`)
+2. *spill* parses and validates each row group (:func:`bigearthnet_txt.conversion.annotation_table.parse_table`)
    and appends its rows to one of a few temporary buckets, each holding a range of patch ranks;
 3. *write* loads one bucket at a time, sorts it, computes the redundancy weights of its (complete)
    patch groups and appends each task/split slice to its output shard.
@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from bigearthnet_txt import redundancy
+from bigearthnet_txt.conversion.annotation_table import AnnotationError, check_schema, parse_table
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     DATA_DIR,
@@ -50,7 +51,6 @@ from bigearthnet_txt.schema import (
     TABLE_TASKS,
     TASK_OF_TYPE,
 )
-from conversion.annotation_table import AnnotationError, check_schema, parse_table
 
 TMP_DIR = ".annotations.tmp"
 GROUP_KEYS = ("patch", "patch_type")
@@ -97,19 +97,25 @@ class AnnotationSummary:
     dropped: dict = field(default_factory=dict)  # {"patches": [...], "rows": n}: no imagery
 
 
-def fingerprint(source: Path, settings: AnnotationSettings, patch_index: dict[str, int] | None) -> dict:
+def fingerprint(
+    source: Path, settings: AnnotationSettings, patch_index: dict[str, int] | None
+) -> dict:
     """Identifies a conversion: source file (name, size, mtime), settings and patch order."""
     stat = source.stat()
     order = hashlib.sha256()
     for pid, idx in sorted((patch_index or {}).items(), key=lambda kv: kv[1]):
         order.update(f"{pid}:{idx}\n".encode())
-    return json.loads(json.dumps({  # as it reads back from annotations.json
-        "file": source.name,
-        "bytes": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "settings": asdict(settings),
-        "patch_order_sha256": order.hexdigest() if patch_index else None,
-    }))
+    return json.loads(
+        json.dumps(
+            {  # as it reads back from annotations.json
+                "file": source.name,
+                "bytes": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "settings": asdict(settings),
+                "patch_order_sha256": order.hexdigest() if patch_index else None,
+            }
+        )
+    )
 
 
 # --- pass 1: scan ----------------------------------------------------------------------------
@@ -139,9 +145,13 @@ def scan(
         for column in t.column_names:
             if t[column].null_count:
                 i = pc.index(pc.is_null(t[column]), True).as_py()
-                raise AnnotationError(f"{source}: row ID={t['ID'][i].as_py()}, column {column!r}: value is null")
+                raise AnnotationError(
+                    f"{source}: row ID={t['ID'][i].as_py()}, column {column!r}: value is null"
+                )
         ids.append(t["ID"].to_numpy())
-        pairs = pc.unique(pc.binary_join_element_wise(t["patch_id"], t["s1_name"], t["split"], "\x00"))
+        pairs = pc.unique(
+            pc.binary_join_element_wise(t["patch_id"], t["s1_name"], t["split"], "\x00")
+        )
         for key in pairs.to_pylist():
             pid, s1, split = key.split("\x00")
             if split not in SPLITS:
@@ -159,13 +169,17 @@ def scan(
     all_ids = np.sort(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
     dup = np.flatnonzero(all_ids[1:] == all_ids[:-1])
     if len(dup):
-        raise AnnotationError(f"{source}: column 'ID': value {all_ids[dup[0]]} occurs more than once")
+        raise AnnotationError(
+            f"{source}: column 'ID': value {all_ids[dup[0]]} occurs more than once"
+        )
     s1_count = defaultdict(list)
     for pid, s1 in s1_of.items():
         s1_count[s1].append(pid)
     shared = next((v for v in s1_count.values() if len(v) > 1), None)
     if shared:
-        raise AnnotationError(f"{source}: patches {', '.join(shared)} share one s1_name; pairs must be 1:1")
+        raise AnnotationError(
+            f"{source}: patches {', '.join(shared)} share one s1_name; pairs must be 1:1"
+        )
     missing: list[str] = []
     if patch_index is not None:
         missing = sorted(p for p in split_of if p not in patch_index)
@@ -188,7 +202,9 @@ def _with_rank(table: pa.Table, order: PatchOrder, patch_index: dict[str, int] |
     rank = np.fromiter((order.rank[p] for p in ids), np.int64, len(ids))
     if patch_index is not None:
         idx = np.fromiter((patch_index[p] for p in ids), np.int32, len(ids))
-        table = table.set_column(TABLE_SCHEMA.get_field_index("patch_index"), "patch_index", pa.array(idx))
+        table = table.set_column(
+            TABLE_SCHEMA.get_field_index("patch_index"), "patch_index", pa.array(idx)
+        )
     return table.append_column("_rank", pa.array(rank))
 
 
@@ -196,7 +212,9 @@ def spill(pf, source, order, patch_index, tmp: Path, settings, progress) -> list
     buckets: dict[int, pa.ipc.RecordBatchFileWriter] = {}
     paths = {}
     options = pa.ipc.IpcWriteOptions(compression="lz4")
-    bar = tqdm(total=pf.metadata.num_rows, desc="annotations: parse", unit="rows", disable=not progress)
+    bar = tqdm(
+        total=pf.metadata.num_rows, desc="annotations: parse", unit="rows", disable=not progress
+    )
     dropped = pa.array(sorted(order.dropped), pa.string())
     try:
         for rg in range(pf.num_row_groups):
@@ -234,9 +252,13 @@ def add_redundancy(table: pa.Table, settings: AnnotationSettings) -> pa.Table:
     codes, groups = np.unique(groups, return_inverse=True)
     u = redundancy.uniqueness_batch(texts.combine_chunks(), groups)
     w = redundancy.normalise(u, groups, len(codes), temperature=settings.temperature)
-    table = table.set_column(TABLE_SCHEMA.get_field_index("uniqueness"), "uniqueness", pa.array(u.astype(np.float32)))
+    table = table.set_column(
+        TABLE_SCHEMA.get_field_index("uniqueness"), "uniqueness", pa.array(u.astype(np.float32))
+    )
     return table.set_column(
-        TABLE_SCHEMA.get_field_index("redundancy_weight"), "redundancy_weight", pa.array(w.astype(np.float32))
+        TABLE_SCHEMA.get_field_index("redundancy_weight"),
+        "redundancy_weight",
+        pa.array(w.astype(np.float32)),
     )
 
 
@@ -266,11 +288,17 @@ class ShardWriter:
             else:
                 starts = np.flatnonzero(np.diff(rank)) + 1  # first row of each later patch
                 fitting = starts[starts <= room]
-                cut = int(fitting[-1]) if len(fitting) else (int(starts[0]) if len(starts) else len(table))
+                cut = (
+                    int(fitting[-1])
+                    if len(fitting)
+                    else (int(starts[0]) if len(starts) else len(table))
+                )
                 if self.rows_in_file and not len(fitting):
                     cut = 0  # the next patch does not fit: start a new file
             if cut:
-                self.writer.write_table(table.slice(0, cut), row_group_size=self.settings.row_group_size)
+                self.writer.write_table(
+                    table.slice(0, cut), row_group_size=self.settings.row_group_size
+                )
                 self.rows_in_file += cut
                 table, rank = table.slice(cut), rank[cut:]
             if len(table):
@@ -295,7 +323,11 @@ def weigh_buckets(buckets: list[Path], settings: AnnotationSettings) -> Iterator
 
 
 def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) -> tuple[dict, dict]:
-    meta = {STORE_ATTRS_KEY.encode(): json.dumps({"redundancy": settings.redundancy_metadata()}).encode()}
+    meta = {
+        STORE_ATTRS_KEY.encode(): json.dumps(
+            {"redundancy": settings.redundancy_metadata()}
+        ).encode()
+    }
     schema = TABLE_SCHEMA.with_metadata(meta)
     writers: dict[tuple[str, str], ShardWriter] = {}
     rows: dict[str, dict[str, int]] = {t: {s: 0 for s in SPLITS} for t in TABLE_TASKS}
@@ -310,7 +342,9 @@ def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) ->
             for split in SPLITS:
                 in_split = pc.equal(split_of_row, split).to_numpy(zero_copy_only=False)
                 if in_split.any():
-                    patches[split].update(pc.unique(table["patch_id"].filter(pa.array(in_split))).to_pylist())
+                    patches[split].update(
+                        pc.unique(table["patch_id"].filter(pa.array(in_split))).to_pylist()
+                    )
                 for code, task in enumerate(tasks):
                     mask = in_split & (task_of_row == code)
                     if not mask.any():
@@ -357,7 +391,7 @@ def convert_annotations(
     summary's ``dropped``. Raises :class:`AnnotationError`
     (a ``ValueError``) naming the file, column and row ``ID`` on bad input, leaving ``out_dir``
     as it was. ``weigh(buckets, settings)`` yields each bucket's sorted, weighed rows in order
-    (default ``weigh_buckets``; ``conversion.dask_engine.annotations`` weighs them on a cluster).
+    (default ``weigh_buckets``; ``bigearthnet_txt.conversion.dask_engine.annotations`` weighs them on a cluster).
     """
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
@@ -394,7 +428,8 @@ def convert_annotations(
             seconds=round(time.perf_counter() - start, 3),
             dropped={
                 "patches": sorted(order.dropped),
-                "rows": pf.metadata.num_rows - sum(sum(v.values()) for v in counts["rows"].values()),
+                "rows": pf.metadata.num_rows
+                - sum(sum(v.values()) for v in counts["rows"].values()),
             },
         )
         (tmp / ANNOTATION_SUMMARY).write_text(json.dumps(asdict(summary), indent=1))

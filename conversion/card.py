@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from bigearthnet_txt.configs import card_configs, config_files
+from bigearthnet_txt.dataset_card import load_template
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     CONFIGS,
@@ -33,7 +34,6 @@ from bigearthnet_txt.schema import (
     STORE_ATTRS_KEY,
     TABLE_SCHEMA,
 )
-from dataset_card import load_template
 
 CARD_FILE = "README.md"
 LICENSE = "cdla-permissive-1.0"

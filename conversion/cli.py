@@ -12,14 +12,14 @@ import importlib
 import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "conversion.commands.convert",
-    "conversion.commands.demo",
-    "conversion.commands.download",
-    "conversion.commands.prepare",
-    "conversion.commands.evaluate",
-    "conversion.commands.push",
-    "conversion.commands.show",
-    "conversion.commands.info",
+    "bigearthnet_txt.conversion.commands.convert",
+    "bigearthnet_txt.conversion.commands.demo",
+    "bigearthnet_txt.conversion.commands.download",
+    "bigearthnet_txt.conversion.commands.prepare",
+    "bigearthnet_txt.conversion.commands.evaluate",
+    "bigearthnet_txt.conversion.commands.push",
+    "bigearthnet_txt.conversion.commands.show",
+    "bigearthnet_txt.conversion.commands.info",
 )
 
 

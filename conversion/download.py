@@ -1,7 +1,7 @@
 """Verified, resumable download of the BigEarthNet v2.0 files (Zenodo record 10891137) and of the
 text release ``BigEarthNet.txt.parquet`` (Hugging Face Hub).
 
-Every file has a name, a size and an md5 (``catalogue``, from ``conversion.imagery.checksums``;
+Every file has a name, a size and an md5 (``catalogue``, from ``bigearthnet_txt.conversion.imagery.checksums``;
 SPEC §2) and a list of URLs tried in order (``resolve_sources``): files of a local folder
 (``--source-dir``), entries of a sources file
 (``--sources``, JSON or TOML: ``{"<name>": {"url": …, "bytes": …, "md5": …}}``, ``url`` may be a
@@ -33,9 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from bigearthnet_txt.conversion.imagery.checksums import (
+    FILE_GROUPS,
+    PUBLISHED_FILES,
+    RELEASE_FILE,
+    names_in,
+)
+from bigearthnet_txt.conversion.remote import MAX_RETRIES, RETRY_WAIT_S, ChecksumError
 from bigearthnet_txt.schema import RELEASE_FILENAME, RELEASE_REPO_ID
-from conversion.imagery.checksums import FILE_GROUPS, PUBLISHED_FILES, RELEASE_FILE, names_in
-from conversion.remote import MAX_RETRIES, RETRY_WAIT_S, ChecksumError
 
 ZENODO_FILES_URL = "https://zenodo.org/records/10891137/files"
 HUB_PREFIX = "hf://"

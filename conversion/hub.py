@@ -2,7 +2,7 @@
 
 ``push(folder, repo_id)``:
 
-1. (re)writes the card ``README.md`` for ``repo_id`` (:func:`conversion.card.write_card`);
+1. (re)writes the card ``README.md`` for ``repo_id`` (:func:`bigearthnet_txt.conversion.card.write_card`);
 2. lists the files to publish (``PUBLISHED``: card, summaries, patch table, ``data/``,
    ``imagery.zarr/``; no hidden or ``*.tmp`` files) and checks them against
    the Hub's limits (:func:`check_limits`: < 100,000 files, < 10,000 entries per folder, < 50 GB
@@ -364,7 +364,7 @@ def push(
         )
     check_complete(folder)
     if write_card:
-        from conversion.card import write_card as write
+        from bigearthnet_txt.conversion.card import write_card as write
 
         write(folder, repo_id)
     elif not (folder / CARD_FILE).is_file():
@@ -412,9 +412,7 @@ def push(
     return result
 
 
-def _delete(
-    api, repo_id: str, stale: list[str], batch_files: int, result: PushResult, log
-) -> None:
+def _delete(api, repo_id: str, stale: list[str], batch_files: int, result: PushResult, log) -> None:
     """Delete the remote files ``stale`` in commits of at most ``batch_files`` files."""
     from huggingface_hub import CommitOperationDelete
 

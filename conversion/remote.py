@@ -214,7 +214,7 @@ def expect_md5(sources: Iterable[object], expected: Mapping[str, str] | None) ->
     """Attach the expected md5 (by file name; default: the published sums) to remote sources, so that
     their stream is verified on the fly."""
     if expected is None:
-        from conversion.imagery.checksums import PUBLISHED_FILES
+        from bigearthnet_txt.conversion.imagery.checksums import PUBLISHED_FILES
 
         expected = {name: md5 for name, (_, md5) in PUBLISHED_FILES.items()}
     for source in sources:
@@ -234,7 +234,7 @@ def localize(source: object, folder: Path, progress: bool = True) -> Path:
     published file) into ``folder``; local paths are returned as they are."""
     if not is_url(source):
         return Path(source)
-    from conversion.download import SourceFile, catalogue, fetch
+    from bigearthnet_txt.conversion.download import SourceFile, catalogue, fetch
 
     url = str(source)
     name = RemoteFile(url).name
@@ -258,7 +258,7 @@ def localize_arguments(args) -> None:
     ]
     remote_archives = [RemoteFile(str(s)) for s in archives if is_url(s)]
     if remote_archives and not getattr(args, "metadata", None):
-        from conversion.imagery.convert import METADATA_NAMES
+        from bigearthnet_txt.conversion.imagery.convert import METADATA_NAMES
 
         beside = [remote_archives[0].parent / name for name in METADATA_NAMES]
         args.metadata = [str(m) for m in beside if m.is_file()]

@@ -75,7 +75,16 @@ CLIMATE_ZONES: tuple[str, ...] = (
 CAPTION_PROMPT = (
     "Give a detailed overview of this satellite scene, including the region and land cover classes."
 )
-DIRECTIONS = ("left", "right", "top", "bottom", "top left", "top right", "bottom left", "bottom right")
+DIRECTIONS = (
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "top left",
+    "top right",
+    "bottom left",
+    "bottom right",
+)
 
 # Real size of the release (SPEC §1).
 FULL_ROWS = 9_553_962
@@ -157,7 +166,12 @@ def patch_rows(p: PatchInfo, rng: np.random.Generator, counts: dict[str, int]) -
         present = bool(rng.random() < 0.5)
         c = (labels if present else absent)[int(rng.integers(len(labels if present else absent)))]
         d = labels[int(rng.integers(len(labels)))]
-        yield template.format(c=c.lower(), d=d.lower()), "yes" if present else "no", TYPE_BINARY, category
+        yield (
+            template.format(c=c.lower(), d=d.lower()),
+            "yes" if present else "no",
+            TYPE_BINARY,
+            category,
+        )
     for i in range(counts["mcq"]):
         kind = i % 8
         if kind == 0:
@@ -167,7 +181,9 @@ def patch_rows(p: PatchInfo, rng: np.random.Generator, counts: dict[str, int]) -
             options, ans = _options(rng, labels[-1], CLASSES)
             q = "Which class covers the largest area?"
         elif kind == 2:
-            options, ans = _options(rng, str(int(rng.integers(1, 6))), [str(n) for n in range(1, 9)])
+            options, ans = _options(
+                rng, str(int(rng.integers(1, 6))), [str(n) for n in range(1, 9)]
+            )
             q = f"How many separate regions of {labels[0].lower()} are there?"
         elif kind == 3:
             correct = _pair(rng, labels) if len(labels) > 1 else _pair(rng, CLASSES)
@@ -196,17 +212,26 @@ def patch_rows(p: PatchInfo, rng: np.random.Generator, counts: dict[str, int]) -
         box = _box(rng)
         x = round((box[0] + box[2]) / 2, 2)
         y = round((box[1] + box[3]) / 2, 2)
-        prompt = f"Provide a bounding box for the land cover class instance at {render_point((x, y))}"
+        prompt = (
+            f"Provide a bounding box for the land cover class instance at {render_point((x, y))}"
+        )
         yield prompt, render_box(box), TYPE_BOX, "point"
     for i in range(counts["reference"]):
         what = ("largest connected region of", "smallest region of", "region of")[i % 3]
         expr = f"{what} {labels[i % len(labels)].lower()}"
-        yield f"Identify the location of the {render_ref(expr)}.", render_box(_box(rng)), TYPE_BOX, "reference"
+        yield (
+            f"Identify the location of the {render_ref(expr)}.",
+            render_box(_box(rng)),
+            TYPE_BOX,
+            "reference",
+        )
 
 
-def _table(rows: list[tuple], patches: list[PatchInfo], owner: list[int], ids: np.ndarray) -> pa.Table:
+def _table(
+    rows: list[tuple], patches: list[PatchInfo], owner: list[int], ids: np.ndarray
+) -> pa.Table:
     cols = list(zip(*rows)) if rows else [[], [], [], []]
-    get = lambda attr: [getattr(patches[i], attr) for i in owner]  # noqa: E731
+    get = lambda attr: [getattr(patches[i], attr) for i in owner]
     return pa.Table.from_arrays(
         [
             pa.array(ids, pa.int64()),
@@ -339,14 +364,18 @@ def write_sample(path: Path, metadata: Path, seed: int = 0, row_group_size: int 
 def synthetic_patches(n: int, rng: np.random.Generator) -> list[PatchInfo]:
     """``n`` made-up patches with release-like names, split shares, labels and metadata."""
     splits = rng.choice(SPLITS, size=n, p=[SPLIT_SHARE[s] for s in SPLITS])
-    tiles = [f"T{z:02d}{b}{a}{c}" for z in range(29, 36) for b in "STUVW" for a in "NPQU" for c in "DP"]
+    tiles = [
+        f"T{z:02d}{b}{a}{c}" for z in range(29, 36) for b in "STUVW" for a in "NPQU" for c in "DP"
+    ]
     infos = []
     for i in range(n):
         tile = tiles[(i // 10_000) % len(tiles)]
         r, c = divmod(i % 10_000, 100)
         month = int(rng.integers(1, 13))
         country = COUNTRIES[int(rng.integers(len(COUNTRIES)))]
-        labels = sorted(CLASSES[j] for j in rng.choice(len(CLASSES), int(rng.integers(1, 6)), replace=False))
+        labels = sorted(
+            CLASSES[j] for j in rng.choice(len(CLASSES), int(rng.integers(1, 6)), replace=False)
+        )
         pid = f"S2A_MSIL2A_2017{month:02d}15T101031_N9999_R022_{tile}_{r}_{c}"
         infos.append(
             PatchInfo(
@@ -397,7 +426,9 @@ def write_full_size(
             block = infos[start : start + block_patches]
             table = annotations_for(block, seed=seed + start, every_category=False, scale=scale)
             table = table.slice(0, rows - written)
-            table = table.set_column(0, "ID", pa.array(id_order[written : written + len(table)], pa.int64()))
+            table = table.set_column(
+                0, "ID", pa.array(id_order[written : written + len(table)], pa.int64())
+            )
             written += len(table)
             pending.append(table)
             pending_rows += len(table)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from sample_support import convert_sample
 
-from conversion.sample_data import (
+from bigearthnet_txt.conversion.sample_data import (
     METADATA_FILE,
 )
-from conversion.synthetic import write_sample
+from bigearthnet_txt.conversion.synthetic import write_sample
 
 
 def build_converted_sample(folder: Path) -> Path:

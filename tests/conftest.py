@@ -8,10 +8,10 @@ import pytest
 from imagery_support import METADATA, S2_SAMPLES, S2_SOURCES
 from sample_support import convert_sample
 
-from conversion.annotations import AnnotationSettings
-from conversion.imagery.convert import convert_imagery
-from conversion.sample_data import METADATA_FILE, V1_S1_DIR
-from conversion.synthetic import sample_annotations, write_sample
+from bigearthnet_txt.conversion.annotations import AnnotationSettings
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery
+from bigearthnet_txt.conversion.sample_data import METADATA_FILE, V1_S1_DIR
+from bigearthnet_txt.conversion.synthetic import sample_annotations, write_sample
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,9 @@ def sample_release_table():
 @pytest.fixture(scope="session")
 def sample_release_file(tmp_path_factory) -> Path:
     """``BigEarthNet.txt``-schema parquet for the real sample patches (small row groups)."""
-    return write_sample(tmp_path_factory.mktemp("release") / "BigEarthNet.txt.parquet", METADATA_FILE)
+    return write_sample(
+        tmp_path_factory.mktemp("release") / "BigEarthNet.txt.parquet", METADATA_FILE
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,7 @@ import pyarrow.parquet as pq
 import rasterio
 import zarr
 
-from bigearthnet_txt.schema import IMAGERY_STORE, PATCH_TABLE
-from conversion.sample_data import (
+from bigearthnet_txt.conversion.sample_data import (
     LEGACY_FLAT_S2_DIR,
     METADATA_FILE,
     SNOW_CLOUD_METADATA_FILE,
@@ -20,6 +19,7 @@ from conversion.sample_data import (
     V1_S2_DIR,
     V2_S2_DIR,
 )
+from bigearthnet_txt.schema import IMAGERY_STORE, PATCH_TABLE
 
 METADATA = [METADATA_FILE, SNOW_CLOUD_METADATA_FILE]
 # patch_id -> folder of its S2 band files, for every S2 sample (v2, legacy flat, v1).
@@ -27,15 +27,21 @@ S2_SAMPLES: dict[str, Path] = {
     "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43": next(V2_S2_DIR.glob("*/*_75_43")),
     "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_89_18": next(V2_S2_DIR.glob("*/*_89_18")),
     "S2A_MSIL2A_20180526T100031_N9999_R122_T34WFU_14_23": next(LEGACY_FLAT_S2_DIR.glob("*_14_23")),
-    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85": V1_S2_DIR / "S2A_MSIL2A_20170617T113321_36_85",
-    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_04_55": V1_S2_DIR / "S2A_MSIL2A_20170617T113321_4_55",
-    "S2A_MSIL2A_20171221T112501_N9999_R037_T29SND_56_35": V1_S2_DIR / "S2A_MSIL2A_20171221T112501_56_35",
+    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85": V1_S2_DIR
+    / "S2A_MSIL2A_20170617T113321_36_85",
+    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_04_55": V1_S2_DIR
+    / "S2A_MSIL2A_20170617T113321_4_55",
+    "S2A_MSIL2A_20171221T112501_N9999_R037_T29SND_56_35": V1_S2_DIR
+    / "S2A_MSIL2A_20171221T112501_56_35",
 }
 # patch_id -> folder of its S1 band files (the v1 pairs).
 V1_S1_SAMPLES: dict[str, Path] = {
-    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85": V1_S1_DIR / "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_36_85",
-    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_04_55": V1_S1_DIR / "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_4_55",
-    "S2A_MSIL2A_20171221T112501_N9999_R037_T29SND_56_35": V1_S1_DIR / "S1A_IW_GRDH_1SDV_20171221T064238_29SND_56_35",
+    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85": V1_S1_DIR
+    / "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_36_85",
+    "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_04_55": V1_S1_DIR
+    / "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_4_55",
+    "S2A_MSIL2A_20171221T112501_N9999_R037_T29SND_56_35": V1_S1_DIR
+    / "S1A_IW_GRDH_1SDV_20171221T064238_29SND_56_35",
 }
 V1_PAIRS = list(V1_S1_SAMPLES)
 S2_SOURCES = [V2_S2_DIR, LEGACY_FLAT_S2_DIR, V1_S2_DIR]
@@ -60,7 +66,10 @@ def make_archive(folders: dict[str, Path], top: str, out: Path) -> Path:
             if f.suffix in (".tif", ".tiff"):
                 shutil.copyfile(f, target / f.name.replace(folder.name, name))
     tar_path = out.with_suffix("")
-    subprocess.run(["tar", "--sort=name", "--format=gnu", "-cf", str(tar_path), "-C", str(staging), top], check=True)
+    subprocess.run(
+        ["tar", "--sort=name", "--format=gnu", "-cf", str(tar_path), "-C", str(staging), top],
+        check=True,
+    )
     subprocess.run(["zstd", "-q", "-6", "--rm", "-f", str(tar_path), "-o", str(out)], check=True)
     shutil.rmtree(staging)
     return out
@@ -76,5 +85,7 @@ def assert_same_store(a: Path, b: Path) -> None:
     arrays_a, arrays_b = store_arrays(a), store_arrays(b)
     assert arrays_a.keys() == arrays_b.keys()
     for name in arrays_a:
-        assert arrays_a[name].view(np.uint8).tobytes() == arrays_b[name].view(np.uint8).tobytes(), name
+        assert arrays_a[name].view(np.uint8).tobytes() == arrays_b[name].view(np.uint8).tobytes(), (
+            name
+        )
     assert pq.read_table(a / PATCH_TABLE).equals(pq.read_table(b / PATCH_TABLE))

@@ -7,8 +7,8 @@ import os
 import signal
 import sys
 
-from conversion.imagery.convert import main
-from conversion.imagery.store_writer import StoreWriter
+from bigearthnet_txt.conversion.imagery.convert import main
+from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
 
 
 def kill_after_shards(n: int) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conversion.annotations import AnnotationSettings, convert_annotations
-from conversion.imagery.codecs import DEFAULT_SHARD_SIZE
-from conversion.imagery.convert import convert_imagery, patch_index_map
-from conversion.sample_data import SAMPLE_IMAGERY_SOURCES
+from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_SHARD_SIZE
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery, patch_index_map
+from bigearthnet_txt.conversion.sample_data import SAMPLE_IMAGERY_SOURCES
 
 
 def convert_sample(
@@ -25,6 +25,10 @@ def convert_sample(
         shard_size=shard_size, progress=False,
     )  # fmt: skip
     convert_annotations(
-        release_file, out, settings or AnnotationSettings(), patch_index=patch_index_map(out), progress=False
+        release_file,
+        out,
+        settings or AnnotationSettings(),
+        patch_index=patch_index_map(out),
+        progress=False,
     )
     return out

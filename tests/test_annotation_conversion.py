@@ -13,6 +13,13 @@ import pytest
 
 from bigearthnet_txt import annotations as ann
 from bigearthnet_txt import redundancy
+from bigearthnet_txt.conversion.annotations import (
+    TMP_DIR,
+    AnnotationSettings,
+    convert_annotations,
+)
+from bigearthnet_txt.conversion.cli import main
+from bigearthnet_txt.conversion.synthetic import write_full_size
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     CATEGORIES_BY_TYPE,
@@ -22,13 +29,6 @@ from bigearthnet_txt.schema import (
     TABLE_TASKS,
     TASK_OF_TYPE,
 )
-from conversion.annotations import (
-    TMP_DIR,
-    AnnotationSettings,
-    convert_annotations,
-)
-from conversion.cli import main
-from conversion.synthetic import write_full_size
 
 
 def read_all(out: Path) -> pa.Table:
@@ -39,7 +39,9 @@ def read_all(out: Path) -> pa.Table:
 @pytest.fixture(scope="module")
 def converted(sample_release_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted")
-    convert_annotations(sample_release_file, out, AnnotationSettings(rows_per_shard=12), progress=False)
+    convert_annotations(
+        sample_release_file, out, AnnotationSettings(rows_per_shard=12), progress=False
+    )
     return out
 
 
@@ -117,10 +119,14 @@ def test_parsed_columns_equal_the_python_parsers(converted):
         else:
             assert row["box"] is None
         if row["category"] == "point":
-            np.testing.assert_array_equal(np.float32(row["point"]), np.float32(ann.parse_point(row["input"])))
+            np.testing.assert_array_equal(
+                np.float32(row["point"]), np.float32(ann.parse_point(row["input"]))
+            )
         else:
             assert row["point"] is None
-        assert row["ref"] == (ann.parse_ref(row["input"]) if row["category"] == "reference" else None)
+        assert row["ref"] == (
+            ann.parse_ref(row["input"]) if row["category"] == "reference" else None
+        )
         assert row["patch_index"] is None
 
 
@@ -129,21 +135,33 @@ def test_redundancy_weights_per_patch(converted):
     for pid in set(t["patch_id"].to_pylist()):
         rows = t.filter(pc.equal(t["patch_id"], pid)).sort_by("ID")
         texts = [f"{i} {o}" for i, o in zip(rows["input"].to_pylist(), rows["output"].to_pylist())]
-        np.testing.assert_allclose(rows["uniqueness"].to_numpy(), redundancy.uniqueness(texts), atol=1e-6)
-        np.testing.assert_allclose(rows["redundancy_weight"].to_numpy(), redundancy.weights(texts), atol=1e-6)
+        np.testing.assert_allclose(
+            rows["uniqueness"].to_numpy(), redundancy.uniqueness(texts), atol=1e-6
+        )
+        np.testing.assert_allclose(
+            rows["redundancy_weight"].to_numpy(), redundancy.weights(texts), atol=1e-6
+        )
         assert abs(rows["redundancy_weight"].to_numpy().sum() - 1) < 1e-5
-    meta = json.loads(pq.read_schema(next((converted / "data").rglob("*.parquet"))).metadata[b"bigearthnet_txt"])
+    meta = json.loads(
+        pq.read_schema(next((converted / "data").rglob("*.parquet"))).metadata[b"bigearthnet_txt"]
+    )
     assert meta["redundancy"]["group_key"] == "patch"
     assert meta["redundancy"]["text_fields"] == ["input", "output"]
 
 
 def test_group_key_patch_type(sample_release_file, tmp_path):
-    convert_annotations(sample_release_file, tmp_path, AnnotationSettings(group_key="patch_type"), progress=False)
+    convert_annotations(
+        sample_release_file, tmp_path, AnnotationSettings(group_key="patch_type"), progress=False
+    )
     t = read_all(tmp_path)
     pid = t["patch_id"][0].as_py()
-    rows = t.filter(pc.and_(pc.equal(t["patch_id"], pid), pc.equal(t["type"], "binary"))).sort_by("ID")
+    rows = t.filter(pc.and_(pc.equal(t["patch_id"], pid), pc.equal(t["type"], "binary"))).sort_by(
+        "ID"
+    )
     texts = [f"{i} {o}" for i, o in zip(rows["input"].to_pylist(), rows["output"].to_pylist())]
-    np.testing.assert_allclose(rows["redundancy_weight"].to_numpy(), redundancy.weights(texts), atol=1e-6)
+    np.testing.assert_allclose(
+        rows["redundancy_weight"].to_numpy(), redundancy.weights(texts), atol=1e-6
+    )
 
 
 def test_patch_index_mapping_fills_and_orders(sample_release_file, tmp_path, sample_release_table):
@@ -151,20 +169,29 @@ def test_patch_index_mapping_fills_and_orders(sample_release_file, tmp_path, sam
     mapping = {p: 100 + i for i, p in enumerate(patches)}
     convert_annotations(sample_release_file, tmp_path, patch_index=mapping, progress=False)
     t = read_all(tmp_path)
-    assert all(mapping[p] == i for p, i in zip(t["patch_id"].to_pylist(), t["patch_index"].to_pylist()))
+    assert all(
+        mapping[p] == i for p, i in zip(t["patch_id"].to_pylist(), t["patch_index"].to_pylist())
+    )
     for f in (tmp_path / "data").rglob("*.parquet"):
         idx = pq.read_table(f)["patch_index"].to_numpy()
         assert (np.diff(idx) >= 0).all()
     del mapping[patches[0]]
     with pytest.raises(ValueError, match=f"not in the imagery, e.g. {patches[0]}"):
-        convert_annotations(sample_release_file, tmp_path / "x", patch_index=mapping, progress=False)
+        convert_annotations(
+            sample_release_file, tmp_path / "x", patch_index=mapping, progress=False
+        )
     summary = convert_annotations(
         sample_release_file, tmp_path / "y", patch_index=mapping, progress=False, drop_missing=True
     )
     kept = read_all(tmp_path / "y")
-    expected = sample_release_table.filter(pc.not_equal(sample_release_table["patch_id"], patches[0]))
+    expected = sample_release_table.filter(
+        pc.not_equal(sample_release_table["patch_id"], patches[0])
+    )
     assert kept.select(list(RELEASE_COLUMNS)).sort_by("ID").equals(expected.sort_by("ID"))
-    assert summary.dropped == {"patches": [patches[0]], "rows": sample_release_table.num_rows - expected.num_rows}
+    assert summary.dropped == {
+        "patches": [patches[0]],
+        "rows": sample_release_table.num_rows - expected.num_rows,
+    }
 
 
 def test_rerun_is_a_no_op_and_other_settings_need_overwrite(sample_release_file, tmp_path):
@@ -174,8 +201,16 @@ def test_rerun_is_a_no_op_and_other_settings_need_overwrite(sample_release_file,
     assert again.files == first.files
     assert mtimes == {f: f.stat().st_mtime_ns for f in (tmp_path / "data").rglob("*.parquet")}
     with pytest.raises(FileExistsError, match="--overwrite"):
-        convert_annotations(sample_release_file, tmp_path, AnnotationSettings(temperature=0.5), progress=False)
-    convert_annotations(sample_release_file, tmp_path, AnnotationSettings(temperature=0.5), progress=False, overwrite=True)
+        convert_annotations(
+            sample_release_file, tmp_path, AnnotationSettings(temperature=0.5), progress=False
+        )
+    convert_annotations(
+        sample_release_file,
+        tmp_path,
+        AnnotationSettings(temperature=0.5),
+        progress=False,
+        overwrite=True,
+    )
     assert read_summary_temperature(tmp_path) == 0.5
 
 
@@ -202,13 +237,23 @@ def _row(table, type_, category=None):
 def _replace(table, column, i, value):
     values = table[column].to_pylist()
     values[i] = value
-    return table.set_column(table.schema.get_field_index(column), column, pa.array(values, table.schema.field(column).type))
+    return table.set_column(
+        table.schema.get_field_index(column),
+        column,
+        pa.array(values, table.schema.field(column).type),
+    )
 
 
 BAD_CELLS = [
     ("type", None, "type", "captions", "unknown value 'captions'"),
     ("split", None, "split", "dev", "unknown value 'dev'"),
-    ("category", ("binary", None), "category", "colour", "category 'colour' is not valid for type 'binary'"),
+    (
+        "category",
+        ("binary", None),
+        "category",
+        "colour",
+        "category 'colour' is not valid for type 'binary'",
+    ),
     ("category", ("captioning", None), "category", "none", "category 'none' is not valid"),
     ("output", ("bounding box", None), "output", "[0.64 0.0 1.0 0.71]", "'[0.64 0.0 1.0 0.71]'"),
     ("output", ("bounding box", None), "output", "[0.7 0.0, 0.6 0.71]", "out of order"),
@@ -222,7 +267,9 @@ BAD_CELLS = [
 
 
 @pytest.mark.parametrize("column,where,_,value,message", BAD_CELLS)
-def test_bad_cell_names_column_and_row(sample_release_table, tmp_path, column, where, _, value, message):
+def test_bad_cell_names_column_and_row(
+    sample_release_table, tmp_path, column, where, _, value, message
+):
     t = sample_release_table
     i, row_id = _row(t, *where) if where else (7, t["ID"][7].as_py())
     src = _write(_replace(t, column, i, value), tmp_path / "bad.parquet")
@@ -231,16 +278,29 @@ def test_bad_cell_names_column_and_row(sample_release_table, tmp_path, column, w
         convert_annotations(src, out, progress=False)
     text = str(err.value)
     assert str(src) in text and f"ID={row_id}" in text and f"{column!r}" in text and message in text
-    assert not (out / "data").exists() and not (out / TMP_DIR).exists() and not (out / ANNOTATION_SUMMARY).exists()
+    assert (
+        not (out / "data").exists()
+        and not (out / TMP_DIR).exists()
+        and not (out / ANNOTATION_SUMMARY).exists()
+    )
 
 
 @pytest.mark.parametrize(
     "change,message",
     [
         (lambda t: t.drop_columns(["season"]), "missing column(s) 'season'"),
-        (lambda t: t.append_column("extra", pa.array([1] * len(t))), "unexpected column(s) 'extra'"),
-        (lambda t: t.set_column(0, "ID", t["ID"].cast(pa.string())), "column 'ID' has type string, expected int64"),
-        (lambda t: t.set_column(8, "latitude", t["latitude"].cast(pa.float32())), "column 'latitude' has type float"),
+        (
+            lambda t: t.append_column("extra", pa.array([1] * len(t))),
+            "unexpected column(s) 'extra'",
+        ),
+        (
+            lambda t: t.set_column(0, "ID", t["ID"].cast(pa.string())),
+            "column 'ID' has type string, expected int64",
+        ),
+        (
+            lambda t: t.set_column(8, "latitude", t["latitude"].cast(pa.float32())),
+            "column 'latitude' has type float",
+        ),
     ],
 )
 def test_bad_columns(sample_release_table, tmp_path, change, message):
@@ -253,7 +313,9 @@ def test_bad_columns(sample_release_table, tmp_path, change, message):
 def test_duplicate_id_and_patch_consistency(sample_release_table, tmp_path):
     t = sample_release_table
     dup = _replace(t, "ID", 3, t["ID"][4].as_py())
-    with pytest.raises(ValueError, match=f"column 'ID': value {t['ID'][4].as_py()} occurs more than once"):
+    with pytest.raises(
+        ValueError, match=f"column 'ID': value {t['ID'][4].as_py()} occurs more than once"
+    ):
         convert_annotations(_write(dup, tmp_path / "a.parquet"), tmp_path / "o1", progress=False)
     pid = t["patch_id"][0].as_py()
     other = "test" if t["split"][0].as_py() != "test" else "train"
@@ -293,19 +355,39 @@ def test_full_size_generator_scaled_down(tmp_path):
     second = set(pf.read_row_group(1, columns=["patch_id"])["patch_id"].to_pylist())
     assert first & second, "some patch straddles two row groups"
     summary = convert_annotations(
-        src, tmp_path / "out", AnnotationSettings(patches_per_bucket=300, rows_per_shard=2_000), progress=False
+        src,
+        tmp_path / "out",
+        AnnotationSettings(patches_per_bucket=300, rows_per_shard=2_000),
+        progress=False,
     )
     total = sum(sum(v.values()) for v in summary.rows.values())
     assert total == pf.metadata.num_rows
-    assert read_all(tmp_path / "out").select(list(RELEASE_COLUMNS)).sort_by("ID").equals(
-        pq.read_table(src).sort_by("ID")
+    assert (
+        read_all(tmp_path / "out")
+        .select(list(RELEASE_COLUMNS))
+        .sort_by("ID")
+        .equals(pq.read_table(src).sort_by("ID"))
     )
 
 
 def test_cli_convert_and_error(sample_release_file, sample_release_table, tmp_path, capsys):
-    assert main(["convert", "--annotations", str(sample_release_file), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--annotations",
+                str(sample_release_file),
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "binary" in capsys.readouterr().out
     bad = _write(_replace(sample_release_table, "type", 2, "caption"), tmp_path / "bad.parquet")
-    assert main(["convert", "--annotations", str(bad), "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+    assert (
+        main(["convert", "--annotations", str(bad), "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+    )
     err = capsys.readouterr().err
     assert "unknown value 'caption'" in err and str(bad) in err

@@ -47,7 +47,10 @@ def test_mcq_splits_on_letter_markers_not_commas():
     question, options = parse_mcq(MCQ_VARIANTS[1])
     assert question == "Which class covers the largest area?"
     assert options[1] == "Beaches, dunes, sands"
-    assert options[2] == "Land principally occupied by agriculture, with significant areas of natural vegetation"
+    assert (
+        options[2]
+        == "Land principally occupied by agriculture, with significant areas of natural vegetation"
+    )
 
 
 @given(
@@ -131,7 +134,9 @@ def test_box_malformed_quotes_text(bad):
 
 
 def test_point_and_ref():
-    prompt = "Provide a bounding box for the land cover class instance at <point>(0.82, 0.28)</point>"
+    prompt = (
+        "Provide a bounding box for the land cover class instance at <point>(0.82, 0.28)</point>"
+    )
     assert parse_point(prompt) == (0.82, 0.28)
     assert render_point(parse_point(prompt)) in prompt
     ref = "Identify the location of the <ref>largest connected region of pastures</ref>."

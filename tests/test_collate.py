@@ -240,7 +240,7 @@ def test_rows_of_one_patch_share_one_transform_per_batch(texts, store):
 def test_group_index_follows_the_tables_redundancy_group_key(
     converted, store, sample_release_file, tmp_path
 ):
-    from conversion.annotations import AnnotationSettings, convert_annotations
+    from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
 
     by_type = tmp_path / "by_type"
     settings = AnnotationSettings(group_key="patch_type")

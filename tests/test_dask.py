@@ -20,17 +20,17 @@ from imagery_support import (
     make_archive,
 )
 
+from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
+from bigearthnet_txt.conversion.cli import main
+from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
+from bigearthnet_txt.conversion.dask_engine.cluster import open_client
+from bigearthnet_txt.conversion.dask_engine.imagery import DaskPassRunner
+from bigearthnet_txt.conversion.dask_engine.listing import iter_remote_folder
+from bigearthnet_txt.conversion.dask_engine.shard_task import ShardJob, StoreSpec, write_shard
+from bigearthnet_txt.conversion.imagery.convert import REPORT_FILE, convert_imagery
+from bigearthnet_txt.conversion.remote import RemoteFile
+from bigearthnet_txt.conversion.sample_data import V1_S1_DIR, V2_S2_DIR
 from bigearthnet_txt.schema import DATA_DIR, IMAGERY_STORE, S2_ARRAYS, STORE_ATTRS_KEY
-from conversion.annotations import AnnotationSettings, convert_annotations
-from conversion.cli import main
-from conversion.dask_engine.annotations import DaskBucketWeigher
-from conversion.dask_engine.cluster import open_client
-from conversion.dask_engine.imagery import DaskPassRunner
-from conversion.dask_engine.listing import iter_remote_folder
-from conversion.dask_engine.shard_task import ShardJob, StoreSpec, write_shard
-from conversion.imagery.convert import REPORT_FILE, convert_imagery
-from conversion.remote import RemoteFile
-from conversion.sample_data import V1_S1_DIR, V2_S2_DIR
 
 OPTIONS = {
     "metadata": METADATA,
@@ -138,7 +138,7 @@ class KillBeforeFirstMarker(distributed.WorkerPlugin):
         self.flag = flag
 
     def setup(self, worker):
-        from conversion.imagery import store_writer
+        from bigearthnet_txt.conversion.imagery import store_writer
 
         write_json_atomic = store_writer.write_json_atomic
         flag = self.flag
@@ -213,7 +213,9 @@ def test_remote_folder_listing_rejects_a_foreign_band_file():
         for path in folder.glob("*.tif"):
             fs.pipe(f"{root}/{folder.name}/{path.name}", path.read_bytes())
     foreign = next(f for f in folders if f.name.endswith("_89_18"))
-    fs.pipe(f"{root}/S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43/{foreign.name}_B02.tif", b"x")
+    fs.pipe(
+        f"{root}/S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43/{foreign.name}_B02.tif", b"x"
+    )
     try:
         patches = {p.name: p for p in iter_remote_folder(RemoteFile(f"memory://{root}"))}
     finally:
@@ -233,7 +235,9 @@ def test_worker_never_creates_or_deletes_the_store(tmp_path):
     with pytest.raises(FileNotFoundError, match="cannot open the store being written"):
         write_shard(spec, job, skip_bad=False)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        ".imagery-progress", ".imagery-progress/s2", ".imagery-progress/s2/000000.json"
+        ".imagery-progress",
+        ".imagery-progress/s2",
+        ".imagery-progress/s2/000000.json",
     ]
 
 

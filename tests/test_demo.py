@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from bigearthnet_txt import load_dataset
+from bigearthnet_txt.conversion.cli import main
 from bigearthnet_txt.paths import HOME_ENV
 from bigearthnet_txt.store import ImageryStore
-from conversion.cli import main
 
 
 def test_demo_converts_the_sample_and_loads_vqa_by_bare_name(tmp_path, monkeypatch, capsys):
@@ -34,7 +33,19 @@ def test_demo_converts_the_sample_and_loads_vqa_by_bare_name(tmp_path, monkeypat
 
 
 def test_demo_refuses_a_folder_holding_another_data_set(sample_release_file, tmp_path, capsys):
-    assert main(["convert", "--annotations", str(sample_release_file), "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--annotations",
+                str(sample_release_file),
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["demo", "--out", str(tmp_path)]) == 2
     assert "does not replace it" in capsys.readouterr().err

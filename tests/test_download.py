@@ -12,10 +12,10 @@ import pytest
 from imagery_support import S2_SAMPLES, make_archive
 from range_server import serve
 
-from conversion import download as dl
-from conversion.cli import main
-from conversion.remote import ChecksumError
-from conversion.sample_data import V2_DIR
+from bigearthnet_txt.conversion import download as dl
+from bigearthnet_txt.conversion.cli import main
+from bigearthnet_txt.conversion.remote import ChecksumError
+from bigearthnet_txt.conversion.sample_data import V2_DIR
 
 S2_NAME = "BigEarthNet-S2.tar.zst"
 
@@ -207,12 +207,16 @@ def test_official_sources_are_zenodo_and_the_hub():
 
 
 def test_published_files_come_from_one_table(tmp_path):
+    from bigearthnet_txt.conversion import remote
+    from bigearthnet_txt.conversion.cli import build_parser
+    from bigearthnet_txt.conversion.commands import prepare
+    from bigearthnet_txt.conversion.commands.download import ALL_GROUPS, parse_groups
+    from bigearthnet_txt.conversion.imagery.checksums import (
+        FILE_GROUPS,
+        PUBLISHED_FILES,
+        RELEASE_FILE,
+    )
     from bigearthnet_txt.schema import RELEASE_FILENAME
-    from conversion import remote
-    from conversion.cli import build_parser
-    from conversion.commands import prepare
-    from conversion.commands.download import ALL_GROUPS, parse_groups
-    from conversion.imagery.checksums import FILE_GROUPS, PUBLISHED_FILES, RELEASE_FILE
 
     assert list(FILE_GROUPS) == [*PUBLISHED_FILES, RELEASE_FILENAME]
     assert dl.names_for(parse_groups(ALL_GROUPS)) == list(FILE_GROUPS)

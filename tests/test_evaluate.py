@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import sacrebleu
 
+from bigearthnet_txt.conversion.annotations import convert_annotations
+from bigearthnet_txt.conversion.cli import main
 from bigearthnet_txt.evaluate import box_iou, evaluate, normalise_answer, read_predictions
 from bigearthnet_txt.schema import TABLE_SCHEMA
 from bigearthnet_txt.tables import read_tables
-from conversion.annotations import convert_annotations
-from conversion.cli import main
 
 COLUMNS = ("ID", "type", "category", "output", "answer_index", "answer_bool")
 
@@ -36,7 +36,12 @@ ROWS = [
     (41, "captioning", "None", "arable land and pastures in a temperate summer scene in Ireland"),
     (42, "captioning", "None", "coniferous forest next to inland waters in Finland during winter"),
 ]
-TASK_FOLDER = {"binary": "binary", "mcq": "mcq", "bounding box": "referring", "captioning": "captions"}
+TASK_FOLDER = {
+    "binary": "binary",
+    "mcq": "mcq",
+    "bounding box": "referring",
+    "captioning": "captions",
+}
 PERFECT = {row_id: output for row_id, _, _, output in ROWS}
 
 
@@ -47,22 +52,29 @@ def tiny(tmp_path_factory) -> Path:
     schema = pa.schema([TABLE_SCHEMA.field(c) for c in COLUMNS])
     for type_, folder in TASK_FOLDER.items():
         rows = [r for r in ROWS if r[1] == type_]
-        table = pa.table({
-            "ID": [r[0] for r in rows],
-            "type": [r[1] for r in rows],
-            "category": [r[2] for r in rows],
-            "output": [r[3] for r in rows],
-            "answer_index": [("abcd".index(r[3]) if type_ == "mcq" else None) for r in rows],
-            "answer_bool": [(r[3] == "yes" if type_ == "binary" else None) for r in rows],
-        }, schema=schema)
+        table = pa.table(
+            {
+                "ID": [r[0] for r in rows],
+                "type": [r[1] for r in rows],
+                "category": [r[2] for r in rows],
+                "output": [r[3] for r in rows],
+                "answer_index": [("abcd".index(r[3]) if type_ == "mcq" else None) for r in rows],
+                "answer_bool": [(r[3] == "yes" if type_ == "binary" else None) for r in rows],
+            },
+            schema=schema,
+        )
         (root / "data" / folder).mkdir(parents=True)
         pq.write_table(table, root / "data" / folder / "bench-00000.parquet")
     return root
 
 
 def predictions(mapping: dict[int, str | None]) -> pa.Table:
-    return pa.table({"ID": pa.array(list(mapping), pa.int64()),
-                     "prediction": pa.array(list(mapping.values()), pa.string())})
+    return pa.table(
+        {
+            "ID": pa.array(list(mapping), pa.int64()),
+            "prediction": pa.array(list(mapping.values()), pa.string()),
+        }
+    )
 
 
 def score(report, task: str, category: str, metric: str) -> float:
@@ -81,13 +93,19 @@ def test_jsonl_and_parquet_read_alike(tmp_path):
     assert read_predictions(tmp_path / "p.parquet").equals(table)
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"ID": 1, "prediction": "yes"}\n{"ID": 1, "prediction": "no"}\n', "ID 1 has more than one"),
-    ('{"ID": 1, "prediction": "yes"}\nnot json\n', ":2: expected a JSON object"),
-    ('{"ID": "1", "prediction": "yes"}\n', "ID must be an integer"),
-    ('{"ID": 1, "prediction": 3}\n', "prediction must be a string"),
-    ('{"id": 1, "prediction": "yes"}\n', "expected a JSON object with keys"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            '{"ID": 1, "prediction": "yes"}\n{"ID": 1, "prediction": "no"}\n',
+            "ID 1 has more than one",
+        ),
+        ('{"ID": 1, "prediction": "yes"}\nnot json\n', ":2: expected a JSON object"),
+        ('{"ID": "1", "prediction": "yes"}\n', "ID must be an integer"),
+        ('{"ID": 1, "prediction": 3}\n', "prediction must be a string"),
+        ('{"id": 1, "prediction": "yes"}\n', "expected a JSON object with keys"),
+    ],
+)
 def test_bad_prediction_files_are_refused(tmp_path, text, message):
     path = tmp_path / "p.jsonl"
     path.write_text(text)
@@ -95,20 +113,28 @@ def test_bad_prediction_files_are_refused(tmp_path, text, message):
         read_predictions(path)
 
 
-@pytest.mark.parametrize(("table", "message"), [
-    (pa.table({"ID": [1, 1], "prediction": ["yes", "no"]}), "ID 1 has more than one"),
-    (pa.table({"ID": pa.array([1, None], pa.int64()), "prediction": ["yes", "no"]}), "null ID"),
-    (pa.table({"ID": ["one"], "prediction": ["yes"]}), "ID must be integers"),
-    (pa.table({"ID": [1]}), "missing column"),
-])
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (pa.table({"ID": [1, 1], "prediction": ["yes", "no"]}), "ID 1 has more than one"),
+        (pa.table({"ID": pa.array([1, None], pa.int64()), "prediction": ["yes", "no"]}), "null ID"),
+        (pa.table({"ID": ["one"], "prediction": ["yes"]}), "ID must be integers"),
+        (pa.table({"ID": [1]}), "missing column"),
+    ],
+)
 def test_bad_prediction_tables_are_refused_like_files(tiny, table, message):
     with pytest.raises(ValueError, match=message):
         evaluate(table, tiny)
 
 
 def test_prediction_table_columns_are_cast(tiny):
-    table = pa.table({"extra": [0] * len(PERFECT), "ID": pa.array(list(PERFECT), pa.int32()),
-                      "prediction": list(PERFECT.values())})
+    table = pa.table(
+        {
+            "extra": [0] * len(PERFECT),
+            "ID": pa.array(list(PERFECT), pa.int32()),
+            "prediction": list(PERFECT.values()),
+        }
+    )
     assert evaluate(table, tiny).to_dict() == evaluate(predictions(PERFECT), tiny).to_dict()
 
 
@@ -121,17 +147,20 @@ def test_normalise_answer():
 # --- IoU -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pred, target, expected", [
-    ((0.0, 0.0, 0.5, 0.5), (0.0, 0.0, 0.5, 0.5), 1.0),        # identical
-    ((0.0, 0.0, 0.2, 0.2), (0.5, 0.5, 1.0, 1.0), 0.0),        # no overlap
-    ((0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), 0.0),        # touching along an edge
-    ((0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0), 0.0),        # touching at a corner
-    ((0.25, 0.25, 0.75, 0.75), (0.0, 0.0, 1.0, 1.0), 0.25),   # contained
-    ((0.0, 0.0, 1.0, 1.0), (0.25, 0.25, 0.75, 0.75), 0.25),   # containing
-    ((0.0, 0.0, 0.5, 1.0), (0.25, 0.0, 0.75, 1.0), 1 / 3),    # half overlap: 0.25 / 0.75
-    ((0.3, 0.3, 0.3, 0.6), (0.3, 0.3, 0.3, 0.6), 1.0),        # equal zero-area boxes
-    ((0.3, 0.3, 0.3, 0.6), (0.0, 0.0, 1.0, 1.0), 0.0),        # zero-area inside a box
-])
+@pytest.mark.parametrize(
+    "pred, target, expected",
+    [
+        ((0.0, 0.0, 0.5, 0.5), (0.0, 0.0, 0.5, 0.5), 1.0),  # identical
+        ((0.0, 0.0, 0.2, 0.2), (0.5, 0.5, 1.0, 1.0), 0.0),  # no overlap
+        ((0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), 0.0),  # touching along an edge
+        ((0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0), 0.0),  # touching at a corner
+        ((0.25, 0.25, 0.75, 0.75), (0.0, 0.0, 1.0, 1.0), 0.25),  # contained
+        ((0.0, 0.0, 1.0, 1.0), (0.25, 0.25, 0.75, 0.75), 0.25),  # containing
+        ((0.0, 0.0, 0.5, 1.0), (0.25, 0.0, 0.75, 1.0), 1 / 3),  # half overlap: 0.25 / 0.75
+        ((0.3, 0.3, 0.3, 0.6), (0.3, 0.3, 0.3, 0.6), 1.0),  # equal zero-area boxes
+        ((0.3, 0.3, 0.3, 0.6), (0.0, 0.0, 1.0, 1.0), 0.0),  # zero-area inside a box
+    ],
+)
 def test_box_iou_edge_cases(pred, target, expected):
     assert box_iou(np.array([pred]), np.array([target]))[0] == pytest.approx(expected)
 
@@ -150,9 +179,22 @@ def test_perfect(tiny):
 
 
 def test_all_wrong(tiny):
-    wrong = {1: "no", 2: "yes", 3: "no", 4: "yes", 11: "b", 12: "c", 13: "d", 14: "a",
-             21: "[0.6 0.6, 1.0 1.0]", 22: "[0.0 0.0, 0.0 0.0]", 31: "[0.5 0.0, 1.0 1.0]",
-             32: "[0.5 0.5, 0.6 0.6]", 41: "snow", 42: "ocean"}
+    wrong = {
+        1: "no",
+        2: "yes",
+        3: "no",
+        4: "yes",
+        11: "b",
+        12: "c",
+        13: "d",
+        14: "a",
+        21: "[0.6 0.6, 1.0 1.0]",
+        22: "[0.0 0.0, 0.0 0.0]",
+        31: "[0.5 0.0, 1.0 1.0]",
+        32: "[0.5 0.5, 0.6 0.6]",
+        41: "snow",
+        42: "ocean",
+    }
     report = evaluate(predictions(wrong), tiny, ["bench"])
     assert score(report, "binary", "overall", "accuracy") == 0
     assert score(report, "mcq", "overall", "accuracy") == 0
@@ -164,14 +206,17 @@ def test_all_wrong(tiny):
 
 def test_partly_right(tiny):
     preds = dict(PERFECT)
-    preds.update({
-        2: "yes",                   # binary presence: 1/2, area 2/2 -> overall 3/4
-        12: "a", 13: "a",           # mcq count 1/2, season 1/2 -> overall 2/4
-        21: "[0.0 0.0, 0.25 0.5]",  # IoU 0.5 (counts for Acc@0.5)
-        22: "[0.0 0.0, 0.5 0.5]",   # IoU 0.25
-        32: "[0.2 0.2, 0.3 0.4]",   # IoU 0.5
-        31: "[0.0 0.0, 1.0 1.0]",   # IoU 0.5
-    })
+    preds.update(
+        {
+            2: "yes",  # binary presence: 1/2, area 2/2 -> overall 3/4
+            12: "a",
+            13: "a",  # mcq count 1/2, season 1/2 -> overall 2/4
+            21: "[0.0 0.0, 0.25 0.5]",  # IoU 0.5 (counts for Acc@0.5)
+            22: "[0.0 0.0, 0.5 0.5]",  # IoU 0.25
+            32: "[0.2 0.2, 0.3 0.4]",  # IoU 0.5
+            31: "[0.0 0.0, 1.0 1.0]",  # IoU 0.5
+        }
+    )
     report = evaluate(predictions(preds), tiny, ["bench"])
     assert score(report, "binary", "presence", "accuracy") == 50
     assert score(report, "binary", "area", "accuracy") == 100
@@ -201,8 +246,16 @@ def test_caption_scores_are_sacrebleu_corpus_scores(tiny):
 
 def test_malformed_predictions_count_as_wrong_and_are_reported(tiny):
     preds = dict(PERFECT)
-    preds.update({1: "maybe", 11: "e", 12: "a) option", 21: "[0.0 0.0, 0.5]",
-                  31: "[0.5 0.5, 0.2 0.2]", 41: None})
+    preds.update(
+        {
+            1: "maybe",
+            11: "e",
+            12: "a) option",
+            21: "[0.0 0.0, 0.5]",
+            31: "[0.5 0.5, 0.2 0.2]",
+            41: None,
+        }
+    )
     report = evaluate(predictions(preds), tiny, ["bench"])
     assert report.n_unparseable == 6
     assert report.unparseable_ids == [1, 11, 12, 21, 31, 41]
@@ -265,10 +318,27 @@ def converted(tmp_path_factory, sample_release_file) -> Path:
 def test_cli_on_the_converted_sample(converted, tmp_path):
     rows = read_tables(converted, splits=["test", "bench"], columns=["ID", "output"]).to_pylist()
     path = tmp_path / "preds.jsonl"
-    path.write_text("".join(json.dumps({"ID": r["ID"], "prediction": r["output"]}) + "\n" for r in rows))
+    path.write_text(
+        "".join(json.dumps({"ID": r["ID"], "prediction": r["output"]}) + "\n" for r in rows)
+    )
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    code = main(["evaluate", "--predictions", str(path), "--data", str(converted), "--split", "test",
-                 "--split", "bench", "--out-json", str(out_json), "--out-md", str(out_md)])
+    code = main(
+        [
+            "evaluate",
+            "--predictions",
+            str(path),
+            "--data",
+            str(converted),
+            "--split",
+            "test",
+            "--split",
+            "bench",
+            "--out-json",
+            str(out_json),
+            "--out-md",
+            str(out_md),
+        ]
+    )
     assert code == 0
     data = json.loads(out_json.read_text())
     assert data["splits"] == ["test", "bench"] and data["rows"] == len(rows)

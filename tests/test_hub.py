@@ -25,6 +25,9 @@ from hub_server import HubStandIn
 from sample_support import convert_sample
 
 from bigearthnet_txt.configs import config_files
+from bigearthnet_txt.conversion import cli, hub
+from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
+from bigearthnet_txt.conversion.card import write_card
 from bigearthnet_txt.schema import (
     CONFIGS,
     DEFAULT_CONFIG,
@@ -34,9 +37,6 @@ from bigearthnet_txt.schema import (
     SPLITS,
     TABLE_SCHEMA,
 )
-from conversion import cli, hub
-from conversion.annotations import AnnotationSettings, convert_annotations
-from conversion.card import write_card
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -472,7 +472,9 @@ def digests(store, indices) -> list[dict]:
 def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
     from bigearthnet_txt.store import ImageryStore
 
-    hub.push(converted, "ns/bigearthnet_txt", token="dummy", endpoint=stand_in.url, log=lambda m: None)
+    hub.push(
+        converted, "ns/bigearthnet_txt", token="dummy", endpoint=stand_in.url, log=lambda m: None
+    )
     train = pa.concat_tables([pq.read_table(p) for p in config_files(converted, "all", "train")])
     country = train["country"][0].as_py()
     env = dict(os.environ, HF_ENDPOINT=stand_in.url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_TOKEN="dummy",
@@ -497,11 +499,17 @@ def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
             assert all(r["split"] == split for r in got)
             assert [r["patch_index"] for r in got] == expected["patch_index"].to_pylist()
             want = digests(local, expected["patch_index"].to_pylist()) if got else []
-            assert [{k: r[k] for k in w} for r, w in zip(got, want, strict=True)] == want, (kind, key)
+            assert [{k: r[k] for k in w} for r, w in zip(got, want, strict=True)] == want, (
+                kind,
+                key,
+            )
             checked += len(got)
     assert checked > 0
     assert result["filtered"] == [r["ID"] for r in train.to_pylist() if r["country"] == country]
     assert 0 < len(result["filtered"]) < train.num_rows
     first, second = result["ranks"]
-    assert sorted(first + second) == sorted(train["ID"].to_pylist()) and abs(len(first) - len(second)) <= 1
+    assert (
+        sorted(first + second) == sorted(train["ID"].to_pylist())
+        and abs(len(first) - len(second)) <= 1
+    )
     assert stand_in.state.range_requests > 0

@@ -19,14 +19,14 @@ from imagery_support import (
     make_archive,
 )
 
+from bigearthnet_txt.conversion.imagery import convert
+from bigearthnet_txt.conversion.imagery.assembler import ShardAssembler
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.sources import iter_archive
+from bigearthnet_txt.conversion.imagery.spill import ShardSpill
+from bigearthnet_txt.conversion.imagery.store_writer import PROGRESS_DIR
 from bigearthnet_txt.store import ImageryStore
-from conversion.imagery import convert
-from conversion.imagery.assembler import ShardAssembler
-from conversion.imagery.convert import convert_imagery
-from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.sources import iter_archive
-from conversion.imagery.spill import ShardSpill
-from conversion.imagery.store_writer import PROGRESS_DIR
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +64,14 @@ KILL_AFTER_SHARDS = Path(__file__).with_name("kill_after_shards.py")
 
 def _cli(out, s2, s1, kill_after_shards: int | None = None):
     """The imagery command in a new process; with ``kill_after_shards``, SIGKILLed after that many shards."""
-    code = (
-        "import sys; from conversion.imagery.convert import main; sys.exit(main(sys.argv[1:]))"
-    )
+    code = "import sys; from bigearthnet_txt.conversion.imagery.convert import main; sys.exit(main(sys.argv[1:]))"
     patch_list = out.parent / (out.name + "-patches.txt")
     patch_list.write_text("\n".join(S2_SAMPLES))
-    run = ["-c", code] if kill_after_shards is None else [str(KILL_AFTER_SHARDS), str(kill_after_shards)]
+    run = (
+        ["-c", code]
+        if kill_after_shards is None
+        else [str(KILL_AFTER_SHARDS), str(kill_after_shards)]
+    )
     args = [sys.executable, *run, "--out", str(out), "--s2", str(s2), "--s1", str(s1),
             "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]), "--patch-list", str(patch_list),
             "--allow-missing-s1", "--shard-size", "2", "--quiet"]  # fmt: skip
@@ -128,7 +130,9 @@ def test_corrupt_stream_discards_the_pass_and_rerun_redoes_it(archives, tmp_path
     _archive_with_wrong_pixels(s2, source)
     options = {"metadata": METADATA, "patch_ids": list(S2_SAMPLES), "allow_missing_s1": True,
                "shard_size": 1, "progress": False}  # fmt: skip
-    with pytest.raises(ImageryInputError, match="corrupt .* finished shard.* s2 pass were discarded"):
+    with pytest.raises(
+        ImageryInputError, match="corrupt .* finished shard.* s2 pass were discarded"
+    ):
         convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
     assert not list((tmp_path / "out" / PROGRESS_DIR).rglob("*.json"))
     source.write_bytes(s2.read_bytes())
@@ -154,8 +158,12 @@ def test_resume_rewrites_shards_built_from_other_archive_bytes(archives, folder_
     assert_same_store(folder_store, out)
 
 
-def test_archive_route_with_patches_spilled_to_disk_equals_folder_route(archives, folder_store, tmp_path, monkeypatch):
-    monkeypatch.setattr(convert, "ShardAssembler", functools.partial(ShardAssembler, max_open_shards=1))
+def test_archive_route_with_patches_spilled_to_disk_equals_folder_route(
+    archives, folder_store, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(
+        convert, "ShardAssembler", functools.partial(ShardAssembler, max_open_shards=1)
+    )
     spilled = []
     add = ShardSpill.add
 

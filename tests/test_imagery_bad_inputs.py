@@ -17,13 +17,13 @@ import tifffile
 import zstandard
 from imagery_support import METADATA, S2_SAMPLES, V1_PAIRS, make_archive
 
+from bigearthnet_txt.conversion.imagery import sources
+from bigearthnet_txt.conversion.imagery.convert import REPORT_FILE, convert_imagery
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.geotiff import Expected, read_band, read_band_rasterio
+from bigearthnet_txt.conversion.imagery.sources import iter_folder
+from bigearthnet_txt.conversion.sample_data import V1_S1_DIR, V1_S2_DIR, V2_S2_DIR
 from bigearthnet_txt.store import ImageryStore
-from conversion.imagery import sources
-from conversion.imagery.convert import REPORT_FILE, convert_imagery
-from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.geotiff import Expected, read_band, read_band_rasterio
-from conversion.imagery.sources import iter_folder
-from conversion.sample_data import V1_S1_DIR, V1_S2_DIR, V2_S2_DIR
 
 V1_S2_NAME = "S2A_MSIL2A_20170617T113321_4_55"
 V1_S2_PATCH = "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_04_55"
@@ -85,7 +85,10 @@ def test_wrong_dtype_names_file(tmp_path):
 
 
 def test_missing_s1_pair_names_patch_and_s1_name(tmp_path):
-    with pytest.raises(ImageryInputError, match="S2 patch .*_T33UUP_89_18: its S1 pair S1A_IW_GRDH_1SDV_20170613T165108_33UUP_89_18 is missing.*also missing: .*_T33UUP_75_43"):
+    with pytest.raises(
+        ImageryInputError,
+        match="S2 patch .*_T33UUP_89_18: its S1 pair S1A_IW_GRDH_1SDV_20170613T165108_33UUP_89_18 is missing.*also missing: .*_T33UUP_75_43",
+    ):
         convert_imagery(
             tmp_path, s2=[V2_S2_DIR], s1=[V1_S1_DIR], metadata=METADATA,
             patch_ids=[p for p in S2_SAMPLES if "T33UUP" in p], progress=False,
@@ -94,8 +97,16 @@ def test_missing_s1_pair_names_patch_and_s1_name(tmp_path):
 
 
 def test_annotation_patch_not_in_imagery(tmp_path, sample_release_file):
-    with pytest.raises(ImageryInputError, match="_T33UUP_89_18 is selected .* not in the S2 imagery") as err:
-        convert_imagery(tmp_path, s2=[V1_S2_DIR], metadata=METADATA, annotations=[sample_release_file], progress=False)
+    with pytest.raises(
+        ImageryInputError, match="_T33UUP_89_18 is selected .* not in the S2 imagery"
+    ) as err:
+        convert_imagery(
+            tmp_path,
+            s2=[V1_S2_DIR],
+            metadata=METADATA,
+            annotations=[sample_release_file],
+            progress=False,
+        )
     assert "also missing: " in str(err.value) and "_T33UUP_75_43" in str(err.value)
     _assert_nothing_complete(tmp_path)
 
@@ -106,7 +117,14 @@ def test_truncated_archive_names_archive(tmp_path):
     for cut in (len(data) // 2, len(data) - 40):
         archive.write_bytes(data[:cut])
         with pytest.raises(ImageryInputError, match="BigEarthNet-S2.tar.zst: truncated or corrupt"):
-            convert_imagery(tmp_path / f"out{cut}", s2=[archive], metadata=METADATA, patch_ids=list(S2_SAMPLES), shard_size=1, progress=False)
+            convert_imagery(
+                tmp_path / f"out{cut}",
+                s2=[archive],
+                metadata=METADATA,
+                patch_ids=list(S2_SAMPLES),
+                shard_size=1,
+                progress=False,
+            )
         _assert_nothing_complete(tmp_path / f"out{cut}")
 
 
@@ -119,8 +137,12 @@ def test_crafted_member_path_is_refused(tmp_path):
         tar.addfile(info, io.BytesIO(payload))
     archive = tmp_path / "evil.tar.zst"
     archive.write_bytes(zstandard.ZstdCompressor().compress(buffer.getvalue()))
-    with pytest.raises(ImageryInputError, match=r"evil.tar.zst: unsafe member path 'BigEarthNet-S2/\.\./\.\./"):
-        convert_imagery(tmp_path / "out", s2=[archive], metadata=METADATA, patch_ids=V1_PAIRS, progress=False)
+    with pytest.raises(
+        ImageryInputError, match=r"evil.tar.zst: unsafe member path 'BigEarthNet-S2/\.\./\.\./"
+    ):
+        convert_imagery(
+            tmp_path / "out", s2=[archive], metadata=METADATA, patch_ids=V1_PAIRS, progress=False
+        )
     assert not (tmp_path.parent / f"{V1_S2_NAME}_B02.tif").exists()
     _assert_nothing_complete(tmp_path / "out")
 
@@ -138,9 +160,13 @@ def test_skip_bad_records_and_goes_on(tmp_path):
         ("missing-band", V1_S2_PATCH),
     ]
     store = ImageryStore(tmp_path / "out")
-    assert store.patches["patch_id"].to_pylist() == ["S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"]
+    assert store.patches["patch_id"].to_pylist() == [
+        "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"
+    ]
     assert result.n_patches == 1 and len(result.bad) == 2
-    assert not np.isnan(store.read(store.indices_of(store.patches["patch_id"].to_pylist()), ["s1"])["s1"]).any()
+    assert not np.isnan(
+        store.read(store.indices_of(store.patches["patch_id"].to_pylist()), ["s1"])["s1"]
+    ).any()
 
 
 def test_verify_against_a_checksum_list(tmp_path):
@@ -185,12 +211,19 @@ def test_foreign_or_duplicate_band_file_makes_its_patch_bad(tmp_path, extra, kin
     label = str(path)
     if route == "archive":
         archive = tmp_path / "BigEarthNet-S2.tar.zst"
-        subprocess.run(["tar", "--sort=name", "-cf", str(tmp_path / "s2.tar"), "-C", str(tmp_path), "s2"], check=True)
-        subprocess.run(["zstd", "-q", "--rm", str(tmp_path / "s2.tar"), "-o", str(archive)], check=True)
+        subprocess.run(
+            ["tar", "--sort=name", "-cf", str(tmp_path / "s2.tar"), "-C", str(tmp_path), "s2"],
+            check=True,
+        )
+        subprocess.run(
+            ["zstd", "-q", "--rm", str(tmp_path / "s2.tar"), "-o", str(archive)], check=True
+        )
         s2, label = archive, f"{archive}:{path.relative_to(tmp_path).as_posix()}"
     ids = [p for p in S2_SAMPLES if "T33UUP" in p]
     options = {"metadata": METADATA, "patch_ids": ids, "shard_size": 1, "progress": False}
-    with pytest.raises(ImageryInputError, match=f"{re.escape(label)}: .*patch {V2_75_43.name}") as err:
+    with pytest.raises(
+        ImageryInputError, match=f"{re.escape(label)}: .*patch {V2_75_43.name}"
+    ) as err:
         convert_imagery(tmp_path / "out", s2=[s2], **options)
     assert err.value.kind == kind
     _assert_nothing_complete(tmp_path / "out")
@@ -225,7 +258,9 @@ def test_oversized_archive_member_is_not_read(tmp_path, monkeypatch):
     archive.write_bytes(zstandard.ZstdCompressor().compress(buffer.getvalue()))
     member = f"{archive}:BigEarthNet-v1.0/{V1_S2_NAME}/{V1_S2_NAME}_B12.tiff"
     (patch,) = sources.iter_archive(archive)
-    assert patch.error.kind == "oversized-member" and str(patch.error).startswith(f"{member}: 40001 bytes")
+    assert patch.error.kind == "oversized-member" and str(patch.error).startswith(
+        f"{member}: 40001 bytes"
+    )
     assert len(patch.files) == 12
 
 
@@ -245,7 +280,9 @@ def test_band_shape_is_checked_before_decoding(monkeypatch):
 
 def test_train_statistics_leave_out_patches_dropped_by_another_pass(tmp_path):
     s2, s1 = _v1_copy(tmp_path)
-    s1_name = "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_4_55"  # the S1 pair of V1_S2_PATCH, a train patch
+    s1_name = (
+        "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_4_55"  # the S1 pair of V1_S2_PATCH, a train patch
+    )
     (s1 / s1_name / f"{s1_name}_VV.tif").write_bytes(b"not a tiff")
     _convert(tmp_path / "skip", s2, s1, skip_bad=True)
     kept = [p for p in V1_PAIRS if p != V1_S2_PATCH]

@@ -14,6 +14,9 @@ import pytest
 import zarr
 from imagery_support import METADATA, S2_SAMPLES, S2_SOURCES, V1_S1_SAMPLES, read_tif
 
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery
+from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
+from bigearthnet_txt.conversion.sample_data import V1_S1_DIR, V2_REFERENCE_MAPS_DIR, V2_S1_DIR
 from bigearthnet_txt.schema import (
     IMAGERY_ARRAYS,
     IMAGERY_STORE,
@@ -25,9 +28,6 @@ from bigearthnet_txt.schema import (
 )
 from bigearthnet_txt.shards import ShardLayout
 from bigearthnet_txt.store import ImageryStore, s2_to_120
-from conversion.imagery.convert import convert_imagery
-from conversion.imagery.store_writer import StoreWriter
-from conversion.sample_data import V1_S1_DIR, V2_REFERENCE_MAPS_DIR, V2_S1_DIR
 
 V2_S1_PATCHES = {
     "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_70_48": "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_70_48",
@@ -51,7 +51,9 @@ def test_every_s2_pixel_equals_rasterio(s2_store):
             for b, band in enumerate(IMAGERY_ARRAYS[name].bands):
                 expected = read_tif(folder, band)
                 assert batch[name][i, b].dtype == expected.dtype == np.uint16
-                np.testing.assert_array_equal(batch[name][i, b], expected, err_msg=f"{patch_id} {band}")
+                np.testing.assert_array_equal(
+                    batch[name][i, b], expected, err_msg=f"{patch_id} {band}"
+                )
 
 
 def test_every_v1_s1_pixel_equals_rasterio_and_unpaired_are_nan(s2_store):
@@ -70,7 +72,14 @@ def test_every_v1_s1_pixel_equals_rasterio_and_unpaired_are_nan(s2_store):
 
 def test_v2_s1_patches_via_explicit_patch_list(tmp_path):
     """The v2 S1 samples have no S2 on disk: an S1-only store of exactly those patches."""
-    convert_imagery(tmp_path, s1=[V2_S1_DIR], metadata=METADATA, patch_ids=list(V2_S1_PATCHES), shard_size=4, progress=False)
+    convert_imagery(
+        tmp_path,
+        s1=[V2_S1_DIR],
+        metadata=METADATA,
+        patch_ids=list(V2_S1_PATCHES),
+        shard_size=4,
+        progress=False,
+    )
     store = ImageryStore(tmp_path)
     assert store.arrays == ("s1",)
     s1 = store.read(store.indices_of(V2_S1_PATCHES), ["s1"])["s1"]
@@ -103,8 +112,14 @@ def test_layout_attrs_and_patch_table(s2_store):
     for name in ("s2_10m", "s2_20m", "s2_60m", "s1"):
         spec = IMAGERY_ARRAYS[name]
         z = group[name]
-        assert z.dtype == np.dtype(spec.dtype) and z.shape[1:] == (len(spec.bands), spec.size, spec.size)
-        assert tuple(z.attrs["bands"]) == spec.bands and z.attrs["resolution_m"] == spec.resolution_m
+        assert z.dtype == np.dtype(spec.dtype) and z.shape[1:] == (
+            len(spec.bands),
+            spec.size,
+            spec.size,
+        )
+        assert (
+            tuple(z.attrs["bands"]) == spec.bands and z.attrs["resolution_m"] == spec.resolution_m
+        )
         assert z.shards[0] == 2 and z.chunks[0] == 1
     table = pq.read_table(s2_store.root / PATCH_TABLE)
     assert table.schema.equals(PATCH_SCHEMA)
@@ -128,9 +143,13 @@ def test_reader_order_pickling_and_upsampling(s2_store):
         np.testing.assert_array_equal(batch[name], np.concatenate([s[name] for s in single]))
     full = store.read_s2_120(wanted)
     assert full.shape == (4, 12, 120, 120)
-    np.testing.assert_array_equal(full, s2_to_120(store.read(wanted, ["s2_10m", "s2_20m", "s2_60m"])))
+    np.testing.assert_array_equal(
+        full, s2_to_120(store.read(wanted, ["s2_10m", "s2_20m", "s2_60m"]))
+    )
     folder = next(iter(S2_SAMPLES.values()))  # wanted[1] is the first sample
-    np.testing.assert_array_equal(full[1, S2_BANDS.index("B09")], np.kron(read_tif(folder, "B09"), np.ones((6, 6), np.uint16)))
+    np.testing.assert_array_equal(
+        full[1, S2_BANDS.index("B09")], np.kron(read_tif(folder, "B09"), np.ones((6, 6), np.uint16))
+    )
     np.testing.assert_array_equal(full[1, S2_BANDS.index("B03")], read_tif(folder, "B03"))
     assert store.band_names["s1"] == ("VV", "VH")
     assert store.stats["VV"]["mean"] < 0
@@ -156,8 +175,8 @@ def test_plain_zarr_and_fast_reader_agree(tmp_path, preset):
 
 
 def test_tifffile_reader_equals_rasterio_on_every_sample_file():
-    from conversion.imagery.geotiff import read_band_rasterio, read_band_tifffile
-    from conversion.sample_data import SAMPLES_DIR
+    from bigearthnet_txt.conversion.imagery.geotiff import read_band_rasterio, read_band_tifffile
+    from bigearthnet_txt.conversion.sample_data import SAMPLES_DIR
 
     files = sorted(p for p in SAMPLES_DIR.rglob("*") if p.suffix in (".tif", ".tiff"))
     fast_count = 0
@@ -189,7 +208,9 @@ def test_two_writers_of_one_shard_never_share_a_temporary_file(tmp_path, monkeyp
     monkeypatch.setattr(os, "replace", replace_together)
     blocks = [np.full((1, 2, 120, 120), value, np.float32) for value in (1.0, 2.0)]
     with ThreadPoolExecutor(2) as pool:
-        writes = [pool.submit(writer.write_shard, "s1", 0, {S1.name: b}, {"shard": 0}) for b in blocks]
+        writes = [
+            pool.submit(writer.write_shard, "s1", 0, {S1.name: b}, {"shard": 0}) for b in blocks
+        ]
         for write in writes:
             write.result()
     written = zarr.open_group(writer.path, mode="r")[S1.name][0]

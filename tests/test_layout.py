@@ -24,7 +24,9 @@ def test_read_side_never_imports_the_write_side():
     files = sorted(READ_SIDE.rglob("*.py"))
     assert files
     offenders = {
-        str(f.relative_to(READ_SIDE)): sorted(n for n in _imports(f) if n.split(".")[0] == "conversion")
+        str(f.relative_to(READ_SIDE)): sorted(
+            n for n in _imports(f) if n.split(".")[0] == "conversion"
+        )
         for f in files
     }
     assert {f: n for f, n in offenders.items() if n} == {}
@@ -33,7 +35,7 @@ def test_read_side_never_imports_the_write_side():
 def test_command_line_lists_its_commands(capsys):
     import pytest
 
-    from conversion.cli import main
+    from bigearthnet_txt.conversion.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])

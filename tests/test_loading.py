@@ -295,7 +295,9 @@ def test_bare_name_resolves_in_the_data_home(converted, tmp_path, monkeypatch, c
     monkeypatch.setenv(paths.HOME_ENV, str(home))
     assert paths.data_home() == home and paths.resolve("bigearthnet_txt") == home
     ds = load_dataset("bigearthnet_txt", "vqa", split="train", cache_dir=cache_dir)
-    assert ds["ID"] == load_dataset(converted, "vqa", "train", imagery=(), cache_dir=cache_dir)["ID"]
+    assert (
+        ds["ID"] == load_dataset(converted, "vqa", "train", imagery=(), cache_dir=cache_dir)["ID"]
+    )
     assert ds[0]["s2_10m"].dtype == np.uint16
     assert paths.resolve(converted) == converted and paths.resolve(str(converted)) == converted
     assert paths.resolve("ns/bigearthnet_txt") == "ns/bigearthnet_txt"

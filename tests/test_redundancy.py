@@ -15,10 +15,49 @@ from bigearthnet_txt import redundancy
 from bigearthnet_txt.redundancy import uniqueness, uniqueness_batch, weights, weights_batch
 
 WORDS = (
-    "a", "the", "land", "Arable", "forest", "pastures", "yes", "no", "?", ".", ",", "-", "a)",
-    "b)", "d", "0.64", "1.0", "[0.64", "0.0,", "0.71]", "3-4", "x-y", "land.", "end,", "1.5.",
-    "<ref>largest", "region</ref>.", "&amp;", "&quot;ok&quot;", "<skipped>", "e.g.,", "(a)",
-    "Üsküdar", "forêt", "森林", "naïve…", "—", "50%", "$5", "a/b", "-\n", "\t", "tab\tbed",
+    "a",
+    "the",
+    "land",
+    "Arable",
+    "forest",
+    "pastures",
+    "yes",
+    "no",
+    "?",
+    ".",
+    ",",
+    "-",
+    "a)",
+    "b)",
+    "d",
+    "0.64",
+    "1.0",
+    "[0.64",
+    "0.0,",
+    "0.71]",
+    "3-4",
+    "x-y",
+    "land.",
+    "end,",
+    "1.5.",
+    "<ref>largest",
+    "region</ref>.",
+    "&amp;",
+    "&quot;ok&quot;",
+    "<skipped>",
+    "e.g.,",
+    "(a)",
+    "Üsküdar",
+    "forêt",
+    "森林",
+    "naïve…",
+    "—",
+    "50%",
+    "$5",
+    "a/b",
+    "-\n",
+    "\t",
+    "tab\tbed",
 )
 
 
@@ -44,7 +83,9 @@ def random_text(rng: random.Random) -> str:
     if kind < 0.15:
         return rng.choice(WORDS)
     sep = " " if rng.random() < 0.9 else rng.choice(("  ", " \n", "\t "))
-    return sep.join(rng.choice(WORDS) for _ in range(rng.randint(1, 16))) + rng.choice(("", " ", "\n"))
+    return sep.join(rng.choice(WORDS) for _ in range(rng.randint(1, 16))) + rng.choice(
+        ("", " ", "\n")
+    )
 
 
 def random_groups(seed: int, num_groups: int) -> tuple[list[str], list]:
@@ -97,14 +138,19 @@ def test_chunks_split_when_keys_need_more_bits(monkeypatch):
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.lists(st.sampled_from([*"ab1.,-\n \t&;<>()[]?é森\xa0", "&amp;", "<skipped>", "-\n"]), max_size=20).map("".join),
+        st.lists(
+            st.sampled_from([*"ab1.,-\n \t&;<>()[]?é森\xa0", "&amp;", "<skipped>", "-\n"]),
+            max_size=20,
+        ).map("".join),
         min_size=2,
         max_size=8,
     )
 )
 def test_arbitrary_characters(texts):
     got = uniqueness(texts)
-    np.testing.assert_allclose(got, reference_uniqueness(texts, [0] * len(texts)), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        got, reference_uniqueness(texts, [0] * len(texts)), rtol=0, atol=1e-6
+    )
 
 
 def test_identical_texts_are_fully_redundant():
@@ -173,7 +219,11 @@ def test_text_container_forms_agree():
 
 
 def test_patch_by_type_groups_split_a_patch():
-    texts = ["Is there any arable land? yes", "Is there any arable land? no", "There is arable land and some pastures."]
+    texts = [
+        "Is there any arable land? yes",
+        "Is there any arable land? no",
+        "There is arable land and some pastures.",
+    ]
     by_patch = uniqueness_batch(texts, ["p", "p", "p"])
     by_type = uniqueness_batch(texts, [("p", "binary"), ("p", "binary"), ("p", "captioning")])
     assert by_type[2] == 1.0 and by_patch[2] < 1.0
@@ -189,11 +239,22 @@ def test_rejects_non_strings_and_mismatched_lengths():
         uniqueness_batch(["a", "b"], [0])
 
 
-TOKEN_ALPHABET = [*"aZ09.,-&;#<>/:@[]`{}~()+!?%$\"' \t\n\r\x0b\x0c\x1c\x85\xa0\u2003é森", "&amp;", "&quot;", "&lt;", "<skipped>", "-\n"]
+TOKEN_ALPHABET = [
+    *"aZ09.,-&;#<>/:@[]`{}~()+!?%$\"' \t\n\r\x0b\x0c\x1c\x85\xa0\u2003é森",
+    "&amp;",
+    "&quot;",
+    "&lt;",
+    "<skipped>",
+    "-\n",
+]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(TOKEN_ALPHABET), max_size=30).map("".join), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.lists(st.sampled_from(TOKEN_ALPHABET), max_size=30).map("".join), min_size=1, max_size=6
+    )
+)
 def test_word_level_tokens_equal_sacrebleu_13a(texts):
     """The ids of ``_token_ids`` spell exactly sacrebleu's ``13a`` tokens of ``text.rstrip()``."""
     from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a

@@ -11,12 +11,16 @@ import pytest
 from imagery_support import S2_SAMPLES, V1_S1_SAMPLES, assert_same_store, make_archive
 from range_server import serve
 
-from conversion import download as dl
-from conversion import remote
-from conversion.cli import main
-from conversion.imagery.sources import iter_archive
-from conversion.imagery.store_writer import PROGRESS_DIR
-from conversion.sample_data import METADATA_FILE, SNOW_CLOUD_METADATA_FILE, V2_REFERENCE_MAPS_DIR
+from bigearthnet_txt.conversion import download as dl
+from bigearthnet_txt.conversion import remote
+from bigearthnet_txt.conversion.cli import main
+from bigearthnet_txt.conversion.imagery.sources import iter_archive
+from bigearthnet_txt.conversion.imagery.store_writer import PROGRESS_DIR
+from bigearthnet_txt.conversion.sample_data import (
+    METADATA_FILE,
+    SNOW_CLOUD_METADATA_FILE,
+    V2_REFERENCE_MAPS_DIR,
+)
 
 S2_NAME, S1_NAME, MAPS_NAME = (
     "BigEarthNet-S2.tar.zst",

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from sample_support import convert_sample
 
+from bigearthnet_txt.conversion.annotations import convert_annotations
+from bigearthnet_txt.conversion.cli import main
 from bigearthnet_txt.info import describe, format_info
 from bigearthnet_txt.show import MISSING_PANEL, PALETTE, box_pixels, load_sample, show, stretch
 from bigearthnet_txt.tables import read_tables
-from conversion.annotations import convert_annotations
-from conversion.cli import main
 
 BENCH_PATCH = "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"  # has S1
 NO_S1_PATCH = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43"
@@ -40,9 +40,13 @@ def origin(panel_index: int) -> tuple[int, int]:
 
 
 def referring_rows(data: Path, patch_id: str) -> list[dict]:
-    rows = read_tables(data, columns=["ID", "patch_id", "category", "output", "box", "point"]).to_pylist()
-    return sorted((r for r in rows if r["patch_id"] == patch_id and r["box"] is not None),
-                  key=lambda r: (r["category"], r["ID"]))
+    rows = read_tables(
+        data, columns=["ID", "patch_id", "category", "output", "box", "point"]
+    ).to_pylist()
+    return sorted(
+        (r for r in rows if r["patch_id"] == patch_id and r["box"] is not None),
+        key=lambda r: (r["category"], r["ID"]),
+    )
 
 
 # --- pure helpers ----------------------------------------------------------------------------
@@ -95,8 +99,12 @@ def test_selected_box_is_drawn_at_its_pixels(converted, tmp_path):
     px, py = round(row["point"][0] * PANEL), round(row["point"][1] * PANEL)
     for i in range(3):
         x0, y0 = origin(i)
-        edges = [(left, y) for y in range(top, bottom + 1)] + [(right, y) for y in range(top, bottom + 1)]
-        edges += [(x, top) for x in range(left, right + 1)] + [(x, bottom) for x in range(left, right + 1)]
+        edges = [(left, y) for y in range(top, bottom + 1)] + [
+            (right, y) for y in range(top, bottom + 1)
+        ]
+        edges += [(x, top) for x in range(left, right + 1)] + [
+            (x, bottom) for x in range(left, right + 1)
+        ]
         away_from_dot = [(x, y) for x, y in edges if abs(x - px) > 6 or abs(y - py) > 6]
         assert len(away_from_dot) > 20
         for x, y in away_from_dot:
@@ -115,10 +123,14 @@ def test_every_referring_box_is_outlined(converted, tmp_path):
         x1, y1, x2, y2 = (float(v) * PANEL for v in row["box"])  # box edges in panel pixels
         left, top = min(round(x1), PANEL - 1), min(round(y1), PANEL - 1)
         right, bottom = max(left, round(x2) - 1), max(top, round(y2) - 1)
-        outline = np.concatenate([
-            pixels[y0 + top : y0 + bottom + 1, x0 + left], pixels[y0 + top : y0 + bottom + 1, x0 + right],
-            pixels[y0 + top, x0 + left : x0 + right + 1], pixels[y0 + bottom, x0 + left : x0 + right + 1],
-        ])  # boxes drawn later may cover parts of it
+        outline = np.concatenate(
+            [
+                pixels[y0 + top : y0 + bottom + 1, x0 + left],
+                pixels[y0 + top : y0 + bottom + 1, x0 + right],
+                pixels[y0 + top, x0 + left : x0 + right + 1],
+                pixels[y0 + bottom, x0 + left : x0 + right + 1],
+            ]
+        )  # boxes drawn later may cover parts of it
         assert (outline == PALETTE[k % len(PALETTE)]).all(axis=1).sum() > 10, row["ID"]
 
 
@@ -154,13 +166,21 @@ def test_unknown_queries(converted, tmp_path, capsys):
         load_sample(10**9, converted)
     with pytest.raises(ValueError, match="no patch"):
         load_sample("S2B_NOT_A_PATCH", converted)
-    assert main(["show", "S2B_NOT_A_PATCH", "--data", str(converted), "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            ["show", "S2B_NOT_A_PATCH", "--data", str(converted), "--out", str(tmp_path / "x.png")]
+        )
+        == 2
+    )
     assert "no patch" in capsys.readouterr().err
 
 
 def test_show_cli(converted, tmp_path):
     out = tmp_path / "cli.png"
-    assert main(["show", BENCH_PATCH, "--data", str(converted), "--out", str(out), "--panel", "240"]) == 0
+    assert (
+        main(["show", BENCH_PATCH, "--data", str(converted), "--out", str(out), "--panel", "240"])
+        == 0
+    )
     assert Image.open(out).width == 3 * (240 + MARGIN) + MARGIN + 560 + MARGIN
 
 
@@ -179,8 +199,14 @@ def test_info_describes_tables_patches_and_store(converted):
     assert store["arrays"]["s2_10m"]["chunks"] == [1, 4, 120, 120]
     assert "blosc" in store["arrays"]["s1"]["codecs"]
     text = format_info(info)
-    for expected in ("Annotation tables", "referring", "Patch table: 6 patches", "imagery.zarr",
-                     "shard_patches", "setting allow_missing_s1: true"):
+    for expected in (
+        "Annotation tables",
+        "referring",
+        "Patch table: 6 patches",
+        "imagery.zarr",
+        "shard_patches",
+        "setting allow_missing_s1: true",
+    ):
         assert expected in text
 
 

@@ -1,1 +1,1 @@
-"""Sub-commands of the ``bigearthnet-txt`` command line (see ``conversion.cli``)."""
+"""Sub-commands of the ``bigearthnet-txt`` command line (see ``bigearthnet_txt.conversion.cli``)."""

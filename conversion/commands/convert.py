@@ -5,29 +5,52 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from conversion.dask_engine.session import engine_session
-from conversion.imagery.arguments import add_imagery_arguments, run_imagery
-from conversion.remote import localize_arguments, source_argument
+from bigearthnet_txt.conversion.dask_engine.session import engine_session
+from bigearthnet_txt.conversion.imagery.arguments import add_imagery_arguments, run_imagery
+from bigearthnet_txt.conversion.remote import localize_arguments, source_argument
 
 
 def add_annotation_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("annotations")
-    g.add_argument("--annotations", type=source_argument, required=True, metavar="FILE",
-                   help="BigEarthNet.txt.parquet (or a file in its schema)")
-    g.add_argument("--rows-per-shard", type=int, default=250_000,
-                   help="target rows per output Parquet file (default: %(default)s)")
-    g.add_argument("--group-key", choices=("patch", "patch_type"), default="patch",
-                   help="texts weighed against each other for redundancy weights (default: %(default)s)")
-    g.add_argument("--text-fields", default="input,output",
-                   help="comma-separated columns joined into the text that is scored (default: %(default)s)")
-    g.add_argument("--temperature", type=float, default=None,
-                   help="softmax temperature for redundancy weights (default: u / sum(u))")
-    g.add_argument("--overwrite", action="store_true",
-                   help="replace tables converted earlier from other input or settings")
+    g.add_argument(
+        "--annotations",
+        type=source_argument,
+        required=True,
+        metavar="FILE",
+        help="BigEarthNet.txt.parquet (or a file in its schema)",
+    )
+    g.add_argument(
+        "--rows-per-shard",
+        type=int,
+        default=250_000,
+        help="target rows per output Parquet file (default: %(default)s)",
+    )
+    g.add_argument(
+        "--group-key",
+        choices=("patch", "patch_type"),
+        default="patch",
+        help="texts weighed against each other for redundancy weights (default: %(default)s)",
+    )
+    g.add_argument(
+        "--text-fields",
+        default="input,output",
+        help="comma-separated columns joined into the text that is scored (default: %(default)s)",
+    )
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="softmax temperature for redundancy weights (default: u / sum(u))",
+    )
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace tables converted earlier from other input or settings",
+    )
 
 
 def annotation_settings(args: argparse.Namespace):
-    from conversion.annotations import AnnotationSettings
+    from bigearthnet_txt.conversion.annotations import AnnotationSettings
 
     return AnnotationSettings(
         rows_per_shard=args.rows_per_shard,
@@ -61,27 +84,36 @@ def print_summary(summary) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from conversion.annotations import convert_annotations
+    from bigearthnet_txt.conversion.annotations import convert_annotations
 
     localize_arguments(args)
     patch_index = None
     with engine_session(args) as engine:
         if args.s2 or args.s1 or args.reference_maps:
-            from conversion.imagery.convert import patch_index_map
+            from bigearthnet_txt.conversion.imagery.convert import patch_index_map
 
             run_imagery(args, engine)
             patch_index = patch_index_map(args.out)
         summary = convert_annotations(
-            args.annotations, args.out, annotation_settings(args), patch_index=patch_index,
-            progress=not args.quiet, overwrite=args.overwrite, drop_missing=args.skip_bad,
+            args.annotations,
+            args.out,
+            annotation_settings(args),
+            patch_index=patch_index,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            drop_missing=args.skip_bad,
             **engine.annotation_options(),
         )
-    print(f"annotation tables in {args.out}/data ({len(summary.files)} files, {summary.seconds:.1f} s)")
+    print(
+        f"annotation tables in {args.out}/data ({len(summary.files)} files, {summary.seconds:.1f} s)"
+    )
     if summary.dropped.get("rows"):
-        print(f"left out {summary.dropped['rows']:,} rows of {len(summary.dropped['patches'])} "
-              f"patch(es) without imagery (see {args.out}/annotations.json)")
+        print(
+            f"left out {summary.dropped['rows']:,} rows of {len(summary.dropped['patches'])} "
+            f"patch(es) without imagery (see {args.out}/annotations.json)"
+        )
     print_summary(summary)
-    from conversion.card import write_card
+    from bigearthnet_txt.conversion.card import write_card
 
     print(f"data set card: {write_card(args.out)}")
     return 0

@@ -21,8 +21,13 @@ def register(sub) -> None:
         description="Convert the embedded real sample (annotation fixtures + real imagery), show "
         "parsed rows per task and load a vqa example with load_dataset.",
     )
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="output folder (default: $BIGEARTHNET_TXT_HOME, else ~/.cache/bigearthnet_txt)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder (default: $BIGEARTHNET_TXT_HOME, else ~/.cache/bigearthnet_txt)",
+    )
     parser.add_argument("--rows", type=int, default=1, help="rows shown per task")
     parser.set_defaults(func=run)
 
@@ -32,7 +37,7 @@ SAMPLE_FILE = "BigEarthNet.txt.sample.parquet"
 
 def check_out(out: Path) -> None:
     """Refuse a folder that holds a data set converted from anything but the embedded sample."""
-    from conversion.annotations import read_summary
+    from bigearthnet_txt.conversion.annotations import read_summary
 
     summary = read_summary(out)
     if summary is not None and summary.get("source", {}).get("file") != SAMPLE_FILE:
@@ -44,14 +49,21 @@ def check_out(out: Path) -> None:
 
 def convert_sample(out: Path, quiet: bool = True) -> int:
     """Write the sample annotations and run ``bigearthnet-txt convert`` on the embedded sample."""
-    from conversion.cli import main
-    from conversion.sample_data import METADATA_FILE, SAMPLE_IMAGERY_SOURCES
-    from conversion.synthetic import write_sample
+    from bigearthnet_txt.conversion.cli import main
+    from bigearthnet_txt.conversion.sample_data import METADATA_FILE, SAMPLE_IMAGERY_SOURCES
+    from bigearthnet_txt.conversion.synthetic import write_sample
 
     check_out(out)
     annotations = write_sample(out / "sources" / SAMPLE_FILE, METADATA_FILE)
-    argv = ["convert", "--annotations", str(annotations), "--out", str(out), "--overwrite",
-            "--allow-missing-s1"]  # the real v2 S2 samples have no S1 pair on disk
+    argv = [
+        "convert",
+        "--annotations",
+        str(annotations),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--allow-missing-s1",
+    ]  # the real v2 S2 samples have no S1 pair on disk
     for flag, paths in SAMPLE_IMAGERY_SOURCES.items():
         for path in paths:
             argv += [f"--{flag}", str(path)]
@@ -63,8 +75,22 @@ def show_rows(out: Path, rows: int) -> None:
 
     from bigearthnet_txt.schema import DATA_DIR, TABLE_TASKS
 
-    shown = ["ID", "patch_id", "patch_index", "type", "category", "input", "output", "options",
-             "answer_index", "answer_bool", "box", "point", "ref", "redundancy_weight"]
+    shown = [
+        "ID",
+        "patch_id",
+        "patch_index",
+        "type",
+        "category",
+        "input",
+        "output",
+        "options",
+        "answer_index",
+        "answer_bool",
+        "box",
+        "point",
+        "ref",
+        "redundancy_weight",
+    ]
     for task in TABLE_TASKS:
         files = sorted((out / DATA_DIR / task).glob("*.parquet"))
         print(f"\n== {task} ({files[0].relative_to(out)})")

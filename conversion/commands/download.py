@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from conversion.imagery.checksums import FILE_GROUPS
+from bigearthnet_txt.conversion.imagery.checksums import FILE_GROUPS
 
 ALL_GROUPS = ",".join(dict.fromkeys(FILE_GROUPS.values()))
 
@@ -55,7 +55,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from conversion.download import download
+    from bigearthnet_txt.conversion.download import download
 
     files = download(
         parse_groups(args.what), args.to, mirrors=args.mirror, source_dir=args.source_dir,

@@ -14,15 +14,33 @@ def register(sub) -> None:
         "binary and MCQ accuracy per category, referring mean IoU and Acc@0.5 per category. "
         "Unparseable and missing predictions count as wrong and are reported.",
     )
-    parser.add_argument("--predictions", type=Path, required=True, metavar="FILE",
-                        help="JSON Lines of {\"ID\": …, \"prediction\": …} or Parquet with columns ID, prediction")
-    parser.add_argument("--split", action="append", default=None, metavar="SPLIT",
-                        help="split to score (repeatable; default: bench). The official loader's "
-                        "test set is --split test --split bench")
-    parser.add_argument("--data", type=Path, default=Path("."), metavar="DIR",
-                        help="converted data set folder (default: current folder)")
-    parser.add_argument("--strict", action="store_true",
-                        help="parse answers exactly as written (no trimming, lower-casing or trailing period)")
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help='JSON Lines of {"ID": …, "prediction": …} or Parquet with columns ID, prediction',
+    )
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=None,
+        metavar="SPLIT",
+        help="split to score (repeatable; default: bench). The official loader's "
+        "test set is --split test --split bench",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="converted data set folder (default: current folder)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="parse answers exactly as written (no trimming, lower-casing or trailing period)",
+    )
     parser.add_argument("--out-json", type=Path, metavar="FILE", help="write the report as JSON")
     parser.add_argument("--out-md", type=Path, metavar="FILE", help="write the report as Markdown")
     parser.set_defaults(func=run)
@@ -31,7 +49,9 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from bigearthnet_txt.evaluate import evaluate, write_report
 
-    report = evaluate(args.predictions, args.data, splits=args.split or ["bench"], strict=args.strict)
+    report = evaluate(
+        args.predictions, args.data, splits=args.split or ["bench"], strict=args.strict
+    )
     write_report(report, args.out_json, args.out_md)
     print(report.to_markdown(), end="")
     return 0

@@ -22,5 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from bigearthnet_txt.info import describe, format_info
 
     info = describe(args.data)
-    print(json.dumps(info, indent=1) if args.json else format_info(info), end="\n" if args.json else "")
+    print(
+        json.dumps(info, indent=1) if args.json else format_info(info),
+        end="\n" if args.json else "",
+    )
     return 0

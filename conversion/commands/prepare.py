@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.download import add_source_arguments
+from bigearthnet_txt.conversion.imagery.checksums import FILE_GROUPS
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
 from bigearthnet_txt.schema import RELEASE_FILENAME
-from conversion.commands.download import add_source_arguments
-from conversion.imagery.checksums import FILE_GROUPS
-from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
 
 SMALL_GROUPS = ("metadata", "text")
 ARCHIVE_GROUPS = tuple(dict.fromkeys(g for g in FILE_GROUPS.values() if g not in SMALL_GROUPS))
@@ -50,9 +50,7 @@ def register(sub) -> None:
         metavar="PATCHES",
         help=f"patches per shard (default {DEFAULT_SHARD_SIZE})",
     )
-    g.add_argument(
-        "--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs"
-    )
+    g.add_argument("--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs")
     for flag in FORWARDED_FLAGS:
         g.add_argument(flag, action="store_true", help=f"see convert {flag}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -91,9 +89,9 @@ def stream_location(url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from conversion.cli import build_parser
-    from conversion.download import download, names_for, resolve_sources
-    from conversion.remote import LOCAL_COPIES
+    from bigearthnet_txt.conversion.cli import build_parser
+    from bigearthnet_txt.conversion.download import download, names_for, resolve_sources
+    from bigearthnet_txt.conversion.remote import LOCAL_COPIES
 
     sources = {"mirrors": args.mirror, "source_dir": args.source_dir, "sources_file": args.sources}
     progress = not args.quiet

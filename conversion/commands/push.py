@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from conversion.hub import PushInterrupted, push
+    from bigearthnet_txt.conversion.hub import PushInterrupted, push
 
     if args.repo_id.count("/") != 1:
         raise ValueError(f"--repo-id must be NAMESPACE/NAME, got {args.repo_id!r}")

@@ -14,12 +14,24 @@ def register(sub) -> None:
         "false colour and Sentinel-1 panels with the boxes and points of its referring rows, and "
         "every text of the patch beside them.",
     )
-    parser.add_argument("query", metavar="ID_OR_PATCH", help="row ID (digits) or patch_id / s1_name")
-    parser.add_argument("--data", type=Path, default=Path("."), metavar="DIR",
-                        help="converted data set folder (default: current folder)")
+    parser.add_argument(
+        "query", metavar="ID_OR_PATCH", help="row ID (digits) or patch_id / s1_name"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="converted data set folder (default: current folder)",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.png", help="PNG to write")
-    parser.add_argument("--panel", type=int, default=360, metavar="PIXELS",
-                        help="size of each image panel (default: %(default)s)")
+    parser.add_argument(
+        "--panel",
+        type=int,
+        default=360,
+        metavar="PIXELS",
+        help="size of each image panel (default: %(default)s)",
+    )
     parser.set_defaults(func=run)
 
 

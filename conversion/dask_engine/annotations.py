@@ -1,6 +1,6 @@
 """Annotation conversion on Dask: one task per patch-range bucket.
 
-``conversion.annotations`` spills the rows into buckets, each holding a range of patch ranks, so
+``bigearthnet_txt.conversion.annotations`` spills the rows into buckets, each holding a range of patch ranks, so
 every redundancy group (a patch, or a patch and type) lies in one bucket. ``DaskBucketWeigher``
 submits one task per bucket (read, sort, compute the weights, write ``bucket-NNNNN.weighed.arrow``
 beside it) and hands the weighed buckets back in order to the writer of the Parquet files, which
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from conversion.annotations import AnnotationSettings, weigh_bucket
-from conversion.imagery.store_writer import replace_synced, unique_temp
+from bigearthnet_txt.conversion.annotations import AnnotationSettings, weigh_bucket
+from bigearthnet_txt.conversion.imagery.store_writer import replace_synced, unique_temp
 
 WEIGHED_SUFFIX = ".weighed.arrow"
 TASK_RETRIES = 2

@@ -27,15 +27,20 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from conversion.dask_engine.cluster import n_workers
-from conversion.dask_engine.listing import iter_folder_source
-from conversion.dask_engine.shard_task import ShardJob, StoreSpec, error_from_record, write_shard
-from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.metadata import PatchPlan
-from conversion.imagery.passes import Pass
-from conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source
-from conversion.imagery.spill import ShardSpill
-from conversion.imagery.store_writer import StoreWriter
+from bigearthnet_txt.conversion.dask_engine.cluster import n_workers
+from bigearthnet_txt.conversion.dask_engine.listing import iter_folder_source
+from bigearthnet_txt.conversion.dask_engine.shard_task import (
+    ShardJob,
+    StoreSpec,
+    error_from_record,
+    write_shard,
+)
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.metadata import PatchPlan
+from bigearthnet_txt.conversion.imagery.passes import Pass
+from bigearthnet_txt.conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source
+from bigearthnet_txt.conversion.imagery.spill import ShardSpill
+from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
 
 STAGING_DIR = ".dask-staging"
 TASK_RETRIES = 2
@@ -65,7 +70,7 @@ class DaskPassRunner:
     ) -> None:
         """Run the pass (``workers`` and the local engine's ``pool`` are not used: the cluster
         has its own workers)."""
-        from conversion.imagery.convert import _missing_error, discard_untrusted
+        from bigearthnet_txt.conversion.imagery.convert import _missing_error, discard_untrusted
 
         done = writer.done_shards(spec.name)
         pending = {s: rows for s, rows in plan.shard_rows().items() if s not in done}
@@ -113,9 +118,7 @@ class _PassRun:
         self.lookups = [getattr(plan, name) for name in spec.lookups]
         self.seen: set[int] = set()
         self.open_shards: set[int] = set(pending)
-        self.buffers = ShardSpill(
-            writer.out_dir / STAGING_DIR / spec.name, runner.max_open_shards
-        )
+        self.buffers = ShardSpill(writer.out_dir / STAGING_DIR / spec.name, runner.max_open_shards)
         self.in_flight: list = []
         self.rows_of: dict[str, int] = {}
         total = sum(len(rows) for rows in pending.values())

@@ -1,6 +1,6 @@
 """Patch listings of folder sources, local or behind an fsspec URL (``s3://bucket/BigEarthNet-S2``).
 
-A listing yields the same ``PatchFiles`` as ``conversion.imagery.sources.iter_folder``; for a URL
+A listing yields the same ``PatchFiles`` as ``bigearthnet_txt.conversion.imagery.sources.iter_folder``; for a URL
 the band files are URLs (strings), read into bytes by ``load_patch`` on the worker that decodes them.
 """
 
@@ -10,8 +10,8 @@ import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
-from conversion.imagery.sources import PatchFiles, group_folder, iter_folder
-from conversion.remote import RemoteFile
+from bigearthnet_txt.conversion.imagery.sources import PatchFiles, group_folder, iter_folder
+from bigearthnet_txt.conversion.remote import RemoteFile
 
 
 def iter_remote_folder(folder: RemoteFile) -> Iterator[PatchFiles]:

@@ -41,9 +41,9 @@ def engine_session(args: argparse.Namespace) -> Iterator[Engine]:
             raise ValueError("--scheduler needs --engine dask")
         yield Engine()
         return
-    from conversion.dask_engine.annotations import DaskBucketWeigher
-    from conversion.dask_engine.cluster import open_client
-    from conversion.dask_engine.imagery import DaskPassRunner
+    from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
+    from bigearthnet_txt.conversion.dask_engine.cluster import open_client
+    from bigearthnet_txt.conversion.dask_engine.imagery import DaskPassRunner
 
     with open_client(args.scheduler, getattr(args, "workers", 1)) as client:
         yield Engine(DaskPassRunner(client), DaskBucketWeigher(client), client)

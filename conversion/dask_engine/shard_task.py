@@ -16,13 +16,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bigearthnet_txt.conversion.dask_engine.listing import load_patch
+from bigearthnet_txt.conversion.imagery.assembler import ShardAssembler
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.passes import PASSES, decode_patch
+from bigearthnet_txt.conversion.imagery.sources import PatchFiles
+from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
 from bigearthnet_txt.schema import ImageryArray
-from conversion.dask_engine.listing import load_patch
-from conversion.imagery.assembler import ShardAssembler
-from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.passes import PASSES, decode_patch
-from conversion.imagery.sources import PatchFiles
-from conversion.imagery.store_writer import StoreWriter
 
 
 @dataclass(frozen=True)

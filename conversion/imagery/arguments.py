@@ -15,42 +15,110 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conversion.dask_engine.session import Engine, add_engine_arguments, engine_session
-from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
-from conversion.remote import localize_arguments, source_argument
+from bigearthnet_txt.conversion.dask_engine.session import (
+    Engine,
+    add_engine_arguments,
+    engine_session,
+)
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
+from bigearthnet_txt.conversion.remote import localize_arguments, source_argument
 
 if TYPE_CHECKING:
-    from conversion.imagery.convert import ImageryResult
+    from bigearthnet_txt.conversion.imagery.convert import ImageryResult
 
 
-def add_imagery_arguments(parser: argparse.ArgumentParser, *, with_out_and_annotations: bool = False) -> None:
+def add_imagery_arguments(
+    parser: argparse.ArgumentParser, *, with_out_and_annotations: bool = False
+) -> None:
     """Add the imagery flags to ``parser`` (``--out``/``--annotations`` too when asked)."""
     if with_out_and_annotations:
         parser.add_argument("--out", required=True, type=Path, help="output folder DIR")
         parser.add_argument("--annotations", action="append", type=source_argument, default=[],
                             help="annotation table (release parquet); selects the patches and their split")  # fmt: skip
     g = parser.add_argument_group("imagery")
-    g.add_argument("--s2", action="append", type=source_argument, default=[], metavar="PATH",
-                   help="Sentinel-2 source: BigEarthNet-S2.tar.zst or a folder (v2, flat, v1.0); repeatable")
-    g.add_argument("--s1", action="append", type=source_argument, default=[], metavar="PATH",
-                   help="Sentinel-1 source: BigEarthNet-S1.tar.zst or a folder; repeatable")
-    g.add_argument("--reference-maps", action="append", type=source_argument, default=[], metavar="PATH",
-                   help="Reference_Maps.tar.zst or a folder; repeatable")
-    g.add_argument("--metadata", action="append", type=source_argument, default=[], metavar="FILE",
-                   help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources")
-    g.add_argument("--patch-list", type=Path, metavar="FILE", help="convert the patch_ids listed in FILE (one per line)")
+    g.add_argument(
+        "--s2",
+        action="append",
+        type=source_argument,
+        default=[],
+        metavar="PATH",
+        help="Sentinel-2 source: BigEarthNet-S2.tar.zst or a folder (v2, flat, v1.0); repeatable",
+    )
+    g.add_argument(
+        "--s1",
+        action="append",
+        type=source_argument,
+        default=[],
+        metavar="PATH",
+        help="Sentinel-1 source: BigEarthNet-S1.tar.zst or a folder; repeatable",
+    )
+    g.add_argument(
+        "--reference-maps",
+        action="append",
+        type=source_argument,
+        default=[],
+        metavar="PATH",
+        help="Reference_Maps.tar.zst or a folder; repeatable",
+    )
+    g.add_argument(
+        "--metadata",
+        action="append",
+        type=source_argument,
+        default=[],
+        metavar="FILE",
+        help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources",
+    )
+    g.add_argument(
+        "--patch-list",
+        type=Path,
+        metavar="FILE",
+        help="convert the patch_ids listed in FILE (one per line)",
+    )
     g.add_argument("--all-patches", action="store_true", help="convert every patch of the metadata")
-    g.add_argument("--allow-missing-s1", action="store_true",
-                   help="an S2 patch without its S1 pair gets has_s1=false and NaN S1 instead of an error")
-    g.add_argument("--allow-missing-reference-maps", action="store_true",
-                   help="a patch without reference map gets has_reference_map=false instead of an error")
-    g.add_argument("--skip-bad", action="store_true", help="record bad patches in DIR/imagery_report.json and go on")
-    g.add_argument("--workers", type=int, default=1, metavar="N", help="processes decoding GeoTIFFs and threads compressing chunks (default 1)")
-    g.add_argument("--codec-preset", choices=PRESETS, default=DEFAULT_PRESET, help="store codecs (default: %(default)s)")
-    g.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, metavar="PATCHES",
-                   help="patches per shard file (default %(default)s)")
-    g.add_argument("--verify", action="store_true", help="check archive/metadata md5 sums before converting")
-    g.add_argument("--checksums", type=Path, metavar="FILE", help="md5sum-format list for --verify (default: published sums)")
+    g.add_argument(
+        "--allow-missing-s1",
+        action="store_true",
+        help="an S2 patch without its S1 pair gets has_s1=false and NaN S1 instead of an error",
+    )
+    g.add_argument(
+        "--allow-missing-reference-maps",
+        action="store_true",
+        help="a patch without reference map gets has_reference_map=false instead of an error",
+    )
+    g.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="record bad patches in DIR/imagery_report.json and go on",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes decoding GeoTIFFs and threads compressing chunks (default 1)",
+    )
+    g.add_argument(
+        "--codec-preset",
+        choices=PRESETS,
+        default=DEFAULT_PRESET,
+        help="store codecs (default: %(default)s)",
+    )
+    g.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        metavar="PATCHES",
+        help="patches per shard file (default %(default)s)",
+    )
+    g.add_argument(
+        "--verify", action="store_true", help="check archive/metadata md5 sums before converting"
+    )
+    g.add_argument(
+        "--checksums",
+        type=Path,
+        metavar="FILE",
+        help="md5sum-format list for --verify (default: published sums)",
+    )
     add_engine_arguments(g)
 
 
@@ -63,9 +131,17 @@ def run_imagery(args: argparse.Namespace, engine: Engine | None = None) -> Image
     localize_arguments(args)
     patch_ids = None
     if args.patch_list:
-        patch_ids = [line.strip() for line in Path(args.patch_list).read_text().splitlines() if line.strip()]
-    annotations = args.annotations if isinstance(args.annotations, list) else [args.annotations] if args.annotations else []
-    from conversion.imagery.convert import convert_imagery
+        patch_ids = [
+            line.strip() for line in Path(args.patch_list).read_text().splitlines() if line.strip()
+        ]
+    annotations = (
+        args.annotations
+        if isinstance(args.annotations, list)
+        else [args.annotations]
+        if args.annotations
+        else []
+    )
+    from bigearthnet_txt.conversion.imagery.convert import convert_imagery
 
     return convert_imagery(
         args.out, s2=args.s2, s1=args.s1, reference_maps=args.reference_maps, metadata=args.metadata,

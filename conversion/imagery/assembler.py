@@ -19,11 +19,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.passes import DecodedPatch, Pass
+from bigearthnet_txt.conversion.imagery.spill import ShardSpill
+from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter, band_shape, fill_value
 from bigearthnet_txt.schema import ImageryArray
-from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.passes import DecodedPatch, Pass
-from conversion.imagery.spill import ShardSpill
-from conversion.imagery.store_writer import StoreWriter, band_shape, fill_value
 
 STATS_SPLIT = "train"
 
@@ -82,7 +82,11 @@ class ShardAssembler:
     def wants(self, index: int) -> bool:
         """True while ``index`` is expected and not yet received."""
         shard = index // self.size
-        return shard in self.pending and index in self.pending[shard] and index not in self.received[shard]
+        return (
+            shard in self.pending
+            and index in self.pending[shard]
+            and index not in self.received[shard]
+        )
 
     def _new_block(self) -> dict[str, np.ndarray]:
         return {
@@ -98,7 +102,10 @@ class ShardAssembler:
         else:
             self.buffer.add(shard, (patch.index - shard * self.size, patch.arrays))
             self.present[shard].add(patch.index)
-            self.profiles[shard][patch.index] = [patch.crs, list(patch.transform) if patch.transform else None]
+            self.profiles[shard][patch.index] = [
+                patch.crs,
+                list(patch.transform) if patch.transform else None,
+            ]
         self.received[shard].add(patch.index)
         if self.received[shard] == self.pending[shard]:
             self.flush(shard)
@@ -115,7 +122,9 @@ class ShardAssembler:
             for name, values in arrays.items():
                 block[name][row] = values
         train_rows = [
-            i - shard * self.size for i in sorted(self.present[shard]) if self.split_of_index[i] == STATS_SPLIT
+            i - shard * self.size
+            for i in sorted(self.present[shard])
+            if self.split_of_index[i] == STATS_SPLIT
         ]
         stats: dict[str, list[float]] = {}
         for array in self.spec.arrays:
@@ -146,4 +155,3 @@ class ShardAssembler:
                 self.record_bad(index // self.size, index, missing_error([index]))
         for shard in sorted(self.pending):
             self.flush(shard)
-

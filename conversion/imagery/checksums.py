@@ -21,7 +21,10 @@ PUBLISHED_FILES: dict[str, tuple[int, str]] = {
     "BigEarthNet-S1.tar.zst": (54_439_153_171, "a55eaa2cdf6a917e296bd6601ec1e348"),
     "Reference_Maps.tar.zst": (282_391_301, "95d85a222fa983faddcac51a19f28917"),
     "metadata.parquet": (3_616_349, "55687065e77b6d0b0f1ff604a6e7b49c"),
-    "metadata_for_patches_with_snow_cloud_or_shadow.parquet": (710_162, "fe31856f4986d446c9468b59d6387c91"),
+    "metadata_for_patches_with_snow_cloud_or_shadow.parquet": (
+        710_162,
+        "fe31856f4986d446c9468b59d6387c91",
+    ),
 }
 # (bytes, md5) of the text release ``RELEASE_FILENAME`` on the Hugging Face Hub.
 RELEASE_FILE: tuple[int, str] = (466_819_745, "68628955917d75a280e605bf33e9cea5")
@@ -45,9 +48,16 @@ def md5_file(path: Path | str, progress: bool = False) -> str:
     """md5 hex digest of a file, read in 8 MiB blocks."""
     path = Path(path)
     digest = hashlib.md5()
-    with open(path, "rb") as fh, tqdm(
-        total=path.stat().st_size, unit="B", unit_scale=True, desc=f"md5 {path.name}", disable=not progress
-    ) as bar:
+    with (
+        open(path, "rb") as fh,
+        tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"md5 {path.name}",
+            disable=not progress,
+        ) as bar,
+    ):
         while block := fh.read(8 << 20):
             digest.update(block)
             bar.update(len(block))

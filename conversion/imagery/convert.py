@@ -33,6 +33,43 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from bigearthnet_txt.conversion.imagery.arguments import add_imagery_arguments, run_imagery
+from bigearthnet_txt.conversion.imagery.assembler import (
+    STATS_SPLIT,
+    ShardAssembler,
+    band_sums,
+    combine_digests,
+)
+from bigearthnet_txt.conversion.imagery.checksums import read_checksum_list, verify_files
+from bigearthnet_txt.conversion.imagery.codecs import (
+    DEFAULT_PRESET,
+    DEFAULT_SHARD_SIZE,
+    PRESETS,
+    describe,
+)
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.metadata import (
+    PatchPlan,
+    annotation_splits,
+    load_metadata,
+    plan_patches,
+)
+from bigearthnet_txt.conversion.imagery.passes import PASSES, Pass, decode_batch
+from bigearthnet_txt.conversion.imagery.sources import (
+    INTEGRITY_KINDS,
+    is_archive,
+    iter_source,
+    patch_digest,
+)
+from bigearthnet_txt.conversion.imagery.store_writer import (
+    PROGRESS_DIR,
+    TEMP_SUFFIX,
+    StoreWriter,
+    replace_synced,
+    unique_temp,
+    write_json_atomic,
+)
+from bigearthnet_txt.conversion.remote import as_source, expect_md5
 from bigearthnet_txt.schema import (
     IMAGERY_STORE,
     PATCH_SCHEMA,
@@ -41,23 +78,6 @@ from bigearthnet_txt.schema import (
     S2_BANDS,
     ImageryArray,
 )
-from conversion.imagery.arguments import add_imagery_arguments, run_imagery
-from conversion.imagery.assembler import STATS_SPLIT, ShardAssembler, band_sums, combine_digests
-from conversion.imagery.checksums import read_checksum_list, verify_files
-from conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS, describe
-from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.metadata import PatchPlan, annotation_splits, load_metadata, plan_patches
-from conversion.imagery.passes import PASSES, Pass, decode_batch
-from conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source, patch_digest
-from conversion.imagery.store_writer import (
-    PROGRESS_DIR,
-    TEMP_SUFFIX,
-    StoreWriter,
-    replace_synced,
-    unique_temp,
-    write_json_atomic,
-)
-from conversion.remote import as_source, expect_md5
 
 REPORT_FILE = "imagery_report.json"
 DECODE_BATCH = 32  # patches per task sent to a decoding process
@@ -101,12 +121,16 @@ def _plan(metadata_files, annotations, patch_ids, all_patches, shard_size) -> Pa
         for pid, split in annotation_splits(file).items():
             splits = splits if splits is not None else {}
             if splits.get(pid, split) != split:
-                raise ValueError(f"{file}: patch {pid} has split {split!r} here and {splits[pid]!r} elsewhere")
+                raise ValueError(
+                    f"{file}: patch {pid} has split {split!r} here and {splits[pid]!r} elsewhere"
+                )
             splits[pid] = split
     if patch_ids is None and all_patches:
         patch_ids = metadata["patch_id"].to_pylist()
     if patch_ids is None and splits is None:
-        raise ValueError("choose the patches: give annotation tables, --all-patches or a patch list")
+        raise ValueError(
+            "choose the patches: give annotation tables, --all-patches or a patch list"
+        )
     return plan_patches(metadata, shard_size, splits=splits, patch_ids=patch_ids)
 
 
@@ -121,7 +145,9 @@ def _missing_error(spec: Pass, plan: PatchPlan, sources: Sequence[Path]):
         more += f" and {len(indices) - 6} more" if len(indices) > 6 else ""
         if spec.name == "s1":
             s1 = s1_names[indices[0]]
-            text = f"S2 patch {first}: its S1 pair {s1} is missing from the S1 sources ({names}){more}"
+            text = (
+                f"S2 patch {first}: its S1 pair {s1} is missing from the S1 sources ({names}){more}"
+            )
         elif spec.name == "s2":
             text = f"patch {first} is selected (annotations/patch list) but not in the S2 imagery ({names}){more}"
         else:
@@ -205,7 +231,9 @@ def _run_pass(
     )
     lookups = [getattr(plan, name) for name in spec.lookups]
     total = sum(len(v) for v in pending.values())
-    bar = tqdm(total=total, unit="patch", desc=f"imagery {spec.name}", disable=not progress, smoothing=0.05)
+    bar = tqdm(
+        total=total, unit="patch", desc=f"imagery {spec.name}", disable=not progress, smoothing=0.05
+    )
     in_flight: deque[Future] = deque()
     batch: list[tuple] = []
     submitted: set[int] = set()
@@ -263,7 +291,8 @@ def _run_pass(
     stale = [
         shard
         for shard, recorded in to_check.items()
-        if combine_digests({i: d for i, d in digests.items() if i // plan.shard_size == shard}) != recorded
+        if combine_digests({i: d for i, d in digests.items() if i // plan.shard_size == shard})
+        != recorded
     ]
     if stale:
         print(f"imagery {spec.name}: shards {stale} were built from other source bytes; writing them again",
@@ -276,13 +305,19 @@ def _run_pass(
         )  # fmt: skip
 
 
-def _drop_from_stats(writer: StoreWriter, records: dict[str, dict[int, dict]], plan: PatchPlan, dropped: set[int]) -> None:
+def _drop_from_stats(
+    writer: StoreWriter, records: dict[str, dict[int, dict]], plan: PatchPlan, dropped: set[int]
+) -> None:
     """Take the train patches that another pass made bad (dropped from the patch table) out of the
     shard statistics of ``records``: their rows are read back from the store (few: bad patches)."""
     group = writer.open()
     for pass_name, per_shard in records.items():
         for record in per_shard.values():
-            rows = [i for i in record["present"] if i in dropped and plan.split_of_index[i] == STATS_SPLIT]
+            rows = [
+                i
+                for i in record["present"]
+                if i in dropped and plan.split_of_index[i] == STATS_SPLIT
+            ]
             for array in PASSES[pass_name].arrays if rows else ():
                 if not array.bands:
                     continue
@@ -306,7 +341,11 @@ def _merge_stats(records: dict[str, dict[int, dict]]) -> dict[str, dict[str, flo
         if band in sums and sums[band][0]:
             count, total, squares = sums[band]
             mean = total / count
-            stats[band] = {"mean": mean, "std": math.sqrt(max(squares / count - mean * mean, 0.0)), "count": count}
+            stats[band] = {
+                "mean": mean,
+                "std": math.sqrt(max(squares / count - mean * mean, 0.0)),
+                "count": count,
+            }
     return stats
 
 
@@ -351,7 +390,9 @@ def _source_record(pass_name: str, path: Path, md5: str | None) -> dict:
 def patch_index_map(out_dir: Path | str) -> dict[str, int]:
     """``patch_id → patch_index`` of the converted store in ``out_dir`` (for the annotation tables)."""
     patches = pq.read_table(Path(out_dir) / PATCH_TABLE, columns=["patch_id", "patch_index"])
-    return dict(zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True))
+    return dict(
+        zip(patches["patch_id"].to_pylist(), patches["patch_index"].to_pylist(), strict=True)
+    )
 
 
 def convert_imagery(
@@ -383,14 +424,18 @@ def convert_imagery(
     ``annotations`` tables (whose split, ``bench`` included, wins over the metadata split).
     Raises ``ImageryInputError`` (a ``ValueError``) naming the file/patch for bad input, unless
     ``skip_bad`` records it in ``out_dir/imagery_report.json`` and drops the patch.
-    ``pass_runner`` runs each pass (default: local processes; ``conversion.dask_engine`` has one
+    ``pass_runner`` runs each pass (default: local processes; ``bigearthnet_txt.conversion.dask_engine`` has one
     for Dask); it takes the arguments of ``_run_pass``.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     if preset not in PRESETS:
         raise ValueError(f"unknown codec preset {preset!r}; expected one of {PRESETS}")
-    passes = {"s2": [as_source(p) for p in s2], "s1": [as_source(p) for p in s1], "reference_map": [as_source(p) for p in reference_maps]}
+    passes = {
+        "s2": [as_source(p) for p in s2],
+        "s1": [as_source(p) for p in s1],
+        "reference_map": [as_source(p) for p in reference_maps],
+    }
     passes = {name: paths for name, paths in passes.items() if paths}
     if not passes:
         raise ValueError("no imagery source given (--s2, --s1 or --reference-maps)")
@@ -398,11 +443,15 @@ def convert_imagery(
         for path in paths:
             if not path.exists():
                 raise FileNotFoundError(f"{path}: imagery source not found")
-    metadata_files = [Path(m) for m in metadata] or find_metadata(p for ps in passes.values() for p in ps if isinstance(p, Path))
+    metadata_files = [Path(m) for m in metadata] or find_metadata(
+        p for ps in passes.values() for p in ps if isinstance(p, Path)
+    )
     md5s: dict[str, str] = {}
     if verify:
         expected = read_checksum_list(checksum_list) if checksum_list else None
-        files = [p for ps in passes.values() for p in ps if isinstance(p, Path) and p.is_file()] + list(metadata_files)
+        files = [
+            p for ps in passes.values() for p in ps if isinstance(p, Path) and p.is_file()
+        ] + list(metadata_files)
         md5s = verify_files(files, expected, progress)
         expect_md5([p for ps in passes.values() for p in ps], expected)
     plan = _plan(metadata_files, annotations, patch_ids, all_patches, shard_size)
@@ -412,22 +461,32 @@ def convert_imagery(
         "preset": preset,
         "shard_size": shard_size,
         "selection_md5": hashlib.md5(
-            "\n".join(f"{i}:{p}" for i, p in zip(plan.indices.tolist(), plan.patch_ids, strict=True)).encode()
+            "\n".join(
+                f"{i}:{p}" for i, p in zip(plan.indices.tolist(), plan.patch_ids, strict=True)
+            ).encode()
         ).hexdigest(),
         "allow_missing_s1": allow_missing_s1,
         "allow_missing_reference_maps": allow_missing_reference_maps,
         "skip_bad": skip_bad,
     }
-    writer = StoreWriter(out_dir, plan.n_rows, shard_size, arrays, preset, settings, encode_threads=workers)
+    writer = StoreWriter(
+        out_dir, plan.n_rows, shard_size, arrays, preset, settings, encode_threads=workers
+    )
     if writer.is_complete() and (out_dir / PATCH_TABLE).is_file():
         table = pq.read_table(out_dir / PATCH_TABLE)
-        return ImageryResult(out_dir, table.num_rows, already_complete=True, split_ranges=plan.split_ranges)
+        return ImageryResult(
+            out_dir, table.num_rows, already_complete=True, split_ranges=plan.split_ranges
+        )
     writer.open()
     errors_file = out_dir / PROGRESS_DIR / "source-errors.json"
     source_errors: list[dict] = json.loads(errors_file.read_text()) if errors_file.is_file() else []
     allow = {"s1": allow_missing_s1, "reference_map": allow_missing_reference_maps, "s2": False}
     local_pool = workers > 1 and pass_runner is None
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if local_pool else None
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        if local_pool
+        else None
+    )
     try:
         for name, paths in passes.items():
             n_before = len(source_errors)
@@ -465,16 +524,26 @@ def convert_imagery(
     writer.finalize(
         {
             "arrays": {
-                a.name: {"bands": list(a.bands), "resolution_m": a.resolution_m, "units": a.units,
-                         "nodata": a.nodata, "dtype": a.dtype, "size": a.size}
+                a.name: {
+                    "bands": list(a.bands),
+                    "resolution_m": a.resolution_m,
+                    "units": a.units,
+                    "nodata": a.nodata,
+                    "dtype": a.dtype,
+                    "size": a.size,
+                }
                 for a in arrays
             },
             "s2_band_order": list(S2_BANDS),
             "stats": _merge_stats(records),
             "stats_split": STATS_SPLIT,
             "stats_note": "population mean/std per band over the train rows; S2 nodata 0 and non-finite S1 excluded; S1 in dB",
-            "sources": [_source_record(n, p, md5s.get(str(p))) for n, ps in passes.items() for p in ps],
-            "metadata_files": [_source_record("metadata", Path(m), md5s.get(str(m))) for m in metadata_files],
+            "sources": [
+                _source_record(n, p, md5s.get(str(p))) for n, ps in passes.items() for p in ps
+            ],
+            "metadata_files": [
+                _source_record("metadata", Path(m), md5s.get(str(m))) for m in metadata_files
+            ],
             "codecs": describe(preset),
             "chunk_patches": 1,
             "shard_patches": shard_size,
@@ -496,8 +565,11 @@ def convert_imagery(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m conversion.imagery.convert --out DIR --s2 PATH ...`` (imagery only)."""
-    parser = argparse.ArgumentParser(prog="python -m conversion.imagery.convert", description=__doc__.split("\n")[0])
+    """``python -m bigearthnet_txt.conversion.imagery.convert --out DIR --s2 PATH ...`` (imagery only)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bigearthnet_txt.conversion.imagery.convert",
+        description=__doc__.split("\n")[0],
+    )
     add_imagery_arguments(parser, with_out_and_annotations=True)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

@@ -12,7 +12,9 @@ class ImageryInputError(ValueError):
     ``oversized-member``) used in the ``--skip-bad`` report.
     """
 
-    def __init__(self, message: str, *, kind: str, path: str | None = None, patch: str | None = None):
+    def __init__(
+        self, message: str, *, kind: str, path: str | None = None, patch: str | None = None
+    ):
         super().__init__(message)
         self.kind = kind
         self.path = path

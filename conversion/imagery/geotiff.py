@@ -19,7 +19,7 @@ import tifffile
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
-from conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 
 _PIXEL_IS_AREA = 1
 
@@ -73,7 +73,10 @@ def _read_dataset(ds, expected: Expected | None, path_label: str, patch: str | N
 
 
 def read_band(
-    source: Path | str | bytes, path_label: str, patch: str | None = None, expected: Expected | None = None
+    source: Path | str | bytes,
+    path_label: str,
+    patch: str | None = None,
+    expected: Expected | None = None,
 ):
     """Decode ``source`` (a path or the GeoTIFF bytes); ``path_label`` names it in errors. With
     ``expected``, its shape and dtype are checked before the pixels are decoded.
@@ -84,10 +87,17 @@ def read_band(
     Raises ``ImageryInputError(kind="corrupt-geotiff")``.
     """
     try:
-        data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+        data = (
+            bytes(source)
+            if isinstance(source, (bytes, bytearray, memoryview))
+            else Path(source).read_bytes()
+        )
     except OSError as err:
         raise ImageryInputError(
-            f"{path_label}: unreadable (patch {patch}): {err}", kind="unreadable", path=path_label, patch=patch
+            f"{path_label}: unreadable (patch {patch}): {err}",
+            kind="unreadable",
+            path=path_label,
+            patch=patch,
         ) from err
     fast = read_band_tifffile(data, expected, path_label, patch)
     if fast is not None:
@@ -129,7 +139,10 @@ def read_band_tifffile(
 
 
 def read_band_rasterio(
-    source: Path | str | bytes, path_label: str, patch: str | None = None, expected: Expected | None = None
+    source: Path | str | bytes,
+    path_label: str,
+    patch: str | None = None,
+    expected: Expected | None = None,
 ):
     """``read_band`` through rasterio only (``MemoryFile`` for bytes)."""
     try:

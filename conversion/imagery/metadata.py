@@ -39,7 +39,9 @@ def load_metadata(files: Iterable[Path | str]) -> pa.Table:
             raise ValueError(f"{f}: not a BigEarthNet metadata file, missing columns {missing}")
         tables.append(table.select(list(METADATA_COLUMNS)))
     if not tables:
-        raise ValueError("no metadata file given (metadata.parquet is needed for splits and pairing)")
+        raise ValueError(
+            "no metadata file given (metadata.parquet is needed for splits and pairing)"
+        )
     table = pa.concat_tables(tables, promote_options="permissive")
     ids = table["patch_id"].to_pylist()
     if len(set(ids)) != len(ids):
@@ -80,7 +82,9 @@ class PatchPlan:
         self.patch_ids: list[str] = self.rows["patch_id"].to_pylist()
         self.indices: np.ndarray = self.rows["patch_index"].to_numpy()
         self.by_patch_id = dict(zip(self.patch_ids, self.indices.tolist(), strict=True))
-        self.by_s1_name = dict(zip(self.rows["s1_name"].to_pylist(), self.indices.tolist(), strict=True))
+        self.by_s1_name = dict(
+            zip(self.rows["s1_name"].to_pylist(), self.indices.tolist(), strict=True)
+        )
         self.by_s2v1_name = dict(
             zip(self.rows["s2v1_name"].to_pylist(), self.indices.tolist(), strict=True)
         )
@@ -130,7 +134,9 @@ def plan_patches(
     bad = sorted({s for s in final_split if s not in SPLITS})
     if bad:
         raise ValueError(f"unknown split(s) {bad}; expected one of {SPLITS}")
-    rows = rows.set_column(rows.column_names.index("split"), "split", pa.array(final_split, pa.string()))
+    rows = rows.set_column(
+        rows.column_names.index("split"), "split", pa.array(final_split, pa.string())
+    )
     ids = rows["patch_id"].to_pylist()
     order = sorted(range(rows.num_rows), key=lambda i: (SPLITS.index(final_split[i]), ids[i]))
     rows = rows.take(order)

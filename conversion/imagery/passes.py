@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.geotiff import Expected, read_band
+from bigearthnet_txt.conversion.imagery.sources import REFERENCE_MAP_BAND, PatchFiles
+from bigearthnet_txt.conversion.imagery.store_writer import band_shape
 from bigearthnet_txt.schema import REFERENCE_MAP, S1, S2_ARRAYS, ImageryArray
-from conversion.imagery.errors import ImageryInputError
-from conversion.imagery.geotiff import Expected, read_band
-from conversion.imagery.sources import REFERENCE_MAP_BAND, PatchFiles
-from conversion.imagery.store_writer import band_shape
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class Pass:
 
 S2_PASS = Pass("s2", S2_ARRAYS, ("by_patch_id", "by_s2v1_name"), "missing-s2")
 S1_PASS = Pass("s1", (S1,), ("by_s1_name",), "missing-s1")
-REFERENCE_MAP_PASS = Pass("reference_map", (REFERENCE_MAP,), ("by_patch_id",), "missing-reference-map")
+REFERENCE_MAP_PASS = Pass(
+    "reference_map", (REFERENCE_MAP,), ("by_patch_id",), "missing-reference-map"
+)
 PASSES: dict[str, Pass] = {p.name: p for p in (S2_PASS, S1_PASS, REFERENCE_MAP_PASS)}
 
 

@@ -33,9 +33,9 @@ from pathlib import Path, PurePosixPath
 
 import zstandard
 
+from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.remote import ChecksumError, RemoteReadError, as_source, is_url
 from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
-from conversion.imagery.errors import ImageryInputError
-from conversion.remote import ChecksumError, RemoteReadError, as_source, is_url
 
 REFERENCE_MAP_BAND = "reference_map"
 BAND_SUFFIXES: tuple[str, ...] = (REFERENCE_MAP_BAND, *S2_BANDS, *S1_BANDS)
@@ -216,7 +216,9 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
             reader.drain()
         except ChecksumError as err:
             raise ImageryInputError(
-                f"{archive}: corrupt .tar.zst stream: {err}", kind="checksum-mismatch", path=str(archive)
+                f"{archive}: corrupt .tar.zst stream: {err}",
+                kind="checksum-mismatch",
+                path=str(archive),
             ) from err
         except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as err:
             if _is_interruption(err):

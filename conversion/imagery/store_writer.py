@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from bigearthnet_txt.conversion.imagery.codecs import codec_kwargs
 from bigearthnet_txt.schema import IMAGERY_STORE, STORE_ATTRS_KEY, ImageryArray
 from bigearthnet_txt.shards import ShardLayout
-from conversion.imagery.codecs import codec_kwargs
 
 FORMAT_VERSION = 1
 PROGRESS_DIR = ".imagery-progress"
@@ -121,7 +121,9 @@ class StoreWriter:
         if not (self.path / "zarr.json").is_file():
             return None
         try:
-            return dict(zarr.open_group(self.path, mode="r").attrs.get(STORE_ATTRS_KEY) or {}) or None
+            return (
+                dict(zarr.open_group(self.path, mode="r").attrs.get(STORE_ATTRS_KEY) or {}) or None
+            )
         except (OSError, ValueError, KeyError):
             return None
 
@@ -163,7 +165,9 @@ class StoreWriter:
                     shards=(self.shard_size, *shape),
                     dtype=array.dtype,
                     fill_value=fill_value(array),
-                    dimension_names=("patch", "band", "y", "x") if array.bands else ("patch", "y", "x"),
+                    dimension_names=("patch", "band", "y", "x")
+                    if array.bands
+                    else ("patch", "y", "x"),
                     **codec_kwargs(self.preset, array.dtype),
                 )
                 z.attrs.update(
@@ -194,7 +198,9 @@ class StoreWriter:
                 "is the output folder reachable from this machine?"
             ) from err
         if settings != self.settings:
-            raise FileExistsError(f"{self.path}: the store was written by a conversion with other settings")
+            raise FileExistsError(
+                f"{self.path}: the store was written by a conversion with other settings"
+            )
         self._group = group
         return group
 
@@ -226,10 +232,14 @@ class StoreWriter:
         """Remove the marker and then the files of one shard of a pass (a rerun writes it again)."""
         self.marker(pass_name, shard).unlink(missing_ok=True)
         for name in array_names:
-            if (self.path / name / "zarr.json").is_file() and (layout := ShardLayout.load(self.path / name)):
+            if (self.path / name / "zarr.json").is_file() and (
+                layout := ShardLayout.load(self.path / name)
+            ):
                 Path(layout.shard_path(shard)).unlink(missing_ok=True)
 
-    def write_shard(self, pass_name: str, shard: int, data: dict[str, np.ndarray], record: dict) -> None:
+    def write_shard(
+        self, pass_name: str, shard: int, data: dict[str, np.ndarray], record: dict
+    ) -> None:
         """Write rows ``[shard*shard_size, (shard+1)*shard_size)`` of each array, then the marker.
 
         Shard files are encoded by ``bigearthnet_txt.shards`` (byte-compatible with zarr-python,
@@ -238,8 +248,10 @@ class StoreWriter:
         group = self.open()
         start = shard * self.shard_size
         for name, block in data.items():
-            layout = self._layouts.get(name) if name in self._layouts else self._layouts.setdefault(
-                name, ShardLayout.load(self.path / name)
+            layout = (
+                self._layouts.get(name)
+                if name in self._layouts
+                else self._layouts.setdefault(name, ShardLayout.load(self.path / name))
             )
             if layout is None:
                 group[name][start : start + self.shard_size] = block
@@ -274,7 +286,9 @@ class StoreWriter:
             "complete": True,
             "settings": self.settings,
         }
-        for partial in self.path.rglob("*" + TEMP_SUFFIX):  # left by a run killed while writing a shard
+        for partial in self.path.rglob(
+            "*" + TEMP_SUFFIX
+        ):  # left by a run killed while writing a shard
             partial.unlink()
         shutil.rmtree(self.progress_dir, ignore_errors=True)
         shutil.rmtree(self.staging_dir, ignore_errors=True)
