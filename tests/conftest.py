@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,12 @@ from bigearthnet_txt.conversion.annotations import AnnotationSettings
 from bigearthnet_txt.conversion.imagery.convert import convert_imagery
 from bigearthnet_txt.conversion.sample_data import METADATA_FILE, V1_S1_DIR
 from bigearthnet_txt.conversion.synthetic import sample_annotations, write_sample
+
+# Child processes the tests start import this checkout, as the tests do, not an installed copy.
+CHECKOUT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")])
+)
 
 
 @pytest.fixture(scope="session")
