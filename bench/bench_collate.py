@@ -54,16 +54,23 @@ def build(work: Path, n_patches: int) -> Path:
     return out
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_settings(
-    collators: dict[str, Collator], batches: list[list[dict]]
-) -> dict[str, tuple[float, float]]:
-    """Mean seconds per batch of (read, collate) for each collator. Batch by batch, each distinct set
-    of arrays is read once (timed) and every collator collates a copy of it (timed), so that load
-    from other processes hits all settings alike."""
+    collators: dict[str, Collator], batches: list[list[dict]], device: torch.device
+) -> dict[str, tuple[float, float, float]]:
+    """Mean seconds per batch of (read, collate, device side) for each collator. Batch by batch,
+    each distinct set of arrays is read once (timed) and every collator collates a copy of it
+    (timed), then ``Collator.to_device`` moves the batch to ``device`` and runs what is deferred
+    there (timed, synchronised), so that load from other processes hits all settings alike."""
     for collator in collators.values():  # warm-up: opens the store, builds the encoding
-        collator.collate(batches[0], collator.read_native(batches[0]))
+        collator.to_device(collator.collate(batches[0], collator.read_native(batches[0])), device)
     reads: dict[str, list[float]] = {name: [] for name in collators}
     collates: dict[str, list[float]] = {name: [] for name in collators}
+    devices: dict[str, list[float]] = {name: [] for name in collators}
     for examples in batches:
         read_by_arrays: dict[tuple, tuple[float, dict]] = {}
         for name, collator in collators.items():
@@ -75,15 +82,21 @@ def time_settings(
             seconds, native = read_by_arrays[key]
             copy = {k: v.copy() for k, v in native.items()}
             start = time.perf_counter()
-            collator.collate(examples, copy)
+            batch = collator.collate(examples, copy)
             collates[name].append(time.perf_counter() - start)
             reads[name].append(seconds)
+            start = time.perf_counter()
+            collator.to_device(batch, device)
+            _sync(device)
+            devices[name].append(time.perf_counter() - start)
     return {
-        name: (statistics.mean(reads[name]), statistics.mean(collates[name])) for name in collators
+        name: tuple(statistics.mean(x[name]) for x in (reads, collates, devices))
+        for name in collators
     }
 
 
-def loader_rate(dataset, collator: Collator, n_batches: int) -> float:
+def loader_rate(dataset, collator: Collator, n_batches: int, device: torch.device) -> float:
+    """Samples/s of a training loop's input side: DataLoader batches moved by ``to_device``."""
     loader = DataLoader(dataset, batch_size=BATCH, num_workers=2, shuffle=True, collate_fn=collator,
                         generator=torch.Generator().manual_seed(0), persistent_workers=False)  # fmt: skip
     it = iter(loader)
@@ -91,7 +104,8 @@ def loader_rate(dataset, collator: Collator, n_batches: int) -> float:
     start = time.perf_counter()
     n = 0
     for _, batch in zip(range(n_batches), it, strict=False):
-        n += batch["ID"].shape[0]
+        n += collator.to_device(batch, device)["ID"].shape[0]
+    _sync(device)
     return n / (time.perf_counter() - start)
 
 
@@ -129,27 +143,30 @@ def main() -> int:
         "all, device_transform (GPU resamples), tokens, augment": {
             "bands": "all", "tokenizer": tokenizer, "augment": Augmenter(seed=0), "device_transform": True},
     }  # fmt: skip
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
     timings = time_settings(
-        {name: Collator(root, **kwargs) for name, kwargs in settings.items()}, batches
+        {name: Collator(root, **kwargs) for name, kwargs in settings.items()}, batches, device
     )
-    for name, (read, collate) in timings.items():
-        rows.append((name, read * 1000, collate * 1000, collate / read * 100))
+    for name, (read, collate, on_device) in timings.items():
+        rows.append((name, read * 1000, collate * 1000, on_device * 1000))
         print(f"{name:<56} read {read * 1000:7.1f} ms  collate {collate * 1000:6.1f} ms  "
-              f"share {collate / read * 100:5.1f} %")  # fmt: skip
+              f"to_device {on_device * 1000:6.1f} ms")  # fmt: skip
     rates = {}
     for name in (
         "S1S2-10m20m, nearest, tokens, augment",
         "all, device_transform (GPU resamples), tokens, augment",
     ):
-        rates[name] = loader_rate(dataset, Collator(root, **settings[name]), args.batches)
+        rates[name] = loader_rate(dataset, Collator(root, **settings[name]), args.batches, device)
         print(f"DataLoader, 2 workers, {name}: {rates[name]:,.0f} samples/s")
-    write_report(args.out, args.patches, len(dataset), unique, rows, rates)
+    write_report(args.out, args.patches, len(dataset), unique, rows, rates, device)
     print(f"wrote {args.out} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 
-def write_report(out: Path, patches: int, n_rows: int, unique: float, rows, rates) -> None:
+def write_report(
+    out: Path, patches: int, n_rows: int, unique: float, rows, rates, device: torch.device
+) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Collate benchmark (`bench/bench_collate.py`)",
@@ -160,20 +177,22 @@ def write_report(out: Path, patches: int, n_rows: int, unique: float, rows, rate
             f"{n_rows:,} text rows; batches of {BATCH} random train rows (median {unique:.0f} distinct patches)."
         ),
         "",
-        "| setting | read (ms / batch) | collate (ms / batch) | collate / read |",
-        "|---|---:|---:|---:|",
+        f"| setting | read (ms / batch) | collate (ms / batch) | `to_device({device.type!r})` "
+        "(ms / batch) | collate + to_device, / read |",
+        "|---|---:|---:|---:|---:|",
         *[
-            f"| {name} | {read:.1f} | {collate:.1f} | {share:.1f} % |"
-            for name, read, collate, share in rows
+            f"| {name} | {read:.1f} | {collate:.1f} | {dev:.1f} | {(collate + dev) / read:.0%} |"
+            for name, read, collate, dev in rows
         ],
         "",
         "Read = `Collator.read_native`, one batched `ImageryStore.read` of the batch's native arrays;",
-        "collate = `Collator.collate`, everything after the read (augmentation,",
-        "resampling + normalisation, tokenisation, label tensors). With `device_transform` the",
-        "resampling, normalisation and image flips run after transfer on the GPU and are not in the",
-        "CPU share. Times are means per batch; every setting collates the same batches, read once.",
+        "collate = `Collator.collate`, everything after the read on the CPU (augmentation,",
+        "resampling + normalisation, tokenisation, label tensors); `to_device` = "
+        "`Collator.to_device`, the transfer plus, with `device_transform`, the deferred resampling,",
+        f"normalisation and image flips, run on `{device.type}` in this run (synchronised). Times are",
+        "means per batch; every setting collates the same batches, read once.",
         "",
-        "| DataLoader (2 workers, batch 256, shuffled) | samples/s |",
+        f"| DataLoader (2 workers, batch 256, shuffled) + `to_device({device.type!r})` | samples/s |",
         "|---|---:|",
         *[f"| {name} | {rate:,.0f} |" for name, rate in rates.items()],
         "",
