@@ -17,7 +17,19 @@ from bigearthnet_txt.evaluate import box_iou, evaluate, normalise_answer, read_p
 from bigearthnet_txt.schema import TABLE_SCHEMA
 from bigearthnet_txt.tables import read_tables
 
-COLUMNS = ("ID", "type", "category", "output", "answer_index", "answer_bool")
+COLUMNS = (
+    "ID",
+    "patch_id",
+    "type",
+    "category",
+    "output",
+    "options",
+    "answer_index",
+    "answer_bool",
+    "country",
+    "season",
+    "climate_zone",
+)
 
 # ID, type, category, output — a tiny bench split whose scores are easy to compute by hand.
 ROWS = [
@@ -42,6 +54,7 @@ TASK_FOLDER = {
     "bounding box": "referring",
     "captioning": "captions",
 }
+OPTIONS = ["Broad-leaved forest", "Pastures", "Coniferous forest", "Mixed forest"]
 PERFECT = {row_id: output for row_id, _, _, output in ROWS}
 
 
@@ -55,11 +68,16 @@ def tiny(tmp_path_factory) -> Path:
         table = pa.table(
             {
                 "ID": [r[0] for r in rows],
+                "patch_id": [f"P{r[0] % 10}" for r in rows],
                 "type": [r[1] for r in rows],
                 "category": [r[2] for r in rows],
                 "output": [r[3] for r in rows],
+                "options": [OPTIONS if type_ == "mcq" else None for r in rows],
                 "answer_index": [("abcd".index(r[3]) if type_ == "mcq" else None) for r in rows],
                 "answer_bool": [(r[3] == "yes" if type_ == "binary" else None) for r in rows],
+                "country": ["Ireland" if r[0] % 2 else "Finland" for r in rows],
+                "season": ["Summer"] * len(rows),
+                "climate_zone": ["Cfb"] * len(rows),
             },
             schema=schema,
         )
@@ -172,8 +190,10 @@ def test_perfect(tiny):
     report = evaluate(predictions(PERFECT), tiny, ["bench"])
     for task, cats in report.groups.items():
         for group in cats.values():
-            for value in group.scores.values():
-                assert value == pytest.approx(100.0), task
+            for metric, value in group.scores.items():
+                # CIDEr is pycocoevalcap's score x 100: an identical caption scores 10 x 100
+                expected = 1000.0 if metric == "coco_cider" else 100.0
+                assert value == pytest.approx(expected), (task, metric)
     assert (report.n_missing, report.n_extra, report.n_unparseable) == (0, 0, 0)
     assert report.rows == len(ROWS)
 
@@ -250,7 +270,7 @@ def test_malformed_predictions_count_as_wrong_and_are_reported(tiny):
         {
             1: "maybe",
             11: "e",
-            12: "a) option",
+            12: "a) or c)",
             21: "[0.0 0.0, 0.5]",
             31: "[0.5 0.5, 0.2 0.2]",
             41: None,
