@@ -38,6 +38,7 @@ and ``splits=["test", "bench"]`` reproduces the loader's test set.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -246,11 +247,8 @@ def coco_tokens(text: str) -> str:
     return " ".join(w for w in Tokenizer13a()(text.lower()).split() if w not in PUNCTUATIONS)
 
 
-def coco_caption_scores(
-    hypotheses: Sequence[str], references: Sequence[str]
-) -> tuple[float, np.ndarray] | None:
-    """COCO-caption BLEU-4 (corpus, 0–100) and per-caption CIDEr (×100) with ``pycocoevalcap``'s
-    scorers over :func:`coco_tokens`; ``None`` when ``pycocoevalcap`` is not installed."""
+@functools.cache
+def _coco_scorers():
     try:
         from pycocoevalcap.bleu.bleu import Bleu
         from pycocoevalcap.cider.cider import Cider
@@ -258,11 +256,32 @@ def coco_caption_scores(
         logger.warning("pycocoevalcap is not installed: no COCO BLEU-4 / CIDEr (pip install "
                        "bigearthnet_txt[eval])")  # fmt: skip
         return None
+    return Bleu, Cider
+
+
+def coco_bleu4(hypotheses: Sequence[str], references: Sequence[str]) -> float | None:
+    """COCO-caption corpus BLEU-4 (``pycocoevalcap``'s scorer over :func:`coco_tokens`, × 100);
+    ``None`` without ``pycocoevalcap``."""
+    scorers = _coco_scorers()
+    if scorers is None or not references:
+        return None
     gts = {i: [coco_tokens(r)] for i, r in enumerate(references)}
     res = {i: [coco_tokens(h)] for i, h in enumerate(hypotheses)}
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    _, cider = Cider().compute_score(gts, res)
-    return 100 * float(bleu[3]), 100 * np.asarray(cider, dtype=np.float64)
+    bleu, _ = scorers[0](4).compute_score(gts, res, verbose=0)
+    return 100 * float(bleu[3])
+
+
+def coco_cider(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray | None:
+    """Per-caption CIDEr (``pycocoevalcap``'s ``Cider`` over :func:`coco_tokens`, × 100;
+    document frequencies from all the given references); their mean is the corpus CIDEr.
+    ``None`` without ``pycocoevalcap``."""
+    scorers = _coco_scorers()
+    if scorers is None or not references:
+        return None
+    gts = {i: [coco_tokens(r)] for i, r in enumerate(references)}
+    res = {i: [coco_tokens(h)] for i, h in enumerate(hypotheses)}
+    _, cider = scorers[1]().compute_score(gts, res)
+    return 100 * np.asarray(cider, dtype=np.float64)
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -543,9 +562,9 @@ class _TaskRows:
             refs = [r for r, keep in zip(self.references, local, strict=True) if keep]
             scores["bleu4"] = bleu_from_statistics(self.bleu_stats[local].sum(axis=0))
             scores["chrf"] = caption_scores(hyps, refs)["chrf"]
-            coco = coco_caption_scores(hyps, refs)
+            coco = coco_bleu4(hyps, refs)
             if coco is not None:
-                scores["coco_bleu4"] = coco[0]
+                scores["coco_bleu4"] = coco
             if bootstrap is not None:
                 intervals["bleu4"] = bootstrap.bleu_interval(rows, self.bleu_stats[local])
         for metric, values in self.means.items():
@@ -582,9 +601,9 @@ def _score_task(
         extracted = [Extraction(t) if t is not None else Extraction(None, "null") for t in texts]
         ok = np.array([e.ok or not p for e, p in zip(extracted, present, strict=True)])
         means = {}
-        coco = coco_caption_scores(hypotheses, references)
-        if coco is not None:
-            means["coco_cider"] = coco[1]
+        cider = coco_cider(hypotheses, references)
+        if cider is not None:
+            means["coco_cider"] = cider
         rows = _TaskRows(task, index, present, ok, means, hypotheses, references)
         rows.bleu_stats = bleu_statistics(hypotheses, references)
         return rows, extracted
@@ -673,6 +692,8 @@ def evaluate(
     :mod:`bigearthnet_txt.answer_extraction`); ``box_scale`` the grid predicted boxes are on
     (``unit``, ``1000``, ``pixels``); ``bootstrap`` > 0 adds 95 % intervals from that many
     patch resamples (``seed``); ``breakdowns`` the dimensions of :data:`BREAKDOWNS` to report.
+    CIDEr of a category or breakdown group is the mean of its captions' CIDEr, with document
+    frequencies from all evaluated captions.
     """
     splits = list(splits)
     check_scale(box_scale)
