@@ -11,8 +11,8 @@ perturbed predictions on ``test`` + ``bench`` (the official loader's test set):
 * captioning: every other word dropped from the caption;
 * two rows left without prediction and one ID that is no row.
 
-The comparison scores three "models" on the same rows with 95 % bootstrap intervals (1000 patch
-resamples, seed 0): ``exact`` (the predictions above, release formats), ``chatty`` (the same
+The comparison scores three "models" on every split of the sample (all six patches; the same
+perturbations) with 95 % bootstrap intervals (1000 patch resamples, seed 0): ``exact`` (the predictions above, release formats), ``chatty`` (the same
 answers written as a chat model does: ``"Yes, there is."``, ``"The answer is (b)."``,
 ``"B. <option text>"``, ``<box>(x1,y1),(x2,y2)</box>`` on the 0–1000 grid, read with
 ``box_scale="1000"``, captions prefixed with ``"The image shows "``) and ``chatty --strict``
@@ -41,10 +41,12 @@ from bigearthnet_txt.tables import read_tables
 
 SHOW_PATCH = "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"
 SPLITS = ("test", "bench")
+COMPARISON_SPLITS = ("train", "validation", "test", "bench")  # all six sample patches
 
 
 def convert_sample(out: Path) -> Path:
-    """The embedded sample converted (annotation fixtures + real imagery), as ``bigearthnet-txt demo`` does."""
+    """The embedded sample converted (annotation fixtures + real imagery), as
+    ``bigearthnet-txt demo`` does."""
     data = out / "data_set"
     if demo.convert_sample(data):
         raise SystemExit("converting the embedded sample failed")
@@ -73,8 +75,8 @@ def perturb(row: dict, n: int) -> str | None:
     return " ".join(output.split()[::2])
 
 
-def predictions(data: Path, path: Path) -> Path:
-    rows = read_tables(data, splits=SPLITS, columns=["ID", "type", "output"]).to_pylist()
+def predictions(data: Path, path: Path, splits=SPLITS) -> Path:
+    rows = read_tables(data, splits=splits, columns=["ID", "type", "output"]).to_pylist()
     seen: dict[str, int] = {}
     lines = []
     for row in sorted(rows, key=lambda r: r["ID"]):
@@ -111,8 +113,8 @@ def chatty(text: str | None, row: dict, n: int) -> str | None:
     return "The image shows " + text
 
 
-def chatty_predictions(data: Path, exact: Path, path: Path) -> Path:
-    rows = read_tables(data, splits=SPLITS, columns=["ID", "type", "options"]).to_pylist()
+def chatty_predictions(data: Path, exact: Path, path: Path, splits=SPLITS) -> Path:
+    rows = read_tables(data, splits=splits, columns=["ID", "type", "options"]).to_pylist()
     by_id = {r["ID"]: r for r in rows}
     seen: dict[str, int] = {}
     lines = []
@@ -150,10 +152,11 @@ def main() -> None:
         preds = predictions(data, Path(tmp) / "predictions.jsonl")
         report = evaluate(preds, data, splits=SPLITS)
         write_report(report, out_md=args.out / "evaluate_example.md")
-        talk = chatty_predictions(data, preds, Path(tmp) / "chatty.jsonl")
-        options = {"splits": SPLITS, "bootstrap": 1000, "seed": 0}
+        every = predictions(data, Path(tmp) / "every_split.jsonl", COMPARISON_SPLITS)
+        talk = chatty_predictions(data, every, Path(tmp) / "chatty.jsonl", COMPARISON_SPLITS)
+        options = {"splits": COMPARISON_SPLITS, "bootstrap": 1000, "seed": 0}
         reports = {
-            "exact": evaluate(preds, data, **options),
+            "exact": evaluate(every, data, **options),
             "chatty": evaluate(talk, data, box_scale="1000", **options),
             "chatty --strict": evaluate(talk, data, box_scale="1000", strict=True, **options),
         }
