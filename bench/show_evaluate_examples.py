@@ -12,11 +12,13 @@ perturbed predictions on ``test`` + ``bench`` (the official loader's test set):
 * two rows left without prediction and one ID that is no row.
 
 The comparison scores three "models" on every split of the sample (all six patches; the same
-perturbations) with 95 % bootstrap intervals (1000 patch resamples, seed 0): ``exact`` (the predictions above, release formats), ``chatty`` (the same
-answers written as a chat model does: ``"Yes, there is."``, ``"The answer is (b)."``,
-``"B. <option text>"``, ``<box>(x1,y1),(x2,y2)</box>`` on the 0–1000 grid, read with
-``box_scale="1000"``, captions prefixed with ``"The image shows "``) and ``chatty --strict``
-(the same file read with today's exact formats).
+perturbations) with 95 % bootstrap intervals (1000 patch resamples, seed 0):
+
+* ``exact``: the predictions above, in the release formats;
+* ``chatty``: the same answers written as a chat model does (``"Yes, there is."``,
+  ``"The answer is (b)."``, ``"B. <option text>"``, ``<box>(x1,y1),(x2,y2)</box>`` on the 0–1000
+  grid, read with ``box_scale="1000"``, captions prefixed with ``"The image shows "``);
+* ``chatty --strict``: the same file read with the exact formats only.
 
 Run: ``python bench/show_evaluate_examples.py [--out bench/results]``.
 """
@@ -34,7 +36,7 @@ from pathlib import Path
 from bigearthnet_txt.annotations import answer_letter, parse_box, render_box
 from bigearthnet_txt.box_scales import format_scaled
 from bigearthnet_txt.conversion.commands import demo
-from bigearthnet_txt.evaluate import evaluate, write_report
+from bigearthnet_txt.evaluate import evaluate
 from bigearthnet_txt.evaluation_compare import plot_comparison, side_by_side
 from bigearthnet_txt.show import show
 from bigearthnet_txt.tables import read_tables
@@ -151,7 +153,7 @@ def main() -> None:
         show(SHOW_PATCH, data, args.out / "show_example.png")
         preds = predictions(data, Path(tmp) / "predictions.jsonl")
         report = evaluate(preds, data, splits=SPLITS)
-        write_report(report, out_md=args.out / "evaluate_example.md")
+        (args.out / "evaluate_example.md").write_text(provenance() + report.to_markdown())
         every = predictions(data, Path(tmp) / "every_split.jsonl", COMPARISON_SPLITS)
         talk = chatty_predictions(data, every, Path(tmp) / "chatty.jsonl", COMPARISON_SPLITS)
         options = {"splits": COMPARISON_SPLITS, "bootstrap": 1000, "seed": 0}
