@@ -210,6 +210,13 @@ def caption_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict
     }
 
 
+def chrf_score(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """sacrebleu corpus chrF (defaults, one reference each), 0–100."""
+    from sacrebleu.metrics import CHRF
+
+    return CHRF().corpus_score(list(hypotheses), [list(references)]).score
+
+
 def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray:
     """float64 ``[N, 10]`` sacrebleu sufficient statistics per caption: hypothesis length,
     reference length, matching 1–4-grams, hypothesis 1–4-grams. Summed over rows they give
@@ -259,27 +266,31 @@ def _coco_scorers():
     return Bleu, Cider
 
 
-def coco_bleu4(hypotheses: Sequence[str], references: Sequence[str]) -> float | None:
+def coco_bleu4(
+    hypotheses: Sequence[str], references: Sequence[str], tokenized: bool = False
+) -> float | None:
     """COCO-caption corpus BLEU-4 (``pycocoevalcap``'s scorer over :func:`coco_tokens`, × 100);
-    ``None`` without ``pycocoevalcap``."""
+    ``None`` without ``pycocoevalcap``. ``tokenized``: the texts are already ``coco_tokens``."""
     scorers = _coco_scorers()
     if scorers is None or not references:
         return None
-    gts = {i: [coco_tokens(r)] for i, r in enumerate(references)}
-    res = {i: [coco_tokens(h)] for i, h in enumerate(hypotheses)}
+    gts = {i: [r if tokenized else coco_tokens(r)] for i, r in enumerate(references)}
+    res = {i: [h if tokenized else coco_tokens(h)] for i, h in enumerate(hypotheses)}
     bleu, _ = scorers[0](4).compute_score(gts, res, verbose=0)
     return 100 * float(bleu[3])
 
 
-def coco_cider(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarray | None:
+def coco_cider(
+    hypotheses: Sequence[str], references: Sequence[str], tokenized: bool = False
+) -> np.ndarray | None:
     """Per-caption CIDEr (``pycocoevalcap``'s ``Cider`` over :func:`coco_tokens`, × 100;
     document frequencies from all the given references); their mean is the corpus CIDEr.
     ``None`` without ``pycocoevalcap``."""
     scorers = _coco_scorers()
     if scorers is None or not references:
         return None
-    gts = {i: [coco_tokens(r)] for i, r in enumerate(references)}
-    res = {i: [coco_tokens(h)] for i, h in enumerate(hypotheses)}
+    gts = {i: [r if tokenized else coco_tokens(r)] for i, r in enumerate(references)}
+    res = {i: [h if tokenized else coco_tokens(h)] for i, h in enumerate(hypotheses)}
     _, cider = scorers[1]().compute_score(gts, res)
     return 100 * np.asarray(cider, dtype=np.float64)
 
@@ -551,6 +562,8 @@ class _TaskRows:
     hypotheses: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
     bleu_stats: np.ndarray | None = None
+    coco_hypotheses: list[str] = field(default_factory=list)  # coco_tokens of each
+    coco_references: list[str] = field(default_factory=list)
 
     def group(self, local: np.ndarray, bootstrap: PatchBootstrap | None) -> Group:
         """The Group of the task rows ``local`` (bool mask over this task's rows)."""
@@ -558,11 +571,13 @@ class _TaskRows:
         intervals: dict[str, tuple[float, float]] = {}
         rows = self.index[local]
         if self.task == TYPE_CAPTION:
-            hyps = [h for h, keep in zip(self.hypotheses, local, strict=True) if keep]
-            refs = [r for r, keep in zip(self.references, local, strict=True) if keep]
+
+            def pick(texts: list[str]) -> list[str]:
+                return [t for t, keep in zip(texts, local, strict=True) if keep]
+
             scores["bleu4"] = bleu_from_statistics(self.bleu_stats[local].sum(axis=0))
-            scores["chrf"] = caption_scores(hyps, refs)["chrf"]
-            coco = coco_bleu4(hyps, refs)
+            scores["chrf"] = chrf_score(pick(self.hypotheses), pick(self.references))
+            coco = coco_bleu4(pick(self.coco_hypotheses), pick(self.coco_references), True)
             if coco is not None:
                 scores["coco_bleu4"] = coco
             if bootstrap is not None:
@@ -600,12 +615,13 @@ def _score_task(
         references = sub["output"].to_pylist()
         extracted = [Extraction(t) if t is not None else Extraction(None, "null") for t in texts]
         ok = np.array([e.ok or not p for e, p in zip(extracted, present, strict=True)])
-        means = {}
-        cider = coco_cider(hypotheses, references)
-        if cider is not None:
-            means["coco_cider"] = cider
-        rows = _TaskRows(task, index, present, ok, means, hypotheses, references)
+        rows = _TaskRows(task, index, present, ok, {}, hypotheses, references)
         rows.bleu_stats = bleu_statistics(hypotheses, references)
+        rows.coco_hypotheses = [coco_tokens(h) for h in hypotheses]
+        rows.coco_references = [coco_tokens(r) for r in references]
+        cider = coco_cider(rows.coco_hypotheses, rows.coco_references, tokenized=True)
+        if cider is not None:
+            rows.means["coco_cider"] = cider
         return rows, extracted
     if task == TYPE_BINARY:
         extracted = _extract_unique(texts, lambda t: extract_binary(t, strict))
