@@ -18,7 +18,8 @@ MCQ (``extract_choice``, with the row's four option texts)
         text is exactly another option's text or holds another marker (``"b) or c)"``) →
         ambiguous.
     M3. ``answer``/``option`` followed by a letter (``"Answer: b"``, ``"The answer is (b)"``,
-        ``"option c"``) → that letter; two different letters → ambiguous.
+        ``"option c"``) → that letter (``a`` followed by a word is the article: ``"The answer is
+        a mixed forest"`` goes on to M5); two different letters → ambiguous.
     M4. Markers anywhere (``"I think c) is right"``): one distinct letter → it; several →
         ambiguous (``"b) or c)"``).
     M5. Option text: the output (without a trailing period) equals one option's text, or names
@@ -52,7 +53,9 @@ _BETWEEN_RE = re.compile(r"^(?:[\s\W]|\bor\b)*$", re.IGNORECASE)
 _LETTER_ONLY_RE = re.compile(r"^\(?([a-d])\)?[.:]?$", re.IGNORECASE)
 _LEADING_MARKER_RE = re.compile(r"^(?:\(([a-d])\)|([a-d])[).:])\s+(.+)$", re.IGNORECASE | re.DOTALL)
 _ANSWER_LETTER_RE = re.compile(
-    r"\b(?:answer|option)\b(?:\s+is)?\s*[:\-]?\s*\(?([a-d])\b(?![-'])", re.IGNORECASE
+    r"\b(?:answer|option)\b(?:\s+is)?\s*[:\-]?\s*\(?([a-d])\b(?![-'])"
+    r"(?!(?<=[aA])\s+[a-zA-Z])",  # "is a forest": the article, not a letter
+    re.IGNORECASE,
 )
 _MARKER_RE = re.compile(r"(?:\(([a-d])\)|\b([a-d])\))", re.IGNORECASE)
 _BOX_TAG_RE = re.compile(r"<box>(.*?)</box>", re.IGNORECASE | re.DOTALL)

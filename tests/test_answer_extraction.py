@@ -45,6 +45,8 @@ MCQ = [
     ("The answer is b", 1),  # M3
     ("The answer is (c).", 2),  # M3
     ("I choose option d", 3),  # M3
+    ("The answer is a.", 0),  # M3
+    ("The answer is a mixed forest", 3),  # M3 reads 'a' + word as the article, then M5
     ("Answer: a. Answer: c", UNPARSEABLE),  # M3 trap: two letters
     ("I think c) is right", 2),  # M4
     ("Either (a) or (b)", UNPARSEABLE),  # M4 trap: two letters
