@@ -1,4 +1,5 @@
-"""Write the README's examples: ``bench/results/show_example.png`` and ``evaluate_example.md``.
+"""Write the README's examples: ``bench/results/show_example.png``, ``evaluate_example.md``
+and the side-by-side comparison ``evaluate_comparison.md`` / ``evaluate_comparison.png``.
 
 Converts the embedded real sample (six BigEarthNet v2.0 patches with stand-in texts in the
 release schema) into a temporary folder, draws the bench patch, and scores deterministically
@@ -10,28 +11,44 @@ perturbed predictions on ``test`` + ``bench`` (the official loader's test set):
 * captioning: every other word dropped from the caption;
 * two rows left without prediction and one ID that is no row.
 
+The comparison scores three "models" on every split of the sample (all six patches; the same
+perturbations) with 95 % bootstrap intervals (1000 patch resamples, seed 0):
+
+* ``exact``: the predictions above, in the release formats;
+* ``chatty``: the same answers written as a chat model does (``"Yes, there is."``,
+  ``"The answer is (b)."``, ``"B. <option text>"``, ``<box>(x1,y1),(x2,y2)</box>`` on the 0–1000
+  grid, read with ``box_scale="1000"``, captions prefixed with ``"The image shows "``);
+* ``chatty --strict``: the same file read with the exact formats only.
+
 Run: ``python bench/show_evaluate_examples.py [--out bench/results]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from bigearthnet_txt.annotations import parse_box, render_box
+from bigearthnet_txt.annotations import answer_letter, parse_box, render_box
+from bigearthnet_txt.box_scales import format_scaled
 from bigearthnet_txt.conversion.commands import demo
-from bigearthnet_txt.evaluate import evaluate, write_report
+from bigearthnet_txt.evaluate import evaluate
+from bigearthnet_txt.evaluation_compare import plot_comparison, side_by_side
 from bigearthnet_txt.show import show
 from bigearthnet_txt.tables import read_tables
 
 SHOW_PATCH = "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85"
 SPLITS = ("test", "bench")
+COMPARISON_SPLITS = ("train", "validation", "test", "bench")  # all six sample patches
 
 
 def convert_sample(out: Path) -> Path:
-    """The embedded sample converted (annotation fixtures + real imagery), as ``bigearthnet-txt demo`` does."""
+    """The embedded sample converted (annotation fixtures + real imagery), as
+    ``bigearthnet-txt demo`` does."""
     data = out / "data_set"
     if demo.convert_sample(data):
         raise SystemExit("converting the embedded sample failed")
@@ -60,8 +77,8 @@ def perturb(row: dict, n: int) -> str | None:
     return " ".join(output.split()[::2])
 
 
-def predictions(data: Path, path: Path) -> Path:
-    rows = read_tables(data, splits=SPLITS, columns=["ID", "type", "output"]).to_pylist()
+def predictions(data: Path, path: Path, splits=SPLITS) -> Path:
+    rows = read_tables(data, splits=splits, columns=["ID", "type", "output"]).to_pylist()
     seen: dict[str, int] = {}
     lines = []
     for row in sorted(rows, key=lambda r: r["ID"]):
@@ -74,6 +91,58 @@ def predictions(data: Path, path: Path) -> Path:
     return path
 
 
+def chatty(text: str | None, row: dict, n: int) -> str | None:
+    """``text`` (an exact-format prediction) as a chat model would write it."""
+    if text is None:
+        return None
+    kind = row["type"]
+    if kind == "binary":
+        word = text.strip().rstrip(".").lower()
+        return {"yes": "Yes, there is.", "no": "No, there is not."}.get(word, text)
+    if kind == "mcq":
+        if text not in ("a", "b", "c", "d"):
+            return text
+        index = "abcd".index(text)
+        if n % 2:
+            return f"The answer is ({answer_letter(index)})."
+        return f"{answer_letter(index).upper()}. {row['options'][index]}"
+    if kind == "bounding box":
+        try:
+            x1, y1, x2, y2 = (format_scaled(v, "1000") for v in parse_box(text))
+        except ValueError:
+            return text
+        return f"<box>({x1},{y1}),({x2},{y2})</box>"
+    return "The image shows " + text
+
+
+def chatty_predictions(data: Path, exact: Path, path: Path, splits=SPLITS) -> Path:
+    rows = read_tables(data, splits=splits, columns=["ID", "type", "options"]).to_pylist()
+    by_id = {r["ID"]: r for r in rows}
+    seen: dict[str, int] = {}
+    lines = []
+    for line in exact.read_text().splitlines():
+        record = json.loads(line)
+        row = by_id.get(record["ID"])
+        if row is not None:
+            seen[row["type"]] = n = seen.get(row["type"], 0) + 1
+            record["prediction"] = chatty(record["prediction"], row, n)
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def provenance() -> str:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    command = "python bench/show_evaluate_examples.py " + " ".join(sys.argv[1:])
+    return (
+        f"Made by `{command.strip()}` at commit `{commit}` on "
+        f"{datetime.date.today().isoformat()}, on the embedded sample (six real patches, "
+        "schema-exact stand-in texts).\n\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -84,9 +153,22 @@ def main() -> None:
         show(SHOW_PATCH, data, args.out / "show_example.png")
         preds = predictions(data, Path(tmp) / "predictions.jsonl")
         report = evaluate(preds, data, splits=SPLITS)
-        write_report(report, out_md=args.out / "evaluate_example.md")
+        (args.out / "evaluate_example.md").write_text(provenance() + report.to_markdown())
+        every = predictions(data, Path(tmp) / "every_split.jsonl", COMPARISON_SPLITS)
+        talk = chatty_predictions(data, every, Path(tmp) / "chatty.jsonl", COMPARISON_SPLITS)
+        options = {"splits": COMPARISON_SPLITS, "bootstrap": 1000, "seed": 0}
+        reports = {
+            "exact": evaluate(every, data, **options),
+            "chatty": evaluate(talk, data, box_scale="1000", **options),
+            "chatty --strict": evaluate(talk, data, box_scale="1000", strict=True, **options),
+        }
+        table = side_by_side(reports)
+        (args.out / "evaluate_comparison.md").write_text(provenance() + table)
+        plot_comparison(reports, args.out / "evaluate_comparison.png")
     print(report.to_markdown(), end="")
-    print(f"wrote {args.out / 'show_example.png'} and {args.out / 'evaluate_example.md'}")
+    print(table, end="")
+    print(f"wrote {args.out / 'show_example.png'}, {args.out / 'evaluate_example.md'} and "
+          f"{args.out / 'evaluate_comparison.md'} / .png")  # fmt: skip
 
 
 if __name__ == "__main__":
