@@ -40,6 +40,7 @@ from bigearthnet_txt.conversion.imagery.checksums import (
     names_in,
 )
 from bigearthnet_txt.conversion.remote import MAX_RETRIES, RETRY_WAIT_S, ChecksumError
+from bigearthnet_txt.errors import BigEarthNetTxtError
 from bigearthnet_txt.schema import RELEASE_FILENAME, RELEASE_REPO_ID
 
 ZENODO_FILES_URL = "https://zenodo.org/records/10891137/files"
@@ -52,11 +53,11 @@ TIMEOUT_S = 60
 GROUPS: dict[str, tuple[str, ...]] = {group: names_in(group) for group in FILE_GROUPS.values()}
 
 
-class DiskSpaceError(ValueError):
+class DiskSpaceError(BigEarthNetTxtError, ValueError):
     """Not enough free space for the announced sizes."""
 
 
-class DownloadError(ValueError):
+class DownloadError(BigEarthNetTxtError, ValueError):
     """No URL of a file could be fetched."""
 
 

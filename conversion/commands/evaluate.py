@@ -31,10 +31,10 @@ def register(sub) -> None:
     )
     parser.add_argument(
         "--data",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="converted data set folder (default: current folder)",
+        default=None,
+        metavar="DIR_OR_NAME",
+        help="converted data set folder, or a name in the data home as load_dataset takes it "
+        "(default: the current folder if converted, else the data home's bigearthnet_txt)",
     )
     parser.add_argument(
         "--strict",
@@ -48,9 +48,10 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigearthnet_txt.evaluate import evaluate, write_report
+    from bigearthnet_txt.paths import local_folder
 
     report = evaluate(
-        args.predictions, args.data, splits=args.split or ["bench"], strict=args.strict
+        args.predictions, local_folder(args.data), splits=args.split or ["bench"], strict=args.strict
     )
     write_report(report, args.out_json, args.out_md)
     print(report.to_markdown(), end="")

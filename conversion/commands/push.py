@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import positive_int
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -33,7 +35,7 @@ def register(sub) -> None:
     )
     parser.add_argument(
         "--batch-files",
-        type=int,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="files per upload_folder call (default: %(default)s)",
@@ -51,11 +53,24 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repo_id.count("/") != 1:
         raise ValueError(f"--repo-id must be NAMESPACE/NAME, got {args.repo_id!r}")
+    from bigearthnet_txt.conversion.cli import one_line
+    from bigearthnet_txt.conversion.output_folder import claim_output_folder
+
+    if args.token is not None:
+        print(
+            "bigearthnet-txt push: warning: --token shows the token to other users of this "
+            "machine (process list, shell history); prefer HF_TOKEN or `hf auth login`",
+            file=sys.stderr,
+        )
+    if not args.dir.is_dir():
+        raise FileNotFoundError(f"{args.dir}: no such folder; give the --out of bigearthnet-txt convert")
     try:
-        result = push(args.dir, args.repo_id, private=args.private, token=args.token, endpoint=args.endpoint,
-                      batch_files=args.batch_files, write_card=not args.keep_card)  # fmt: skip
+        with claim_output_folder(args.dir, "push", check_foreign=False):
+            result = push(args.dir, args.repo_id, private=args.private, token=args.token,
+                          endpoint=args.endpoint, batch_files=args.batch_files,
+                          write_card=not args.keep_card)  # fmt: skip
     except PushInterrupted as err:
-        print(f"bigearthnet-txt push: {err}", file=sys.stderr)
+        print(f"bigearthnet-txt push: {one_line(err)}", file=sys.stderr)
         return 1
     print(f"{result.repo_url}: uploaded {len(result.uploaded):,} files in {result.batches} batch(es), "
           f"{len(result.skipped):,} unchanged, {len(result.deleted):,} stale files deleted")  # fmt: skip
