@@ -29,13 +29,22 @@ def resolve_revision(
 
     try:
         return HfApi(token=token).dataset_info(repo_id, revision=revision).sha
-    except OSError as err:  # huggingface_hub's HTTP errors and connection errors are OSErrors
+    except hub_errors() as err:
         local = Path(repo_id).expanduser().resolve()
         raise HubUnavailableError(
             f"{repo_id!r} is neither a local folder ({local} does not exist) nor a reachable Hub "
             f"data set repository ({hub_reason(err)}); pass the path of a converted folder, or "
             "check the repository id, the revision, the network, HF_ENDPOINT and the token"
         ) from err
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """What a failed Hub request raises: ``OSError`` (connection errors, ``huggingface_hub``'s own
+    HTTP errors) and the errors of the HTTP library that ``huggingface_hub`` uses."""
+    from huggingface_hub import errors
+
+    http_error = getattr(errors, "HTTPError", None)
+    return (OSError,) + ((http_error,) if isinstance(http_error, type) else ())
 
 
 def hub_reason(err: BaseException) -> str:

@@ -80,13 +80,14 @@ def resolve(name_or_path: str | os.PathLike) -> Path | str:
                 f"{name} to load the Hub repository {name!r}"
             )
         return name
-    places = "\n  ".join(str(p) for p in looked)
+    places = ", ".join(str(p) for p in looked)
     raise DataNotFoundError(
-        f"{name}: no converted BigEarthNet.txt data set found (a folder with {CARD} and data/<task>/).\n"
-        f"Looked in:\n  {places}\n"
-        f"Convert one there (bigearthnet-txt demo / prepare, or set ${HOME_ENV}), pass the path of a "
-        "converted folder, or a Hub repository id 'namespace/name'."
+        f"{name}: no converted BigEarthNet.txt data set found (a folder with {CARD} and "
+        f"data/<task>/). Looked in {places}. Convert one there (bigearthnet-txt demo / prepare, or "
+        f"set ${HOME_ENV}), pass the path of a converted folder, or a Hub repository id "
+        "'namespace/name'"
     )
+
 
 
 def local_folder(name_or_path: str | os.PathLike | None = None) -> Path:

@@ -38,8 +38,15 @@ TRACEBACK_ENV = "BIGEARTHNET_TXT_TRACEBACK"
 EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 3, 130, 141
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """``argparse`` parser whose usage errors are one line (with where to read the usage)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bigearthnet-txt",
         description="Convert, publish, load, inspect and evaluate BigEarthNet.txt.",
     )

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bigearthnet_txt.errors import BigEarthNetTxtError, HubUnavailableError, InputError
-from bigearthnet_txt.hub_loading import hub_reason
+from bigearthnet_txt.hub_loading import hub_errors, hub_reason
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     DATA_DIR,
@@ -383,7 +383,7 @@ def push(
             api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
         )
         remote = remote_files(api, repo_id)
-    except OSError as err:  # huggingface_hub's HTTP errors and connection errors are OSErrors
+    except hub_errors() as err:
         raise HubUnavailableError(
             f"push to {repo_id}: the Hub ({endpoint or 'HF_ENDPOINT or huggingface.co'}) cannot be "
             f"reached or refuses the repository ({hub_reason(err)}); check the network, --endpoint "

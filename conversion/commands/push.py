@@ -25,7 +25,11 @@ def register(sub) -> None:
     )
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument(
-        "--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)"
+        "--token",
+        default=None,
+        help="Hub token; better leave it out: the HF_TOKEN environment variable or the saved login "
+        "(`hf auth login`) is used then, while a token given here is visible to other users in the "
+        "process list and stays in the shell history",
     )
     parser.add_argument(
         "--endpoint",
@@ -62,8 +66,13 @@ def run(args: argparse.Namespace) -> int:
             "machine (process list, shell history); prefer HF_TOKEN or `hf auth login`",
             file=sys.stderr,
         )
-    if not args.dir.is_dir():
-        raise FileNotFoundError(f"{args.dir}: no such folder; give the --out of bigearthnet-txt convert")
+    from bigearthnet_txt.configs import is_converted
+
+    if not is_converted(args.dir):
+        raise FileNotFoundError(
+            f"{args.dir}: not a converted folder (no data/<task>/); give the --out of "
+            "bigearthnet-txt convert"
+        )
     try:
         with claim_output_folder(args.dir, "push", check_foreign=False):
             result = push(args.dir, args.repo_id, private=args.private, token=args.token,
