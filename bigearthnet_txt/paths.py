@@ -75,9 +75,9 @@ def resolve(name_or_path: str | os.PathLike) -> Path | str:
     elif not isinstance(name_or_path, Path) and is_repo_id(name):
         if path.exists():
             raise DataNotFoundError(
-                f"{name}: the local folder {path.resolve()} is not a converted BigEarthNet.txt data "
-                f"set (no {CARD} and data/<task>/); convert into it, or run from a folder without "
-                f"{name} to load the Hub repository {name!r}"
+                f"{name}: the local folder {path.resolve()} is not a converted BigEarthNet.txt "
+                f"data set (no {CARD} and data/<task>/); convert into it, or run from a folder "
+                f"without {name} to load the Hub repository {name!r}"
             )
         return name
     places = ", ".join(str(p) for p in looked)
@@ -87,7 +87,6 @@ def resolve(name_or_path: str | os.PathLike) -> Path | str:
         f"set ${HOME_ENV}), pass the path of a converted folder, or a Hub repository id "
         "'namespace/name'"
     )
-
 
 
 def local_folder(name_or_path: str | os.PathLike | None = None) -> Path:

@@ -36,7 +36,9 @@ def sample_patch_centres(metadata: Path | str) -> dict[str, tuple[float, float]]
     from bigearthnet_txt.conversion.sample_data import SAMPLE_IMAGERY_SOURCES
 
     table = pq.read_table(metadata, columns=["patch_id", "s2v1_name"])
-    patch_id_of = dict(zip(table["s2v1_name"].to_pylist(), table["patch_id"].to_pylist()))
+    patch_id_of = dict(
+        zip(table["s2v1_name"].to_pylist(), table["patch_id"].to_pylist(), strict=True)
+    )
     centres = {}
     for source in SAMPLE_IMAGERY_SOURCES["s2"]:
         for patch in iter_folder(source):

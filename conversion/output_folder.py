@@ -11,7 +11,8 @@
    a folder that holds any of the names this tool writes (``OUTPUT_NAMES``: ``data/``,
    ``imagery.zarr/``, ``README.md``, ...) but no marker ``out/.bigearthnet-txt.json``, i.e.
    content that this tool did not write, unless ``overwrite``; then writes the marker, before any
-   other output. Other files in the folder are never touched.
+   other output. Other files in the folder are never touched. A folder converted before markers
+   were written is recognised by its ``annotations.json``.
 
 Claims nest: a claim of a folder that this process already holds (``prepare`` and ``demo`` run
 ``convert``) neither locks again nor checks again.
@@ -65,9 +66,19 @@ def _write_json(path: Path, value: dict) -> None:
     os.replace(tmp, path)
 
 
+def written_before_markers(out: Path) -> bool:
+    """Whether ``out`` holds a conversion summary as ``convert`` wrote it before it wrote markers
+    (``annotations.json`` with its ``rows`` and source fingerprint)."""
+    try:
+        summary = json.loads((out / ANNOTATION_SUMMARY).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"rows", "source"} <= summary.keys()
+
+
 def foreign_content(out: Path, names: tuple[str, ...] = OUTPUT_NAMES) -> list[str]:
     """The ``names`` present in ``out`` when it has no marker (content this tool did not write)."""
-    if (out / MARKER_FILE).is_file():
+    if (out / MARKER_FILE).is_file() or written_before_markers(out):
         return []
     return [name for name in names if (out / name).exists() or (out / name).is_symlink()]
 

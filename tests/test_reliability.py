@@ -148,7 +148,8 @@ def annotations_s1_name_not_the_metadata_pair(ctx):
             ctx.table(), "s1_name", V1_PATCH, "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_9_99"
         )
     )
-    return "cli", _convert_with_imagery(ctx, bad), ["column 's1_name'", "differs from the metadata", V1_PATCH, "row ID="]  # fmt: skip
+    fragments = ["column 's1_name'", "differs from the metadata", V1_PATCH, "row ID="]
+    return "cli", _convert_with_imagery(ctx, bad), fragments
 
 
 def annotations_patch_not_in_metadata(ctx):
@@ -157,7 +158,8 @@ def annotations_patch_not_in_metadata(ctx):
             ctx.table(), "patch_id", V1_PATCH, "S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_99_99"
         )
     )
-    return "cli", _convert_with_imagery(ctx, bad), ["column 'patch_id'", "_99_99", "not in the BigEarthNet metadata"]  # fmt: skip
+    fragments = ["column 'patch_id'", "_99_99", "not in the BigEarthNet metadata"]
+    return "cli", _convert_with_imagery(ctx, bad), fragments
 
 
 def annotations_duplicate_id(ctx):
@@ -253,7 +255,8 @@ def data_not_found(command: str):
         missing = str(ctx.tmp / "nowhere")
         argv = {"info": ["info", missing],
                 "show": ["show", "1", "--data", missing, "--out", str(ctx.tmp / "x.png")],
-                "evaluate": ["evaluate", "--predictions", str(ctx.tmp / "p.jsonl"), "--data", missing],
+                "evaluate": ["evaluate", "--predictions", str(ctx.tmp / "p.jsonl"),
+                             "--data", missing],
                 }[command]  # fmt: skip
         return "cli", argv, ["nowhere", "no converted BigEarthNet.txt data set"]
 
@@ -438,7 +441,7 @@ def test_demo_refuses_a_folder_with_foreign_content(tmp_path, capsys):
     assert not (tmp_path / "sources").exists()
 
 
-# --- info checks that the parts of a folder agree --------------------------------------------------
+# --- info checks that the parts of a folder agree ---------------------------------------------
 
 
 def test_info_reports_arrays_with_different_shard_layouts(tmp_path, capsys):
@@ -480,7 +483,8 @@ def test_cli_resolves_bare_names_in_the_data_home(converted_sample, tmp_path, mo
 
 def test_info_json_into_a_closed_pipe_ends_quietly(converted_sample):
     result = subprocess.run(
-        f"{sys.executable} -m bigearthnet_txt.conversion.cli info --json {converted_sample} | head -c 10",
+        f"{sys.executable} -m bigearthnet_txt.conversion.cli info --json {converted_sample}"
+        " | head -c 10",
         shell=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
     )  # fmt: skip
     assert result.stdout == '{\n "path":'[:10] and result.stderr == ""
@@ -520,7 +524,7 @@ def test_a_two_part_path_that_exists_locally_is_not_taken_for_a_hub_id(tmp_path,
         load_dataset("out/x", "vqa")
 
 
-# --- what the formats cannot tell: documented, and --verify ------------------------------------------
+# --- what the formats cannot tell: documented, and --verify --------------------------------------
 
 
 def test_a_flipped_pixel_in_an_uncompressed_geotiff_is_converted_as_it_is(tmp_path):
@@ -601,3 +605,23 @@ def test_corrupt_deflate_band_is_recorded_with_skip_bad(tmp_path, capsys):
     assert bad["kind"] == "corrupt-geotiff" and bad["patch"] == V1_PATCH
     assert f"{V1_NAME}_B04.tif" in bad["path"]
     assert report["n_patches"] == len(V1_PAIRS) - 1
+
+
+def test_readme_reliability_table_counts_this_list():
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Reliability", 1)[1].split("\n## ", 1)[0]
+    counts = dict(re.findall(r"^\| (bad inputs tried|clear errors) \| (\d+) \|", section, re.M))
+    assert counts == {
+        "bad inputs tried": str(len(BAD_INPUTS)),
+        "clear errors": str(len(BAD_INPUTS)),
+    }
+
+
+def test_a_folder_converted_before_markers_is_recognised(sample_release_file, tmp_path):
+    out = tmp_path / "out"
+    argv = ["convert", "--annotations", str(sample_release_file), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    (out / MARKER_FILE).unlink()  # as an earlier version left it
+    assert main(argv) == 0 and (out / MARKER_FILE).is_file()

@@ -51,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from bigearthnet_txt.paths import local_folder
 
     report = evaluate(
-        args.predictions, local_folder(args.data), splits=args.split or ["bench"], strict=args.strict
+        args.predictions,
+        local_folder(args.data),
+        splits=args.split or ["bench"],
+        strict=args.strict,
     )
     write_report(report, args.out_json, args.out_md)
     print(report.to_markdown(), end="")

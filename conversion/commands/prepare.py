@@ -42,7 +42,11 @@ def register(sub) -> None:
     add_source_arguments(parser)
     g = parser.add_argument_group("conversion (passed to convert)")
     g.add_argument(
-        "--workers", type=positive_int, default=1, metavar="N", help="decoding processes (default 1)"
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="decoding processes (default 1)",
     )
     g.add_argument(
         "--shard-size",

@@ -11,7 +11,7 @@ class ImageryInputError(InputError):
     ``kind`` is a short machine-readable reason (``corrupt-geotiff``, ``missing-band``,
     ``wrong-shape``, ``wrong-dtype``, ``missing-s1``, ``missing-s2``, ``missing-reference-map``,
     ``truncated-archive``, ``unsafe-member``, ``unreadable``, ``foreign-band``, ``duplicate-band``,
-    ``oversized-member``, ``no-georeference``, ``duplicate-patch``) used in the ``--skip-bad`` report.
+    ``oversized-member``, ``no-georeference``) used in the ``--skip-bad`` report.
     """
 
     def __init__(
