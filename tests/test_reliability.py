@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ import pytest
 import rasterio
 import tifffile
 from filelock import FileLock
+from rasterio.errors import NotGeoreferencedWarning
 from imagery_support import METADATA, S2_SAMPLES, V1_PAIRS, make_archive
 
 from bigearthnet_txt.conversion import download as dl
@@ -103,8 +105,10 @@ def _rewrite_band(path: Path, *, georeferenced: bool = True, compress: str | Non
         profile.pop("crs", None)
         profile.pop("transform", None)
     path.unlink()
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(data, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # wanted here
+        with rasterio.open(path, "w", **profile) as ds:
+            ds.write(data, 1)
 
 
 # --- the cases: each returns ("cli", argv) / ("imagery", argv) / ("api", callable) and fragments --
