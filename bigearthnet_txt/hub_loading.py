@@ -14,6 +14,9 @@ import functools
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from pathlib import Path
+
+from bigearthnet_txt.errors import HubUnavailableError
 from bigearthnet_txt.filters import RowFilter
 from bigearthnet_txt.store import ImageryStore
 
@@ -24,7 +27,43 @@ def resolve_revision(
     """The commit sha of ``revision`` (default: the main branch) of data set repository ``repo_id``."""
     from huggingface_hub import HfApi
 
-    return HfApi(token=token).dataset_info(repo_id, revision=revision).sha
+    try:
+        return HfApi(token=token).dataset_info(repo_id, revision=revision).sha
+    except hub_errors() as err:
+        local = Path(repo_id).expanduser().resolve()
+        raise HubUnavailableError(
+            f"{repo_id!r} is neither a local folder ({local} does not exist) nor a reachable Hub "
+            f"data set repository ({hub_reason(err)}); pass the path of a converted folder, or "
+            "check the repository id, the revision, the network, HF_ENDPOINT and the token"
+        ) from err
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """What a failed Hub request raises: ``OSError`` (connection errors, ``huggingface_hub``'s own
+    HTTP errors) and the errors of the HTTP library that ``huggingface_hub`` uses."""
+    from huggingface_hub import errors
+
+    http_error = getattr(errors, "HTTPError", None)
+    return (OSError,) + ((http_error,) if isinstance(http_error, type) else ())
+
+
+def hub_reason(err: BaseException) -> str:
+    """A one-line reason for a failed Hub request: the repository or revision was not found, access
+    was refused, or the connection failed (the first line of the error's message)."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(err, GatedRepoError):
+        return "the repository is gated: accept its conditions and log in"
+    if isinstance(err, RepositoryNotFoundError):
+        return "no such repository, or it is private and the token cannot read it"
+    if isinstance(err, RevisionNotFoundError):
+        return "no such revision"
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {first[:200]}"
 
 
 def hub_url(repo_id: str, revision: str | None = None) -> str:

@@ -2,6 +2,9 @@
 
 >>> print(format_info(describe("DIR")))  # doctest: +SKIP
 
+``describe(DIR)["problems"]`` lists what makes the parts of the folder disagree
+(:func:`check_consistency`); empty for a sound folder.
+
 Sources: ``DIR/annotations.json`` (rows per task and split, patches per split, redundancy settings,
 source file), the Parquet shards under ``DIR/data`` (counted from their footers when there is no
 summary), ``DIR/patches.parquet`` and the attributes and array metadata of ``DIR/imagery.zarr``.
@@ -15,6 +18,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bigearthnet_txt.errors import DataNotFoundError
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     DATA_DIR,
@@ -125,11 +129,48 @@ def describe_patches(root: Path) -> dict | None:
     return {"count": table.num_rows, "by_split": by_split, **flags, "bytes": path.stat().st_size}
 
 
+def check_consistency(root: Path, store: dict | None, patches: dict | None) -> list[str]:
+    """Problems that make the parts of a converted folder disagree (empty when they agree): arrays
+    with different patch counts, chunking or shard layouts, arrays that disagree with the store's
+    attributes, a patch table whose length or ``patch_index`` values do not fit the store."""
+    problems: list[str] = []
+    arrays = (store or {}).get("arrays") or {}
+    for key, what, expected in (
+        ("shape", "patch count", store.get("n_rows") if store else None),
+        ("chunks", "patches per chunk", store.get("chunk_patches") if store else None),
+        ("shards", "patches per shard", store.get("shard_patches") if store else None),
+    ):
+        values = {name: (a[key] or [None])[0] for name, a in arrays.items()}
+        if len(set(values.values())) > 1:
+            listed = ", ".join(f"{name} {value}" for name, value in values.items())
+            problems.append(f"{IMAGERY_STORE}: the arrays disagree on the {what} ({listed})")
+        elif values and expected is not None and set(values.values()) != {expected}:
+            problems.append(
+                f"{IMAGERY_STORE}: the arrays have {next(iter(values.values()))} as {what}, "
+                f"the store's attributes {expected}"
+            )
+    if patches and store and store.get("complete"):
+        n_patches, n_rows = store.get("n_patches"), store.get("n_rows")
+        if n_patches is not None and patches["count"] != n_patches:
+            problems.append(
+                f"{PATCH_TABLE}: {patches['count']} patches, the store's attributes {n_patches}"
+            )
+        index = pq.read_table(root / PATCH_TABLE, columns=["patch_index"])["patch_index"]
+        if n_rows is not None and len(index) and pc.max(index).as_py() >= n_rows:
+            problems.append(
+                f"{PATCH_TABLE}: patch_index up to {pc.max(index).as_py()}, the store has "
+                f"{n_rows} rows"
+            )
+        if pc.count_distinct(index).as_py() != len(index):
+            problems.append(f"{PATCH_TABLE}: a patch_index occurs more than once")
+    return problems
+
+
 def describe(data_dir: Path | str) -> dict:
     """Everything :func:`format_info` prints, as a JSON-ready dict (absent parts are None)."""
     root = Path(data_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
+        raise DataNotFoundError(f"{root}: no such folder")
     info = {
         "path": str(root),
         "tables": describe_tables(root),
@@ -137,9 +178,10 @@ def describe(data_dir: Path | str) -> dict:
         "store": describe_store(root),
     }
     if not any(info[k] for k in ("tables", "patches", "store")):
-        raise ValueError(
+        raise DataNotFoundError(
             f"{root}: not a converted data set (no {DATA_DIR}/, {PATCH_TABLE} or {IMAGERY_STORE})"
         )
+    info["problems"] = check_consistency(root, info["store"], info["patches"])
     return info
 
 
@@ -162,6 +204,9 @@ def _split_table(title: str, rows: dict[str, dict[str, int]]) -> list[str]:
 def format_info(info: dict) -> str:
     """Plain-text report of :func:`describe`."""
     lines = [f"BigEarthNet.txt data set at {info['path']}", ""]
+    if info.get("problems"):
+        lines += ["PROBLEMS (the parts of this folder disagree; convert again into a new folder):"]
+        lines += [f"  {p}" for p in info["problems"]] + [""]
     tables, patches, store = info["tables"], info["patches"], info["store"]
     if tables:
         counts = dict(tables["rows"])

@@ -11,7 +11,9 @@ API::
 
 A converted data set is a folder with the card ``README.md`` and ``data/<task>/`` (what
 ``bigearthnet-txt convert`` / ``demo`` / ``prepare`` write). A name that resolves to nothing raises
-``FileNotFoundError`` listing every place looked at.
+:class:`~bigearthnet_txt.errors.DataNotFoundError` (a ``FileNotFoundError``) listing every place
+looked at. ``local_folder(name_or_path)`` is ``resolve`` for commands that read local folders only
+(``info``, ``show``, ``evaluate``): a Hub id that is no local folder is an error there too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 from pathlib import Path
 
 from bigearthnet_txt.configs import is_converted
+from bigearthnet_txt.errors import DataNotFoundError
 
 HOME_ENV = "BIGEARTHNET_TXT_HOME"
 DEFAULT_HOME = Path("~/.cache/bigearthnet_txt")
@@ -70,11 +73,34 @@ def resolve(name_or_path: str | os.PathLike) -> Path | str:
                 return folder
             looked.append(folder)
     elif not isinstance(name_or_path, Path) and is_repo_id(name):
+        if path.exists():
+            raise DataNotFoundError(
+                f"{name}: the local folder {path.resolve()} is not a converted BigEarthNet.txt "
+                f"data set (no {CARD} and data/<task>/); convert into it, or run from a folder "
+                f"without {name} to load the Hub repository {name!r}"
+            )
         return name
-    places = "\n  ".join(str(p) for p in looked)
-    raise FileNotFoundError(
-        f"{name}: no converted BigEarthNet.txt data set found (a folder with {CARD} and data/<task>/).\n"
-        f"Looked in:\n  {places}\n"
-        f"Convert one there (bigearthnet-txt demo / prepare, or set ${HOME_ENV}), pass the path of a "
-        "converted folder, or a Hub repository id 'namespace/name'."
+    places = ", ".join(str(p) for p in looked)
+    raise DataNotFoundError(
+        f"{name}: no converted BigEarthNet.txt data set found (a folder with {CARD} and "
+        f"data/<task>/). Looked in {places}. Convert one there (bigearthnet-txt demo / prepare, or "
+        f"set ${HOME_ENV}), pass the path of a converted folder, or a Hub repository id "
+        "'namespace/name'"
     )
+
+
+def local_folder(name_or_path: str | os.PathLike | None = None) -> Path:
+    """The converted local folder that ``name_or_path`` names, resolved as :func:`resolve` does
+    (bare names in the data home). ``None``: the current folder when it is a converted data set,
+    else the data home's ``bigearthnet_txt``. Raises ``DataNotFoundError`` for anything else."""
+    if name_or_path is None:
+        name_or_path = "." if is_converted(Path(".")) else DEFAULT_NAME
+    target = resolve(name_or_path)
+    if isinstance(target, str):
+        raise DataNotFoundError(
+            f"{target}: no local folder of that name ({Path(target).resolve()} does not exist); "
+            "this command reads converted local folders: pass a folder, a name in the data home "
+            f"(${HOME_ENV}, default {DEFAULT_HOME}), or download the Hub repository first "
+            "(load_dataset reads Hub repositories directly)"
+        )
+    return target

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bigearthnet_txt import annotations as ann
+from bigearthnet_txt.errors import InputError
 from bigearthnet_txt.schema import (
     BINARY_ANSWERS,
     BOX_TYPE,
@@ -35,10 +36,13 @@ from bigearthnet_txt.schema import (
     TYPES,
 )
 
+#: Columns naming a patch (they become folder and file names): ``NAME_PATTERN`` in full.
+NAME_COLUMNS = ("patch_id", "s1_name")
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 _STRING_LIKE = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """Bad input in the annotation file; the message names the file, column and row ID."""
 
 
@@ -98,7 +102,8 @@ def _parse_error(parser: Callable[[str], object], text: object) -> str:
 
 
 def validate(table: pa.RecordBatch, source: str) -> None:
-    """Nulls, unknown ``type``/``category``/``split`` values and type/category mismatches."""
+    """Nulls, unknown ``type``/``category``/``split`` values, type/category mismatches and patch
+    names (``patch_id``, ``s1_name``) with characters other than ``NAME_PATTERN``'s (e.g. NUL)."""
     for column in RELEASE_SCHEMA.names:
         if table[column].null_count:
             _fail(table, pc.is_null(table[column]), source, column, lambda i: "value is null")
@@ -110,6 +115,17 @@ def validate(table: pa.RecordBatch, source: str) -> None:
             column,
             lambda i, c=column, a=allowed: (
                 f"unknown value {table[c][i].as_py()!r} (allowed: {', '.join(a)})"
+            ),
+        )
+    for column in NAME_COLUMNS:
+        _fail(
+            table,
+            pc.invert(pc.match_substring_regex(table[column], NAME_PATTERN)),
+            source,
+            column,
+            lambda i, c=column: (
+                f"not a patch name: {table[c][i].as_py()!r} (allowed: letters, digits, '_', '.', "
+                "'-')"
             ),
         )
     pairs = [f"{t}|{c}" for t, cats in CATEGORIES_BY_TYPE.items() for c in cats]

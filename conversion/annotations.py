@@ -40,7 +40,8 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from bigearthnet_txt import redundancy
-from bigearthnet_txt.conversion.annotation_table import AnnotationError, check_schema, parse_table
+from bigearthnet_txt.conversion.annotation_check import open_annotation_file
+from bigearthnet_txt.conversion.annotation_table import AnnotationError, parse_table
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     DATA_DIR,
@@ -149,11 +150,13 @@ def scan(
                     f"{source}: row ID={t['ID'][i].as_py()}, column {column!r}: value is null"
                 )
         ids.append(t["ID"].to_numpy())
-        pairs = pc.unique(
-            pc.binary_join_element_wise(t["patch_id"], t["s1_name"], t["split"], "\x00")
-        )
-        for key in pairs.to_pylist():
-            pid, s1, split = key.split("\x00")
+        pairs = t.group_by(["patch_id", "s1_name", "split"]).aggregate([])
+        for pid, s1, split in zip(
+            pairs["patch_id"].to_pylist(),
+            pairs["s1_name"].to_pylist(),
+            pairs["split"].to_pylist(),
+            strict=True,
+        ):
             if split not in SPLITS:
                 continue  # reported with its row ID by the spill pass
             if split_of.setdefault(pid, split) != split:
@@ -411,11 +414,7 @@ def convert_annotations(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        try:
-            pf = pq.ParquetFile(source)
-        except (pa.ArrowInvalid, OSError) as err:
-            raise AnnotationError(f"{source}: not a readable Parquet file ({err})") from None
-        check_schema(pf.schema_arrow, str(source))
+        pf = open_annotation_file(source)
         order = scan(pf, str(source), patch_index, drop_missing)
         buckets = spill(pf, str(source), order, patch_index, tmp, settings, progress)
         counts, files = write_tables(buckets, tmp, settings, progress, weigh)

@@ -40,6 +40,7 @@ from bigearthnet_txt.conversion.imagery.checksums import (
     names_in,
 )
 from bigearthnet_txt.conversion.remote import MAX_RETRIES, RETRY_WAIT_S, ChecksumError
+from bigearthnet_txt.errors import BigEarthNetTxtError
 from bigearthnet_txt.schema import RELEASE_FILENAME, RELEASE_REPO_ID
 
 ZENODO_FILES_URL = "https://zenodo.org/records/10891137/files"
@@ -52,11 +53,11 @@ TIMEOUT_S = 60
 GROUPS: dict[str, tuple[str, ...]] = {group: names_in(group) for group in FILE_GROUPS.values()}
 
 
-class DiskSpaceError(ValueError):
+class DiskSpaceError(BigEarthNetTxtError, ValueError):
     """Not enough free space for the announced sizes."""
 
 
-class DownloadError(ValueError):
+class DownloadError(BigEarthNetTxtError, ValueError):
     """No URL of a file could be fetched."""
 
 
@@ -269,7 +270,9 @@ def _file_chunks(path: Path, offset: int):
 
 def _transfer(source: SourceFile, url: str, part: Path, digest, bar):
     """Append ``url`` to ``part`` from its current size, retrying with range requests; returns the
-    md5 object over the whole part (a new one when the source ignored the range)."""
+    md5 object over the whole part (a new one when the source ignored the range). A source sending
+    more than the declared ``source.bytes`` is stopped at that size (``DownloadError``): a server
+    streaming without end never fills the disk."""
     failures = 0
     while True:
         offset = part.stat().st_size if part.is_file() else 0
@@ -278,11 +281,21 @@ def _transfer(source: SourceFile, url: str, part: Path, digest, bar):
             if restart:
                 digest = hashlib.md5()
                 bar.reset()
+            written = 0 if restart else offset
             with open(part, "wb" if restart else "ab") as out:
                 for chunk in chunks:
+                    if source.bytes is not None and written + len(chunk) > source.bytes:
+                        chunk = chunk[: source.bytes - written]
+                        out.write(chunk)
+                        digest.update(chunk)
+                        raise DownloadError(
+                            f"{source.name}: {url} sends more than the declared {source.bytes:,} "
+                            "bytes; stopped at that size (check the URL, or the size in --sources)"
+                        )
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+                    written += len(chunk)
             size = part.stat().st_size
             if source.bytes is None or size >= source.bytes:
                 return digest

@@ -36,6 +36,8 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bigearthnet_txt.errors import BigEarthNetTxtError, HubUnavailableError, InputError
+from bigearthnet_txt.hub_loading import hub_errors, hub_reason
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     DATA_DIR,
@@ -63,11 +65,11 @@ PUBLISHED = (
 )
 
 
-class HubLimitError(ValueError):
+class HubLimitError(InputError):
     """The folder would break a Hub limit (or the viewer's Parquet expectations)."""
 
 
-class PushInterrupted(RuntimeError):
+class PushInterrupted(BigEarthNetTxtError, RuntimeError):
     """The upload stopped part-way; rerunning the same push resumes it."""
 
 
@@ -376,8 +378,17 @@ def push(
     check_viewer_parquet(folder, paths)
 
     api = HfApi(endpoint=endpoint, token=token)
-    repo_url = str(api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True))
-    remote = remote_files(api, repo_id)
+    try:
+        repo_url = str(
+            api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
+        )
+        remote = remote_files(api, repo_id)
+    except hub_errors() as err:
+        raise HubUnavailableError(
+            f"push to {repo_id}: the Hub ({endpoint or 'HF_ENDPOINT or huggingface.co'}) cannot be "
+            f"reached or refuses the repository ({hub_reason(err)}); check the network, --endpoint "
+            "and the token (HF_TOKEN or `hf auth login`), then rerun"
+        ) from err
     cache = HashCache(folder)
     try:
         pending = [p for p in paths if not is_unchanged(folder, p, remote.get(p), cache)]

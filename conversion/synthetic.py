@@ -300,12 +300,16 @@ SAMPLE_CLIMATE = {"Austria": CLIMATE_ZONES[0], "Ireland": CLIMATE_ZONES[1],
 
 
 def patch_infos_from_metadata(
-    metadata: Path, splits: dict[str, str], without_caption: frozenset[str] = frozenset()
+    metadata: Path,
+    splits: dict[str, str],
+    without_caption: frozenset[str] = frozenset(),
+    centres: dict[str, tuple[float, float]] | None = None,
 ) -> list[PatchInfo]:
     """PatchInfo for the given patch ids, labels/country/s1_name from ``metadata.parquet``.
 
-    The centre coordinates are derived from the patch name's UTM tile (only approximately:
-    the fixture needs plausible values, not the real ones).
+    ``centres`` (``{patch_id: (latitude, longitude)}``, e.g. from
+    :func:`bigearthnet_txt.conversion.geo_centre.sample_patch_centres`) gives the coordinates; a
+    patch without one gets a value derived from its UTM tile (plausible, not its real place).
     """
     import pyarrow.compute as pc
 
@@ -319,6 +323,9 @@ def patch_infos_from_metadata(
     for pid, split in splits.items():
         row = found[pid]
         zone = int(pid.split("_")[5][1:3])
+        lat, lon = (centres or {}).get(
+            pid, (45.0 + zlib.crc32(pid.encode()) % 1000 / 100, float(zone * 6 - 183))
+        )
         infos.append(
             PatchInfo(
                 patch_id=pid,
@@ -328,8 +335,8 @@ def patch_infos_from_metadata(
                 country=row["country"],
                 season=season_of(pid),
                 climate_zone=SAMPLE_CLIMATE.get(row["country"], CLIMATE_ZONES[0]),
-                latitude=round(45.0 + zlib.crc32(pid.encode()) % 1000 / 100, 6),
-                longitude=float(zone * 6 - 183),
+                latitude=round(lat, 6),
+                longitude=round(lon, 6),
                 caption=pid not in without_caption,
             )
         )
@@ -337,8 +344,16 @@ def patch_infos_from_metadata(
 
 
 def sample_annotations(metadata: Path, seed: int = 0) -> pa.Table:
-    """Fixture rows for the real sample patches shipped with the project."""
-    infos = patch_infos_from_metadata(metadata, SAMPLE_PATCH_SPLITS, SAMPLE_PATCHES_WITHOUT_CAPTION)
+    """Fixture rows for the real sample patches shipped with the project; their latitude and
+    longitude are the centres of the patches' GeoTIFFs."""
+    from bigearthnet_txt.conversion.geo_centre import sample_patch_centres
+
+    infos = patch_infos_from_metadata(
+        metadata,
+        SAMPLE_PATCH_SPLITS,
+        SAMPLE_PATCHES_WITHOUT_CAPTION,
+        centres=sample_patch_centres(metadata),
+    )
     return annotations_for(infos, seed=seed)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import positive_int, positive_float
 from bigearthnet_txt.conversion.dask_engine.session import engine_session
 from bigearthnet_txt.conversion.imagery.arguments import add_imagery_arguments, run_imagery
 from bigearthnet_txt.conversion.remote import localize_arguments, source_argument
@@ -21,7 +22,7 @@ def add_annotation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--rows-per-shard",
-        type=int,
+        type=positive_int,
         default=250_000,
         help="target rows per output Parquet file (default: %(default)s)",
     )
@@ -38,14 +39,15 @@ def add_annotation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--temperature",
-        type=float,
+        type=positive_float,
         default=None,
         help="softmax temperature for redundancy weights (default: u / sum(u))",
     )
     g.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace tables converted earlier from other input or settings",
+        help="replace tables converted earlier from other input or settings, and output "
+        "(data/, imagery.zarr/, README.md, ...) in DIR that bigearthnet-txt did not write",
     )
 
 
@@ -83,10 +85,36 @@ def print_summary(summary) -> None:
     print(f"{'patches':<10} " + " ".join(f"{summary.patches[s]:>{max(width, 9)},}" for s in SPLITS))
 
 
+def check_annotation_input(args: argparse.Namespace) -> None:
+    """Check the annotation file (and its patches against the metadata, when imagery is converted)
+    before any imagery work: bad annotations fail in seconds, not after the imagery passes."""
+    from bigearthnet_txt.conversion.annotation_check import check_annotations
+
+    metadata = None
+    if args.s2 or args.s1 or args.reference_maps:
+        from bigearthnet_txt.conversion.imagery.convert import find_metadata
+        from bigearthnet_txt.conversion.imagery.metadata import load_metadata
+
+        files = [Path(m) for m in args.metadata] or find_metadata(
+            Path(p) for p in (*args.s2, *args.s1, *args.reference_maps) if Path(p).exists()
+        )
+        metadata = load_metadata(files) if files else None
+    check_annotations(args.annotations, metadata)
+
+
 def run(args: argparse.Namespace) -> int:
+    from bigearthnet_txt.conversion.output_folder import claim_output_folder
+
+    with claim_output_folder(args.out, "convert", overwrite=args.overwrite):
+        return convert(args)
+
+
+def convert(args: argparse.Namespace) -> int:
+    """The conversion of ``run``, in an output folder that this run holds."""
     from bigearthnet_txt.conversion.annotations import convert_annotations
 
     localize_arguments(args)
+    check_annotation_input(args)
     patch_index = None
     with engine_session(args) as engine:
         if args.s2 or args.s1 or args.reference_maps:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import positive_int
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -28,7 +30,7 @@ def register(sub) -> None:
         metavar="DIR",
         help="output folder (default: $BIGEARTHNET_TXT_HOME, else ~/.cache/bigearthnet_txt)",
     )
-    parser.add_argument("--rows", type=int, default=1, help="rows shown per task")
+    parser.add_argument("--rows", type=positive_int, default=1, help="rows shown per task")
     parser.set_defaults(func=run)
 
 
@@ -49,12 +51,21 @@ def check_out(out: Path) -> None:
 
 def convert_sample(out: Path, quiet: bool = True) -> int:
     """Write the sample annotations and run ``bigearthnet-txt convert`` on the embedded sample."""
-    from bigearthnet_txt.conversion.cli import main
-    from bigearthnet_txt.conversion.sample_data import METADATA_FILE, SAMPLE_IMAGERY_SOURCES
+    from bigearthnet_txt.conversion.sample_data import METADATA_FILE
     from bigearthnet_txt.conversion.synthetic import write_sample
 
-    check_out(out)
-    annotations = write_sample(out / "sources" / SAMPLE_FILE, METADATA_FILE)
+    from bigearthnet_txt.conversion.output_folder import OUTPUT_NAMES, claim_output_folder
+
+    with claim_output_folder(out, "demo", names=(*OUTPUT_NAMES, "sources")):
+        check_out(out)
+        annotations = write_sample(out / "sources" / SAMPLE_FILE, METADATA_FILE)
+        return _convert(out, annotations, quiet)
+
+
+def _convert(out: Path, annotations: Path, quiet: bool) -> int:
+    from bigearthnet_txt.conversion.cli import main
+    from bigearthnet_txt.conversion.sample_data import SAMPLE_IMAGERY_SOURCES
+
     argv = [
         "convert",
         "--annotations",

@@ -51,10 +51,10 @@ def register(sub) -> None:
     )
     parser.add_argument(
         "--data",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="converted data set folder (default: current folder)",
+        default=None,
+        metavar="DIR_OR_NAME",
+        help="converted data set folder, or a name in the data home as load_dataset takes it "
+        "(default: the current folder if converted, else the data home's bigearthnet_txt)",
     )
     parser.add_argument(
         "--strict",
@@ -87,16 +87,18 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from bigearthnet_txt.evaluate import evaluate, write_report
     from bigearthnet_txt.evaluation_compare import side_by_side, write_comparison
+    from bigearthnet_txt.paths import local_folder
 
     names = args.name or [p.stem for p in args.predictions]
     if len(names) != len(args.predictions):
         raise ValueError(f"{len(names)} --name for {len(args.predictions)} --predictions")
     if len(set(names)) != len(names):
         raise ValueError(f"model names must differ, got {names}: use --name")
+    data = local_folder(args.data)
     reports = {
         name: evaluate(
             path,
-            args.data,
+            data,
             splits=args.split or ["bench"],
             strict=args.strict,
             tasks=args.task,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import positive_int
 from bigearthnet_txt.conversion.commands.download import add_source_arguments
 from bigearthnet_txt.conversion.imagery.checksums import FILE_GROUPS
 from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
@@ -41,11 +42,15 @@ def register(sub) -> None:
     add_source_arguments(parser)
     g = parser.add_argument_group("conversion (passed to convert)")
     g.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="decoding processes (default 1)"
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="decoding processes (default 1)",
     )
     g.add_argument(
         "--shard-size",
-        type=int,
+        type=positive_int,
         default=DEFAULT_SHARD_SIZE,
         metavar="PATCHES",
         help=f"patches per shard (default {DEFAULT_SHARD_SIZE})",
@@ -89,6 +94,14 @@ def stream_location(url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigearthnet_txt.conversion.output_folder import claim_output_folder
+
+    with claim_output_folder(args.out, "prepare"):
+        return prepare(args)
+
+
+def prepare(args: argparse.Namespace) -> int:
+    """Fetch and convert (``run``), in an output folder that this run holds."""
     from bigearthnet_txt.conversion.cli import build_parser
     from bigearthnet_txt.conversion.download import download, names_for, resolve_sources
     from bigearthnet_txt.conversion.remote import LOCAL_COPIES

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import positive_int
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -23,7 +25,11 @@ def register(sub) -> None:
     )
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument(
-        "--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)"
+        "--token",
+        default=None,
+        help="Hub token; better leave it out: the HF_TOKEN environment variable or the saved login "
+        "(`hf auth login`) is used then, while a token given here is visible to other users in the "
+        "process list and stays in the shell history",
     )
     parser.add_argument(
         "--endpoint",
@@ -33,7 +39,7 @@ def register(sub) -> None:
     )
     parser.add_argument(
         "--batch-files",
-        type=int,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="files per upload_folder call (default: %(default)s)",
@@ -51,11 +57,29 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repo_id.count("/") != 1:
         raise ValueError(f"--repo-id must be NAMESPACE/NAME, got {args.repo_id!r}")
+    from bigearthnet_txt.conversion.cli import one_line
+    from bigearthnet_txt.conversion.output_folder import claim_output_folder
+
+    if args.token is not None:
+        print(
+            "bigearthnet-txt push: warning: --token shows the token to other users of this "
+            "machine (process list, shell history); prefer HF_TOKEN or `hf auth login`",
+            file=sys.stderr,
+        )
+    from bigearthnet_txt.configs import is_converted
+
+    if not is_converted(args.dir):
+        raise FileNotFoundError(
+            f"{args.dir}: not a converted folder (no data/<task>/); give the --out of "
+            "bigearthnet-txt convert"
+        )
     try:
-        result = push(args.dir, args.repo_id, private=args.private, token=args.token, endpoint=args.endpoint,
-                      batch_files=args.batch_files, write_card=not args.keep_card)  # fmt: skip
+        with claim_output_folder(args.dir, "push", check_foreign=False):
+            result = push(args.dir, args.repo_id, private=args.private, token=args.token,
+                          endpoint=args.endpoint, batch_files=args.batch_files,
+                          write_card=not args.keep_card)  # fmt: skip
     except PushInterrupted as err:
-        print(f"bigearthnet-txt push: {err}", file=sys.stderr)
+        print(f"bigearthnet-txt push: {one_line(err)}", file=sys.stderr)
         return 1
     print(f"{result.repo_url}: uploaded {len(result.uploaded):,} files in {result.batches} batch(es), "
           f"{len(result.skipped):,} unchanged, {len(result.deleted):,} stale files deleted")  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import positive_int
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -19,15 +21,15 @@ def register(sub) -> None:
     )
     parser.add_argument(
         "--data",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="converted data set folder (default: current folder)",
+        default=None,
+        metavar="DIR_OR_NAME",
+        help="converted data set folder, or a name in the data home as load_dataset takes it "
+        "(default: the current folder if converted, else the data home's bigearthnet_txt)",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.png", help="PNG to write")
     parser.add_argument(
         "--panel",
-        type=int,
+        type=positive_int,
         default=360,
         metavar="PIXELS",
         help="size of each image panel (default: %(default)s)",
@@ -36,8 +38,9 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigearthnet_txt.paths import local_folder
     from bigearthnet_txt.show import show
 
-    out = show(args.query, args.data, args.out, panel=args.panel)
+    out = show(args.query, local_folder(args.data), args.out, panel=args.panel)
     print(f"wrote {out}")
     return 0

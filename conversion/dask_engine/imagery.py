@@ -38,6 +38,7 @@ from bigearthnet_txt.conversion.dask_engine.shard_task import (
 from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 from bigearthnet_txt.conversion.imagery.metadata import PatchPlan
 from bigearthnet_txt.conversion.imagery.passes import Pass
+from bigearthnet_txt.conversion.imagery.duplicates import PatchOrigins
 from bigearthnet_txt.conversion.imagery.sources import INTEGRITY_KINDS, is_archive, iter_source
 from bigearthnet_txt.conversion.imagery.spill import ShardSpill
 from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
@@ -117,6 +118,7 @@ class _PassRun:
         self.store = StoreSpec.of(writer)
         self.lookups = [getattr(plan, name) for name in spec.lookups]
         self.seen: set[int] = set()
+        self.origins = PatchOrigins(spec.name)
         self.open_shards: set[int] = set(pending)
         self.buffers = ShardSpill(writer.out_dir / STAGING_DIR / spec.name, runner.max_open_shards)
         self.in_flight: list = []
@@ -134,6 +136,8 @@ class _PassRun:
         size = self.plan.shard_size
         for patch in patches:
             index = next((lk[patch.name] for lk in self.lookups if patch.name in lk), None)
+            if index is not None:
+                self.origins.check(index, patch.name, source)
             if index is None or index in self.seen or index // size not in self.open_shards:
                 continue
             self.seen.add(index)

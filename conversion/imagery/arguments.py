@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bigearthnet_txt.conversion.commands.argtypes import positive_int
 from bigearthnet_txt.conversion.dask_engine.session import (
     Engine,
     add_engine_arguments,
@@ -92,7 +93,7 @@ def add_imagery_arguments(
     )
     g.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="processes decoding GeoTIFFs and threads compressing chunks (default 1)",
@@ -105,7 +106,7 @@ def add_imagery_arguments(
     )
     g.add_argument(
         "--shard-size",
-        type=int,
+        type=positive_int,
         default=DEFAULT_SHARD_SIZE,
         metavar="PATCHES",
         help="patches per shard file (default %(default)s)",

@@ -47,6 +47,7 @@ from bigearthnet_txt.conversion.imagery.codecs import (
     PRESETS,
     describe,
 )
+from bigearthnet_txt.conversion.imagery.duplicates import PatchOrigins
 from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 from bigearthnet_txt.conversion.imagery.metadata import (
     PatchPlan,
@@ -237,6 +238,7 @@ def _run_pass(
     in_flight: deque[Future] = deque()
     batch: list[tuple] = []
     submitted: set[int] = set()
+    origins = PatchOrigins(spec.name)
 
     def take(decoded: list) -> None:
         for patch in decoded:
@@ -261,6 +263,8 @@ def _run_pass(
             try:
                 for patch in _prefetched(iter_source(source)):
                     index = next((lk[patch.name] for lk in lookups if patch.name in lk), None)
+                    if index is not None:
+                        origins.check(index, patch.name, source)
                     if index is None or index in submitted:
                         continue
                     if index // plan.shard_size in to_check:
@@ -573,12 +577,14 @@ def main(argv: list[str] | None = None) -> int:
     add_imagery_arguments(parser, with_out_and_annotations=True)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        run_imagery(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"imagery conversion: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    from bigearthnet_txt.conversion.cli import run_reporting_errors
+    from bigearthnet_txt.conversion.output_folder import claim_output_folder
+
+    def run() -> None:
+        with claim_output_folder(args.out, "imagery"):
+            run_imagery(args)
+
+    return run_reporting_errors("imagery conversion", run)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from bigearthnet_txt.errors import InputError
 
-class ImageryInputError(ValueError):
+
+class ImageryInputError(InputError):
     """Bad imagery input: the message names the file (``path``) and/or patch (``patch``) at fault.
 
     ``kind`` is a short machine-readable reason (``corrupt-geotiff``, ``missing-band``,
     ``wrong-shape``, ``wrong-dtype``, ``missing-s1``, ``missing-s2``, ``missing-reference-map``,
     ``truncated-archive``, ``unsafe-member``, ``unreadable``, ``foreign-band``, ``duplicate-band``,
-    ``oversized-member``) used in the ``--skip-bad`` report.
+    ``oversized-member``, ``no-georeference``) used in the ``--skip-bad`` report.
     """
 
     def __init__(

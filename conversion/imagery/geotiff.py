@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +67,17 @@ def _read_dataset(ds, expected: Expected | None, path_label: str, patch: str | N
         raise ValueError(f"expected 1 band, found {ds.count}")
     if expected is not None:
         expected.check(ds.shape, ds.dtypes[0], path_label, patch)
+    if ds.crs is None or ds.transform.is_identity:
+        raise ImageryInputError(
+            f"{path_label}: no geo-reference (CRS {ds.crs}, transform "
+            f"{'identity' if ds.transform.is_identity else 'set'}) for patch {patch}; BigEarthNet "
+            "band files are geo-referenced: replace the file (or skip the patch with --skip-bad)",
+            kind="no-georeference",
+            path=path_label,
+            patch=patch,
+        )
     array = ds.read(1)
-    crs = ds.crs.to_string() if ds.crs is not None else None
+    crs = ds.crs.to_string()
     t = ds.transform
     return array, BandProfile(crs, (t.a, t.b, t.c, t.d, t.e, t.f))
 
@@ -84,7 +94,9 @@ def read_band(
     BigEarthNet's GeoTIFFs (one band, an EPSG code, tiepoint + pixel scale) are decoded with
     tifffile, which gives rasterio's result without opening a GDAL dataset (several times
     faster); any other file goes through rasterio. Returns ``(array, BandProfile)``.
-    Raises ``ImageryInputError(kind="corrupt-geotiff")``.
+    Raises ``ImageryInputError`` naming the file and patch: ``corrupt-geotiff`` for a file no
+    decoder can read (a damaged deflate stream included), ``no-georeference`` for one without CRS
+    or with an identity transform (which would put ``crs=None`` into ``patches.parquet``).
     """
     try:
         data = (
@@ -99,10 +111,20 @@ def read_band(
             path=path_label,
             patch=patch,
         ) from err
-    fast = read_band_tifffile(data, expected, path_label, patch)
-    if fast is not None:
-        return fast
-    return read_band_rasterio(data, path_label, patch, expected)
+    try:
+        fast = read_band_tifffile(data, expected, path_label, patch)
+        if fast is not None:
+            return fast
+        return read_band_rasterio(data, path_label, patch, expected)
+    except ImageryInputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any decoder failure is a corrupt file of this patch
+        raise ImageryInputError(
+            f"{path_label}: corrupt GeoTIFF (patch {patch}): {type(err).__name__}: {err}",
+            kind="corrupt-geotiff",
+            path=path_label,
+            patch=patch,
+        ) from err
 
 
 def read_band_tifffile(
@@ -130,8 +152,8 @@ def read_band_tifffile(
             array = page.asarray()
     except ImageryInputError:
         raise
-    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError):
-        return None
+    except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError, zlib.error):
+        return None  # rasterio decides (and names the file and patch if it is corrupt)
     sx, sy = scale[:2]
     i, j, _, x, y, _ = tiepoint
     transform = (float(sx), 0.0, float(x - i * sx), 0.0, float(-sy), float(y + j * sy))

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bigearthnet_txt.errors import InputError
 from bigearthnet_txt.schema import SPLITS
 
 METADATA_COLUMNS: tuple[str, ...] = (
@@ -54,7 +55,17 @@ def annotation_splits(file: Path | str) -> dict[str, str]:
     """Distinct ``patch_id -> split`` of an annotation table (release or converted table)."""
     if not Path(file).is_file():
         raise FileNotFoundError(f"{file}: annotation table not found")
-    table = pq.read_table(file, columns=["patch_id", "split"])
+    try:
+        table = pq.read_table(file, columns=["ID", "patch_id", "split"])
+    except (pa.ArrowInvalid, OSError, KeyError) as err:
+        raise InputError(f"{file}: not a readable annotation table ({err})") from None
+    unknown = pc.invert(pc.is_in(table["split"], pa.array(SPLITS)))
+    if pc.any(unknown).as_py():
+        i = pc.index(unknown, True).as_py()
+        raise InputError(
+            f"{file}: row ID={table['ID'][i].as_py()}, column 'split': unknown value "
+            f"{table['split'][i].as_py()!r} (allowed: {', '.join(SPLITS)})"
+        )
     pairs = table.group_by(["patch_id", "split"]).aggregate([])
     result: dict[str, str] = {}
     for pid, split in zip(pairs["patch_id"].to_pylist(), pairs["split"].to_pylist(), strict=True):

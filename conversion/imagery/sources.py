@@ -14,7 +14,8 @@ of several patches: its files are grouped by the patch name in their file names.
 Archives are read as one stream (``zstandard`` + ``tarfile`` mode ``'r|'``): no extraction, at
 most one patch's files in memory; a band member larger than ``MAX_MEMBER_BYTES`` is not read and
 makes its patch bad (``oversized-member``). Members are expected grouped by patch folder (the official
-archives are sorted); a truncated archive, a member path escaping the archive (``../``, absolute)
+archives are sorted); a truncated archive (also one cut inside the
+zstd frame checksum: ``ZstdFrameTracker``), a member path escaping the archive (``../``, absolute)
 or a damaged stream raises ``ImageryInputError`` naming the archive and member. A stream's integrity
 is only known at its end (zstd frame checksum, end-of-archive marker, the md5 of ``--verify``): those
 failures have the kinds in ``INTEGRITY_KINDS``, and the patches already read from the stream cannot
@@ -163,6 +164,102 @@ class _TailCheckingReader:
             pass
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_SKIPPABLE_MAGIC_HIGH = 0x184D2A5  # skippable frames: magic 0x184D2A50 ... 0x184D2A5F
+_BLOCK_HEADER = 3
+_RLE_BLOCK = 1
+
+
+class ZstdFrameTracker:
+    """Follows the frame and block boundaries of a zstd stream (RFC 8878, section 3.1) from its
+    compressed bytes as they are read, without decompressing them.
+
+    ``zstandard``'s stream reader returns what it could decompress when its input ends inside a
+    frame, and the frame checksum is only verified when the frame is complete: a stream cut inside
+    its last 4 bytes (the checksum) decompresses to the whole content without an error.
+    ``at_frame_end`` tells whether the bytes fed so far end exactly at the end of a frame.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()  # header bytes of the frame or block being read
+        self._skip = 0  # bytes of block content (and checksum) still to pass
+        self._in_frame = False
+        self._checksum = False
+        self.broken = False
+        self.frames = 0
+
+    @property
+    def at_frame_end(self) -> bool:
+        """True when the stream so far ends at the end of a (complete) frame."""
+        return not (self.broken or self._in_frame or self._skip or self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        """Account for the next compressed bytes of the stream."""
+        view, pos = memoryview(data), 0
+        while pos < len(view) and not self.broken:
+            if self._skip:
+                step = min(self._skip, len(view) - pos)
+                self._skip -= step
+                pos += step
+                continue
+            need = self._needed()
+            take = min(need - len(self._buffer), len(view) - pos)
+            self._buffer += view[pos : pos + take]
+            pos += take
+            if len(self._buffer) == self._needed():
+                self._advance()
+
+    def _needed(self) -> int:
+        if self._in_frame:
+            return _BLOCK_HEADER
+        if len(self._buffer) < 5:
+            return 5
+        if int.from_bytes(self._buffer[:4], "little") >> 4 == _SKIPPABLE_MAGIC_HIGH:
+            return 8
+        if bytes(self._buffer[:4]) != _ZSTD_MAGIC:
+            return len(self._buffer)  # not a zstd frame: _advance marks the stream broken
+        return zstandard.frame_header_size(bytes(self._buffer[:5]))
+
+    def _advance(self) -> None:
+        header, self._buffer = bytes(self._buffer), bytearray()
+        if self._in_frame:
+            value = int.from_bytes(header, "little")
+            last, kind, size = value & 1, (value >> 1) & 3, value >> 3
+            self._skip = 1 if kind == _RLE_BLOCK else size
+            if last:
+                self._skip += 4 if self._checksum else 0
+                self._in_frame = False
+                self.frames += 1
+        elif len(header) < 5:
+            self._buffer = bytearray(header)  # magic + descriptor still incomplete
+        elif int.from_bytes(header[:4], "little") >> 4 == _SKIPPABLE_MAGIC_HIGH:
+            if len(header) == 8:
+                self._skip = int.from_bytes(header[4:8], "little")
+                self.frames += 1
+            else:
+                self._buffer = bytearray(header)
+        elif header[:4] != _ZSTD_MAGIC:
+            self.broken = True
+        elif len(header) == zstandard.frame_header_size(header[:5]):
+            self._checksum = zstandard.get_frame_parameters(header).has_checksum
+            self._in_frame = True
+        else:
+            self._buffer = bytearray(header)
+
+
+class _TrackedFile:
+    """Read-only file wrapper feeding every byte read to a :class:`ZstdFrameTracker`."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.tracker = ZstdFrameTracker()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.tracker.feed(data)
+        return data
+
+
 def _check_member_name(archive: Path, name: str) -> PurePosixPath:
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or name.startswith(("/", "\\")):
@@ -182,7 +279,8 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
     current: PatchFiles | None = None
     current_dir: PurePosixPath | None = None
     last_member = "(start of archive)"
-    with archive.open("rb") as fh:
+    with archive.open("rb") as raw:
+        fh = _TrackedFile(raw)
         reader = _TailCheckingReader(
             zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
         )
@@ -228,6 +326,10 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
                     path=str(archive),
                 ) from err
             raise _truncated(archive, last_member, err) from err
+        if not fh.tracker.at_frame_end:
+            raise _truncated(
+                archive, last_member, "the zstd stream ends inside a frame (cut short)"
+            )
         if reader.total % TAR_BLOCK or reader.tail != bytes(2 * TAR_BLOCK):
             raise _truncated(archive, last_member, "no end-of-archive marker")
     if current is not None and (current.files or current.error):
