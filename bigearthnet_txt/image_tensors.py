@@ -202,7 +202,9 @@ class ImageTransform:
             for name in self.layout.arrays:
                 wanted = self.layout.channels(name)
                 if set(wanted) <= set(bands):
-                    self._write(tensor, bands, wanted, native[name], out if name == S1.name else None)
+                    self._write(
+                        tensor, bands, wanted, native[name], out if name == S1.name else None
+                    )
             out[key] = tensor
         return out
 

@@ -100,7 +100,9 @@ def test_band_lists_presets_and_raw_values(texts, store):
     examples = texts["test"].select(range(4)).to_list()
     rgb = Collator(store, bands="RGB", stacked=False, tokenizer=None)(examples)
     assert rgb["s2"].shape == (4, 3, 120, 120) and "s1" not in rgb
-    raw = Collator(store, bands=["VH", "B8A"], stacked=False, normalize=False, tokenizer=None)(examples)
+    raw = Collator(store, bands=["VH", "B8A"], stacked=False, normalize=False, tokenizer=None)(
+        examples
+    )
     batch = store.read([e["patch_index"] for e in examples])
     np.testing.assert_array_equal(
         raw["s2"][:, 0].numpy(), batch["s2_20m"][:, 3].repeat(2, 1).repeat(2, 2)
