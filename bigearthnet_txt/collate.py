@@ -296,7 +296,8 @@ class Collator:
     def __repr__(self) -> str:
         return (
             f"Collator({self.store!r}, bands={self.layout.bands}, stacked={self.layout.stacked}, "
-            f"resample={self.resample!r}, augment={self.augment!r}, device_transform={self.device_transform})"
+            f"resample={self.resample!r}, augment={self.augment!r}, "
+            f"device_transform={self.device_transform})"
         )
 
 

@@ -16,13 +16,14 @@ from bigearthnet_txt.augment import Augmenter, Transform
 from bigearthnet_txt.collate import Collator, label_tensors, table_group_key
 from bigearthnet_txt.image_tensors import uint16_bits_to_float32
 from bigearthnet_txt.loading import load_dataset
-from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS
+from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS, S2_BANDS
 from bigearthnet_txt.store import ImageryStore, s2_to_120
 from bigearthnet_txt.tables import read_tables
 from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
 
 TOKENIZER = TextTokenizer(special_tokens=TAG_TOKENS)
-ARRAY_BANDS = {"s2_10m": ("B02", "B03", "B04", "B08"), "s2_20m": ("B05", "B06", "B07", "B8A", "B11", "B12"),
+ARRAY_BANDS = {"s2_10m": ("B02", "B03", "B04", "B08"),
+               "s2_20m": ("B05", "B06", "B07", "B8A", "B11", "B12"),
                "s2_60m": ("B01", "B09"), "s1": S1_BANDS}  # fmt: skip
 
 
@@ -47,16 +48,16 @@ def expected_images(store: ImageryStore, patch_index, bands, mode: str = "neares
     """Direct store read → 120×120 (official nearest, or torch interpolate) → (x - mean) / std."""
     batch = store.read(patch_index)
     if mode == "nearest":
-        full = dict(zip(("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
-                        np.moveaxis(s2_to_120(batch).astype(np.float32), 1, 0)))  # fmt: skip
+        full = dict(zip(S2_BANDS, np.moveaxis(s2_to_120(batch).astype(np.float32), 1, 0),
+                        strict=True))  # fmt: skip
     else:
         full = {}
         for name in ("s2_10m", "s2_20m", "s2_60m"):
             x = torch.from_numpy(batch[name].astype(np.float32))
             if x.shape[-1] != 120:
                 x = F.interpolate(x, size=(120, 120), mode=mode, align_corners=True)
-            full.update(zip(ARRAY_BANDS[name], np.moveaxis(x.numpy(), 1, 0)))
-    full.update(zip(S1_BANDS, np.moveaxis(batch["s1"], 1, 0)))
+            full.update(zip(ARRAY_BANDS[name], np.moveaxis(x.numpy(), 1, 0), strict=True))
+    full.update(zip(S1_BANDS, np.moveaxis(batch["s1"], 1, 0), strict=True))
     stats = store.stats
     out = np.stack([(full[b] - stats[b]["mean"]) / stats[b]["std"] for b in bands], axis=1)
     return np.nan_to_num(out.astype(np.float32), nan=0.0)
