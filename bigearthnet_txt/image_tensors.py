@@ -149,7 +149,7 @@ def uint16_bits_to_float32(bits: torch.Tensor) -> torch.Tensor:
 
 
 def upsample_into(out: torch.Tensor, x: torch.Tensor, mode: str = "nearest") -> None:
-    """Write ``x`` (``[B, C, n, n]``) upsampled into ``out`` (``[B, C, size, size]``, a view or not):
+    """Write ``x`` (``[B, C, n, n]``) upsampled into ``out`` (``[B, C, size, size]``, maybe a view):
     ``F.interpolate`` as the official ``stack_and_interpolate`` calls it (``align_corners=True`` for
     ``bilinear``/``bicubic``); ``nearest`` as an equal pixel repeat."""
     size, n = out.shape[-1], x.shape[-1]
