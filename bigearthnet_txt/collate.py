@@ -69,7 +69,8 @@ class Collator:
 
     Parameters: ``store`` an ``ImageryStore`` or its folder (``None``: imagery from the examples);
     ``bands`` a ``BAND_PRESETS`` name or band list; ``stacked`` one ``image`` tensor in the bands'
-    order (the official loader's ``image_input``), else ``s2`` and ``s1``; ``resample``
+    order (the official loader's ``image_input``), else ``s2`` and ``s1``; ``img_size`` the side
+    of the image tensors (default 120, as the official ``img_size``); ``resample``
     ``nearest``/``bilinear``/``bicubic`` (as the official ``upsample_mode``); ``normalize`` with
     the store's train statistics, or ``stats`` (a ``{band: {"mean", "std"}}`` mapping, or
     ``"official"`` for the official loader's published table);
@@ -91,6 +92,7 @@ class Collator:
         *,
         bands: str | Sequence[str] = "S1S2-10m20m",
         stacked: bool = True,
+        img_size: int = 120,
         resample: str = "nearest",
         normalize: bool = True,
         stats: str | Mapping[str, Mapping[str, float]] | None = None,
@@ -113,6 +115,7 @@ class Collator:
         if resample not in RESAMPLING_MODES:
             raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
         self.resample = resample
+        self.img_size = int(img_size)
         self.normalize = normalize
         stats = resolve_stats(stats)
         self._stats = dict(stats) if stats is not None else None
@@ -152,8 +155,9 @@ class Collator:
                     raise ValueError("normalize=True without a store needs stats=")
                 stats = self.store.stats
             self._image_transform = ImageTransform(
-                self.layout, stats or {}, resample=self.resample, normalize=self.normalize
-            )
+                self.layout, stats or {}, resample=self.resample, normalize=self.normalize,
+                size=self.img_size,
+            )  # fmt: skip
         return self._image_transform
 
     def set_epoch(self, epoch: int) -> None:

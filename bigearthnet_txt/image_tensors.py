@@ -155,9 +155,11 @@ def upsample_into(out: torch.Tensor, x: torch.Tensor, mode: str = "nearest") -> 
     size, n = out.shape[-1], x.shape[-1]
     if n == size:
         out.copy_(x)
-    elif mode == "nearest":
+    elif mode == "nearest" and size % n == 0:
         f = size // n
         out.unflatten(-1, (n, f)).unflatten(-3, (n, f)).copy_(x[:, :, :, None, :, None])
+    elif mode == "nearest":
+        out.copy_(F.interpolate(x, size=(size, size), mode=mode))
     elif mode in RESAMPLING_MODES:
         out.copy_(F.interpolate(x, size=(size, size), mode=mode, align_corners=True))
     else:
@@ -168,7 +170,8 @@ class ImageTransform:
     """Resample and normalise selected native arrays into the ``s2``/``s1`` tensors (picklable).
 
     ``stats``: ``{band: {"mean", "std"}}`` (``ImageryStore.stats``) or ``"official"``;
-    ``normalize=False`` keeps raw values (reflectance × 10000, dB) as float32.
+    ``normalize=False`` keeps raw values (reflectance × 10000, dB) as float32; ``size`` the output
+    side (the official ``img_size``; default 120).
     """
 
     def __init__(
@@ -178,7 +181,9 @@ class ImageTransform:
         *,
         resample: str = "nearest",
         normalize: bool = True,
+        size: int = PATCH_SIZE,
     ):
+        self.size = int(size)
         if resample not in RESAMPLING_MODES:
             raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
         self.layout = layout
@@ -196,9 +201,7 @@ class ImageTransform:
         out: dict[str, torch.Tensor] = {}
         for key, bands in self.layout.outputs().items():
             first = native[self.layout.arrays[0]]
-            tensor = empty_output(
-                (first.shape[0], len(bands), PATCH_SIZE, PATCH_SIZE), first.device
-            )
+            tensor = empty_output((first.shape[0], len(bands), self.size, self.size), first.device)
             for name in self.layout.arrays:
                 wanted = self.layout.channels(name)
                 if set(wanted) <= set(bands):
@@ -231,7 +234,7 @@ class ImageTransform:
                                 device=x.device)[:, None, None]  # fmt: skip
             std = torch.tensor([self.std[b] for b in wanted], dtype=torch.float32,
                                device=x.device)[:, None, None]  # fmt: skip
-            if contiguous and x.shape[-1] == PATCH_SIZE:
+            if contiguous and x.shape[-1] == self.size:
                 target = tensor[:, positions[0] : positions[0] + len(positions)]
                 torch.sub(x, mean, out=target)
                 target.div_(std)

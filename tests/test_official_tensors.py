@@ -3,75 +3,29 @@
 The official BigEarthNet.txt loader (``ben_txt_datamodule.py``) reads every band of a patch from
 its LMDB (the GeoTIFF values: S2 uint16, S1 float32), stacks them in the preset's order with
 ``BENImageReader.stack_and_interpolate`` and normalises with torchvision's ``Normalize`` and its
-published ``means``/``stds``. The functions below re-implement those steps on the real sample
+published ``means``/``stds``. ``official_support`` re-implements those steps on the real sample
 GeoTIFFs.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from collate_support import build_converted_sample
-from imagery_support import S2_SAMPLES, V1_S1_SAMPLES, read_tif
+from imagery_support import S2_SAMPLES, V1_S1_SAMPLES
+from official_support import (
+    MODES,
+    OFFICIAL_PRESETS,
+    lmdb_bands,
+    official_normalize,
+    official_stack_and_interpolate,
+    official_text_input,
+)
 
 from bigearthnet_txt.collate import Collator
-from bigearthnet_txt.schema import (
-    BAND_PRESETS,
-    OFFICIAL_BAND_PRESETS,
-    OFFICIAL_BAND_STATS,
-    S1_BANDS,
-    S2_BANDS,
-)
+from bigearthnet_txt.schema import BAND_PRESETS, OFFICIAL_BAND_PRESETS, S1_BANDS
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.tag_tokens import replace_tags
-
-# The official ``_predefined_bandcombinations``, written out as published.
-OFFICIAL_PRESETS = {
-    "RGB": ["B04", "B03", "B02"],
-    "S2-10m20m": ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"],
-    "S1S2-10m20m": ["VV", "VH", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11",
-                    "B12"],
-    "all": ["VV", "VH", "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09",
-            "B11", "B12"],
-}  # fmt: skip
-MODES = ("nearest", "bilinear", "bicubic")
-
-
-def official_stack_and_interpolate(data: dict, bands, img_size=120, upsample_mode="nearest"):
-    """``BENImageReader.stack_and_interpolate``: per band ``F.interpolate`` of the float32 band
-    (``align_corners=True`` for bilinear/bicubic, ``None`` otherwise) unless it already has the
-    size, then ``torch.stack`` in the band order."""
-
-    def _interpolate(img_data):
-        if not img_data.shape[-2:] == (img_size, img_size):
-            return F.interpolate(
-                torch.Tensor(np.float32(img_data)).unsqueeze(0).unsqueeze(0),
-                (img_size, img_size),
-                mode=upsample_mode,
-                align_corners=True if upsample_mode in ["bilinear", "bicubic"] else None,
-            ).squeeze()
-        return torch.Tensor(np.float32(img_data))
-
-    return torch.stack([_interpolate(data[x]) for x in bands])
-
-
-def official_normalize(img: torch.Tensor, bands) -> torch.Tensor:
-    """torchvision ``Normalize(mean, std)`` with the official table: ``(x - mean) / std`` per
-    channel, mean and std as float32 tensors."""
-    mean = torch.as_tensor([OFFICIAL_BAND_STATS[b]["mean"] for b in bands], dtype=torch.float32)
-    std = torch.as_tensor([OFFICIAL_BAND_STATS[b]["std"] for b in bands], dtype=torch.float32)
-    return img.sub(mean[:, None, None]).div(std[:, None, None])
-
-
-def lmdb_bands(patch_id: str) -> dict[str, np.ndarray]:
-    """What the official LMDB holds for a patch: every band at its native size, as in the
-    GeoTIFFs (S1 from its paired folder where the sample has one)."""
-    bands = {b: read_tif(S2_SAMPLES[patch_id], b) for b in S2_BANDS}
-    if patch_id in V1_S1_SAMPLES:
-        bands.update({b: read_tif(V1_S1_SAMPLES[patch_id], b) for b in S1_BANDS})
-    return bands
 
 
 @pytest.fixture(scope="module")
@@ -139,14 +93,6 @@ def test_split_layout_keeps_s2_and_s1_apart(store):
         assert torch.equal(
             first[:, c], stacked["image"][:, OFFICIAL_PRESETS["S1S2-10m20m"].index(band)]
         )
-
-
-def official_text_input(text: str, point_token=None, ref_token=None) -> str:
-    """``BENTxTDataset.__getitem__``'s replacement (``None`` → ``["", ""]``)."""
-    ref_token = ["", ""] if ref_token is None else ref_token
-    point_token = ["", ""] if point_token is None else point_token
-    text = text.replace("<ref>", ref_token[0]).replace("</ref>", ref_token[1])
-    return text.replace("<point>", point_token[0]).replace("</point>", point_token[1])
 
 
 @pytest.mark.parametrize(
