@@ -5,14 +5,16 @@
     loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=collator,
                         pin_memory=torch.cuda.is_available())
     for batch in loader:
-        batch = collator.to_device(batch, "cuda")     # non_blocking copy (+ GPU image transform)
+        batch = collator.to_device(batch, device)     # any torch device: "cpu", "cuda", "mps"
 
 One call reads the imagery of the whole batch in one ``ImageryStore.read`` (rows sorted and
 deduplicated, each shard visited once), applies each example's augmentation to the native arrays,
 its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and returns (``B`` examples):
 
-    s2                      float32 [B, C2, 120, 120]  S2 bands of ``bands``, resampled + normalised
-    s1                      float32 [B, C1, 120, 120]  S1 bands of ``bands`` (0 where S1 is missing)
+    image                   float32 [B, C, S, S]  every band of ``bands`` in its order (official
+                                     presets: the official order), resampled to ``S = img_size``
+                                     (120) and normalised; S1 channels 0 where S1 is missing
+                            (``stacked=False``: ``s2`` [B, C2, S, S] and ``s1`` [B, C1, S, S])
     has_s1                  bool    [B]  the patch has S1 (always present; with no S1 band selected
                                      it comes from the patch table, or the examples' ``s1``)
     prompt_input_ids        int64   [B, Lp]   ``input`` tokens, padded on ``prompt_padding_side``
@@ -34,8 +36,9 @@ its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and return
 With ``device_transform=True`` the CPU side stops before resampling: the batch then carries the
 selected native channels, not yet flipped or rotated (``s2_10m`` uint16 [B, c, 120, 120],
 ``s2_20m`` [B, c, 60, 60], ``s2_60m`` [B, c, 20, 20], ``s1`` float32 [B, 2, 120, 120]), and
-:meth:`Collator.to_device` produces ``s2``/``s1``/``has_s1`` on the device, then applies each row's
-``transform`` to them (boxes, points and texts are already transformed on the CPU).
+:meth:`Collator.to_device` produces ``image`` (or ``s2``/``s1``) and ``has_s1`` on the device,
+then applies each row's ``transform`` to them (boxes, points and texts are already transformed on
+the CPU).
 ``Collator(None, stats=store.stats)`` takes the native arrays from the examples instead (e.g. a
 ``load_dataset`` with imagery, whose batched ``__getitems__`` reads a DataLoader batch in one pass).
 """
