@@ -120,6 +120,7 @@ class Collator:
         self.resample = resample
         self.img_size = int(img_size)
         self.normalize = normalize
+        self._exact = isinstance(stats, str)  # the official table: Normalize's exact arithmetic
         stats = resolve_stats(stats)
         self._stats = dict(stats) if stats is not None else None
         self.point_token = None if point_token is None else tag_pair(point_token, "point_token")
@@ -159,7 +160,7 @@ class Collator:
                 stats = self.store.stats
             self._image_transform = ImageTransform(
                 self.layout, stats or {}, resample=self.resample, normalize=self.normalize,
-                size=self.img_size,
+                size=self.img_size, exact=self._exact,
             )  # fmt: skip
         return self._image_transform
 

@@ -14,13 +14,14 @@ The same torch code runs on the CPU (inside a ``DataLoader`` worker) or on the G
   table), or a ``{band: {"mean", "std"}}`` mapping as given.
 * :class:`ImageTransform` — ``{array: tensor [B, c, n, n]}`` holding only the layout's channels
   (``BandLayout.select``) → ``{"image": float32 [B, C, 120, 120], "has_s1": bool [B]}`` (or
-  ``"s2"``/``"s1"``): ``(x - mean) / std`` per band (the arithmetic of torchvision's ``Normalize``),
-  each array upsampled to 120×120 as the official ``stack_and_interpolate`` does
-  (``F.interpolate``; ``nearest`` is a pixel repeat, ``bilinear``/``bicubic`` use
-  ``align_corners=True``). Normalising the smaller native arrays before upsampling gives the same
-  values: bit-identical for ``nearest``, within float32 rounding (≤ 1e-5) for the smooth modes,
-  since interpolation commutes with the per-band affine map. S1 pixels that are NaN (patch without
-  S1) become 0 after normalisation and ``has_s1`` is False for patches whose S1 is all NaN.
+  ``"s2"``/``"s1"``): ``(x - mean) / std`` per band (with the official table exactly the arithmetic
+  of torchvision's ``Normalize``; else fused in one pass), each array upsampled to 120×120 as the
+  official ``stack_and_interpolate`` does (``F.interpolate``; ``nearest`` is a pixel repeat,
+  ``bilinear``/``bicubic`` use ``align_corners=True``). Normalising the smaller native arrays before
+  upsampling gives the same values: bit-identical for ``nearest`` (exact arithmetic), within
+  float32 rounding (≤ 1e-5) for the smooth modes, since interpolation commutes with the per-band
+  affine map. S1 pixels that are NaN (patch without S1) become 0 after normalisation and
+  ``has_s1`` is False for patches whose S1 is all NaN.
 """
 
 from __future__ import annotations
@@ -171,7 +172,9 @@ class ImageTransform:
 
     ``stats``: ``{band: {"mean", "std"}}`` (``ImageryStore.stats``) or ``"official"``;
     ``normalize=False`` keeps raw values (reflectance × 10000, dB) as float32; ``size`` the output
-    side (the official ``img_size``; default 120).
+    side (the official ``img_size``; default 120). ``exact`` computes ``(x - mean) / std`` as
+    torchvision's ``Normalize`` does (two passes; default: with the official table only); else the
+    fused ``x * (1 / std) - mean / std`` (one pass, within a float32 rounding step of it).
     """
 
     def __init__(
@@ -182,8 +185,12 @@ class ImageTransform:
         resample: str = "nearest",
         normalize: bool = True,
         size: int = PATCH_SIZE,
+        exact: bool | None = None,
     ):
         self.size = int(size)
+        self.exact = (
+            (isinstance(stats, str) or stats is OFFICIAL_BAND_STATS) if exact is None else exact
+        )
         if resample not in RESAMPLING_MODES:
             raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
         self.layout = layout
@@ -220,7 +227,7 @@ class ImageTransform:
         s1_flags: dict | None,
     ) -> None:
         """Normalise the native channels ``x`` of ``wanted`` and write them, upsampled, into their
-        channels of ``tensor`` (``(x - mean) / std`` straight into the output where no resampling is
+        channels of ``tensor`` (normalised straight into the output where no resampling is
         needed)."""
         if x.device.type != "cpu" or not self.normalize:
             x = as_float32(x)
@@ -234,14 +241,18 @@ class ImageTransform:
                                 device=x.device)[:, None, None]  # fmt: skip
             std = torch.tensor([self.std[b] for b in wanted], dtype=torch.float32,
                                device=x.device)[:, None, None]  # fmt: skip
+            scale, bias = 1.0 / std, -mean / std
             if contiguous and x.shape[-1] == self.size:
                 target = tensor[:, positions[0] : positions[0] + len(positions)]
-                torch.sub(x, mean, out=target)
-                target.div_(std)
+                if self.exact:
+                    torch.sub(x, mean, out=target)
+                    target.div_(std)
+                else:
+                    torch.addcmul(bias, x, scale, out=target)
                 if nan is not None and bool(nan.any()):
                     target.nan_to_num_(nan=0.0)
                 return
-            x = torch.sub(x, mean).div_(std)
+            x = torch.sub(x, mean).div_(std) if self.exact else torch.addcmul(bias, x, scale)
         if nan is not None:
             x = x.nan_to_num(nan=0.0)
         if contiguous:
