@@ -241,7 +241,10 @@ class ImageTransform:
                                 device=x.device)[:, None, None]  # fmt: skip
             std = torch.tensor([self.std[b] for b in wanted], dtype=torch.float32,
                                device=x.device)[:, None, None]  # fmt: skip
-            scale, bias = 1.0 / std, -mean / std
+            scale = torch.tensor([1.0 / self.std[b] for b in wanted], dtype=torch.float32,
+                                 device=x.device)[:, None, None]  # fmt: skip
+            bias = torch.tensor([-self.mean[b] / self.std[b] for b in wanted], dtype=torch.float32,
+                                device=x.device)[:, None, None]  # fmt: skip
             if contiguous and x.shape[-1] == self.size:
                 target = tensor[:, positions[0] : positions[0] + len(positions)]
                 if self.exact:
