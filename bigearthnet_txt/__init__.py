@@ -19,6 +19,9 @@ _LAZY = {
     "Augmenter": "bigearthnet_txt.augment",
     "TextTokenizer": "bigearthnet_txt.tokenize",
     "WeightedFeatureAggregation": "bigearthnet_txt.pooling",
+    "PatchBatchSampler": "bigearthnet_txt.sampler",
+    "GroupedStream": "bigearthnet_txt.grouped_stream",
+    "retrieval_metrics": "bigearthnet_txt.retrieval",
 }
 __all__ = sorted(_LAZY)
 

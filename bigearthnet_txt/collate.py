@@ -5,14 +5,16 @@
     loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=collator,
                         pin_memory=torch.cuda.is_available())
     for batch in loader:
-        batch = collator.to_device(batch, "cuda")     # non_blocking copy (+ GPU image transform)
+        batch = collator.to_device(batch, device)     # any torch device: "cpu", "cuda", "mps"
 
 One call reads the imagery of the whole batch in one ``ImageryStore.read`` (rows sorted and
 deduplicated, each shard visited once), applies each example's augmentation to the native arrays,
 its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and returns (``B`` examples):
 
-    s2                      float32 [B, C2, 120, 120]  S2 bands of ``bands``, resampled + normalised
-    s1                      float32 [B, C1, 120, 120]  S1 bands of ``bands`` (0 where S1 is missing)
+    image                   float32 [B, C, S, S]  every band of ``bands`` in its order (official
+                                     presets: the official order), resampled to ``S = img_size``
+                                     (120) and normalised; S1 channels 0 where S1 is missing
+                            (``stacked=False``: ``s2`` [B, C2, S, S] and ``s1`` [B, C1, S, S])
     has_s1                  bool    [B]  the patch has S1 (always present; with no S1 band selected
                                      it comes from the patch table, or the examples' ``s1``)
     prompt_input_ids        int64   [B, Lp]   ``input`` tokens, padded on ``prompt_padding_side``
@@ -34,8 +36,9 @@ its boxes, points and texts (``bigearthnet_txt.augment``), tokenises, and return
 With ``device_transform=True`` the CPU side stops before resampling: the batch then carries the
 selected native channels, not yet flipped or rotated (``s2_10m`` uint16 [B, c, 120, 120],
 ``s2_20m`` [B, c, 60, 60], ``s2_60m`` [B, c, 20, 20], ``s1`` float32 [B, 2, 120, 120]), and
-:meth:`Collator.to_device` produces ``s2``/``s1``/``has_s1`` on the device, then applies each row's
-``transform`` to them (boxes, points and texts are already transformed on the CPU).
+:meth:`Collator.to_device` produces ``image`` (or ``s2``/``s1``) and ``has_s1`` on the device,
+then applies each row's ``transform`` to them (boxes, points and texts are already transformed on
+the CPU).
 ``Collator(None, stats=store.stats)`` takes the native arrays from the examples instead (e.g. a
 ``load_dataset`` with imagery, whose batched ``__getitems__`` reads a DataLoader batch in one pass).
 """
@@ -52,9 +55,15 @@ import pyarrow.parquet as pq
 import torch
 
 from bigearthnet_txt.augment import IDENTITY, Augmenter, Transform, transform_example
-from bigearthnet_txt.image_tensors import RESAMPLING_MODES, BandLayout, ImageTransform
+from bigearthnet_txt.image_tensors import (
+    RESAMPLING_MODES,
+    BandLayout,
+    ImageTransform,
+    resolve_stats,
+)
 from bigearthnet_txt.schema import DATA_DIR, STORE_ATTRS_KEY
 from bigearthnet_txt.store import ImageryStore
+from bigearthnet_txt.tag_tokens import replace_tags, tag_pair
 from bigearthnet_txt.tokenize import TextTokenizer, pad_sequences
 
 
@@ -62,8 +71,14 @@ class Collator:
     """Picklable ``collate_fn`` (see the module docstring for the batch it returns).
 
     Parameters: ``store`` an ``ImageryStore`` or its folder (``None``: imagery from the examples);
-    ``bands`` a ``BAND_PRESETS`` name or band list; ``resample`` ``nearest``/``bilinear``/
-    ``bicubic``; ``normalize`` with the store's train statistics (or ``stats``);
+    ``bands`` a ``BAND_PRESETS`` name or band list; ``stacked`` one ``image`` tensor in the bands'
+    order (the official loader's ``image_input``), else ``s2`` and ``s1``; ``img_size`` the side
+    of the image tensors (default 120, as the official ``img_size``); ``resample``
+    ``nearest``/``bilinear``/``bicubic`` (as the official ``upsample_mode``); ``normalize`` with
+    the store's train statistics, or ``stats`` (a ``{band: {"mean", "std"}}`` mapping, or
+    ``"official"`` for the official loader's published table);
+    ``point_token``/``ref_token`` replace the prompt's ``<point>``/``<ref>`` tags as the official
+    loader does (after augmentation; ``None`` keeps the tags);
     ``tokenizer`` a ``TextTokenizer``, tiktoken encoding name or ``str -> list[int]`` callable
     (``None``: no token tensors); ``max_prompt_length``/``max_target_length`` truncate;
     ``augment`` an ``Augmenter`` (``None``: no augmentation; its default ``key="patch"`` gives the
@@ -79,9 +94,13 @@ class Collator:
         store: ImageryStore | str | None,
         *,
         bands: str | Sequence[str] = "S1S2-10m20m",
+        stacked: bool = True,
+        img_size: int = 120,
         resample: str = "nearest",
         normalize: bool = True,
-        stats: Mapping[str, Mapping[str, float]] | None = None,
+        stats: str | Mapping[str, Mapping[str, float]] | None = None,
+        point_token: Sequence[str] | None = None,
+        ref_token: Sequence[str] | None = None,
         tokenizer: TextTokenizer | str | object | None = "cl100k_base",
         prompt_field: str = "input",
         target_field: str = "output",
@@ -95,12 +114,17 @@ class Collator:
         group_key: str | None = None,
     ):
         self.store = ImageryStore(store) if isinstance(store, str | os.PathLike) else store
-        self.layout = BandLayout.of(bands)
+        self.layout = BandLayout.of(bands, stacked=stacked)
         if resample not in RESAMPLING_MODES:
             raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
         self.resample = resample
+        self.img_size = int(img_size)
         self.normalize = normalize
+        self._exact = isinstance(stats, str)  # the official table: Normalize's exact arithmetic
+        stats = resolve_stats(stats)
         self._stats = dict(stats) if stats is not None else None
+        self.point_token = None if point_token is None else tag_pair(point_token, "point_token")
+        self.ref_token = None if ref_token is None else tag_pair(ref_token, "ref_token")
         if tokenizer is not None and not isinstance(tokenizer, TextTokenizer):
             tokenizer = TextTokenizer(tokenizer)
         self.tokenizer = tokenizer
@@ -135,8 +159,9 @@ class Collator:
                     raise ValueError("normalize=True without a store needs stats=")
                 stats = self.store.stats
             self._image_transform = ImageTransform(
-                self.layout, stats or {}, resample=self.resample, normalize=self.normalize
-            )
+                self.layout, stats or {}, resample=self.resample, normalize=self.normalize,
+                size=self.img_size, exact=self._exact,
+            )  # fmt: skip
         return self._image_transform
 
     def set_epoch(self, epoch: int) -> None:
@@ -157,6 +182,8 @@ class Collator:
             self.augment.sample_batch(examples) if self.augment else [IDENTITY] * len(examples)
         )
         examples = [transform_example(ex, t) for ex, t in zip(examples, transforms, strict=True)]
+        if self.point_token is not None or self.ref_token is not None:
+            examples = [self.replace_tags(ex) for ex in examples]
         batch: dict = {}
         if not self.device_transform and any(not t.is_identity for t in transforms):
             native = {k: v if v.flags.writeable else np.array(v) for k, v in native.items()}
@@ -178,6 +205,18 @@ class Collator:
             batch["prompt"] = [ex[self.prompt_field] for ex in examples]
             batch["target"] = [ex[self.target_field] for ex in examples]
         return batch
+
+    def replace_tags(self, example: Mapping) -> dict:
+        """A copy of ``example`` whose prompt has its tags replaced (official ``point_token`` and
+        ``ref_token``; a kind whose token is ``None`` keeps its tags)."""
+        out = dict(example)
+        text = out[self.prompt_field]
+        if self.ref_token is not None:
+            text = replace_tags(text, point_token=("<point>", "</point>"), ref_token=self.ref_token)
+        if self.point_token is not None:
+            text = replace_tags(text, point_token=self.point_token, ref_token=("<ref>", "</ref>"))
+        out[self.prompt_field] = text
+        return out
 
     def read_native(self, examples: Sequence[Mapping]) -> dict[str, np.ndarray]:
         """The used channels of the batch's native arrays, ``{array: [B, c, n, n]}``: one batched
@@ -245,8 +284,9 @@ class Collator:
     # -- device -----------------------------------------------------------------------------------
 
     def to_device(self, batch: Mapping, device: torch.device | str) -> dict:
-        """Move every tensor to ``device`` (``non_blocking`` from pinned memory) and, for a
-        ``device_transform`` batch, resample and normalise the imagery there."""
+        """Move every tensor to ``device`` (any torch device: ``"cpu"``, ``"cuda"``, ``"mps"``;
+        ``non_blocking`` from pinned memory) and, for a ``device_transform`` batch, resample and
+        normalise the imagery there."""
         out = {
             k: v.to(device, non_blocking=v.is_pinned()) if isinstance(v, torch.Tensor) else v
             for k, v in batch.items()
@@ -257,14 +297,15 @@ class Collator:
         if native:
             images = self.image_transform(native)
             transforms = [Transform(*row) for row in batch["transform"].tolist()]
-            apply_transforms(images, transforms, keys=("s2", "s1"))
+            apply_transforms(images, transforms, keys=("image", "s2", "s1"))
             out.update(images)
         return out
 
     def __repr__(self) -> str:
         return (
-            f"Collator({self.store!r}, bands={(*self.layout.s2, *self.layout.s1)}, "
-            f"resample={self.resample!r}, augment={self.augment!r}, device_transform={self.device_transform})"
+            f"Collator({self.store!r}, bands={self.layout.bands}, stacked={self.layout.stacked}, "
+            f"resample={self.resample!r}, augment={self.augment!r}, "
+            f"device_transform={self.device_transform})"
         )
 
 

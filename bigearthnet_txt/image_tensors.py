@@ -2,18 +2,26 @@
 
 The same torch code runs on the CPU (inside a ``DataLoader`` worker) or on the GPU after transfer.
 
-* :func:`resolve_bands` — a preset name of ``BAND_PRESETS`` (``RGB``, ``S2-10m20m``,
-  ``S1S2-10m20m``, ``all``) or an explicit band list → band names.
-* :class:`BandLayout` — which store arrays and channels those bands need; the S2 bands go to the
-  ``s2`` tensor and the S1 bands to the ``s1`` tensor, each in the order given.
+* :func:`resolve_bands` — a preset name of ``BAND_PRESETS`` or an explicit band list → band names.
+  The official loader's names (``RGB``, ``S2-10m20m``, ``S1S2-10m20m``, ``all``) give exactly its
+  channel order (``OFFICIAL_BAND_PRESETS``); ``S2-10m-first``/``S1S2-10m-first`` are this
+  package's own orders with the 10 m bands first.
+* :class:`BandLayout` — which store arrays and channels those bands need, and the output tensors:
+  ``stacked`` (default) gives one ``image`` tensor with every band in the order given (as the
+  official ``stack_and_interpolate``); ``stacked=False`` gives the S2 bands in ``s2`` and the S1
+  bands in ``s1``, each in the order given.
+* :func:`resolve_stats` — ``"official"`` → ``OFFICIAL_BAND_STATS`` (the official loader's published
+  table), or a ``{band: {"mean", "std"}}`` mapping as given.
 * :class:`ImageTransform` — ``{array: tensor [B, c, n, n]}`` holding only the layout's channels
-  (``BandLayout.select``) → ``{"s2": float32 [B, C2, 120, 120], "s1": float32 [B, C1, 120, 120],
-  "has_s1": bool [B]}``: ``(x - mean) / std`` per band with the store's train statistics, then
-  each array upsampled to 120×120 (``nearest`` as the official loader, i.e. pixel repeat;
-  ``bilinear``/``bicubic`` with ``align_corners=False``; interpolation commutes with the per-band
-  affine normalisation, so normalising the smaller native arrays first gives the same values). S1
-  pixels that are NaN (patch without S1) become 0 after normalisation and ``has_s1`` is False for
-  patches whose S1 is all NaN.
+  (``BandLayout.select``) → ``{"image": float32 [B, C, 120, 120], "has_s1": bool [B]}`` (or
+  ``"s2"``/``"s1"``): ``(x - mean) / std`` per band (with the official table exactly the arithmetic
+  of torchvision's ``Normalize``; else fused in one pass), each array upsampled to 120×120 as the
+  official ``stack_and_interpolate`` does (``F.interpolate``; ``nearest`` is a pixel repeat,
+  ``bilinear``/``bicubic`` use ``align_corners=True``). Normalising the smaller native arrays before
+  upsampling gives the same values: bit-identical for ``nearest`` (exact arithmetic), within
+  float32 rounding (≤ 1e-5) for the smooth modes, since interpolation commutes with the per-band
+  affine map. S1 pixels that are NaN (patch without S1) become 0 after normalisation and
+  ``has_s1`` is False for patches whose S1 is all NaN.
 """
 
 from __future__ import annotations
@@ -27,7 +35,15 @@ import torch
 import torch.nn.functional as F
 import torch.utils.data
 
-from bigearthnet_txt.schema import ARRAY_OF_BAND, BAND_PRESETS, PATCH_SIZE, S1, S1_BANDS, S2_ARRAYS
+from bigearthnet_txt.schema import (
+    ARRAY_OF_BAND,
+    BAND_PRESETS,
+    OFFICIAL_BAND_STATS,
+    PATCH_SIZE,
+    S1,
+    S1_BANDS,
+    S2_ARRAYS,
+)
 
 RESAMPLING_MODES: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 ARRAY_BANDS: dict[str, tuple[str, ...]] = {a.name: a.bands for a in (*S2_ARRAYS, S1)}
@@ -48,22 +64,41 @@ def resolve_bands(bands: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
+def resolve_stats(
+    stats: str | Mapping[str, Mapping[str, float]] | None,
+) -> Mapping[str, Mapping[str, float]] | None:
+    """``"official"`` → ``OFFICIAL_BAND_STATS``; a mapping or ``None`` as given."""
+    if isinstance(stats, str):
+        if stats != "official":
+            raise ValueError(f"stats must be 'official' or a mapping, got {stats!r}")
+        return OFFICIAL_BAND_STATS
+    return stats
+
+
 @dataclass(frozen=True)
 class BandLayout:
-    """Output bands split by modality: ``s2`` and ``s1`` band names in output channel order."""
+    """The output bands in channel order, and whether they form one ``image`` tensor (``stacked``)
+    or an ``s2`` and an ``s1`` tensor."""
 
-    s2: tuple[str, ...]
-    s1: tuple[str, ...]
+    bands: tuple[str, ...]
+    stacked: bool = True
 
     @classmethod
-    def of(cls, bands: str | Sequence[str]) -> BandLayout:
-        names = resolve_bands(bands)
-        return cls(
-            tuple(b for b in names if b not in S1_BANDS), tuple(b for b in names if b in S1_BANDS)
-        )
+    def of(cls, bands: str | Sequence[str], *, stacked: bool = True) -> BandLayout:
+        return cls(resolve_bands(bands), stacked)
+
+    @property
+    def s2(self) -> tuple[str, ...]:
+        return tuple(b for b in self.bands if b not in S1_BANDS)
+
+    @property
+    def s1(self) -> tuple[str, ...]:
+        return tuple(b for b in self.bands if b in S1_BANDS)
 
     def outputs(self) -> dict[str, tuple[str, ...]]:
-        """``{"s2": bands, "s1": bands}`` for the non-empty modalities."""
+        """``{"image": bands}``, or ``{"s2": bands, "s1": bands}`` for the non-empty modalities."""
+        if self.stacked:
+            return {"image": self.bands}
         return {key: bands for key, bands in (("s2", self.s2), ("s1", self.s1)) if bands}
 
     @property
@@ -75,7 +110,7 @@ class BandLayout:
     def channels(self, array: str) -> tuple[str, ...]:
         """The bands of ``array`` the layout uses, in the array's own order."""
         own = ARRAY_BANDS[array]
-        used = set(self.s2) | set(self.s1)
+        used = set(self.bands)
         return tuple(b for b in own if b in used)
 
     def select(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -115,15 +150,19 @@ def uint16_bits_to_float32(bits: torch.Tensor) -> torch.Tensor:
 
 
 def upsample_into(out: torch.Tensor, x: torch.Tensor, mode: str = "nearest") -> None:
-    """Write ``x`` (``[B, C, n, n]``) upsampled into ``out`` (``[B, C, size, size]``, may be a view)."""
+    """Write ``x`` (``[B, C, n, n]``) upsampled into ``out`` (``[B, C, size, size]``, maybe a view):
+    ``F.interpolate`` as the official ``stack_and_interpolate`` calls it (``align_corners=True`` for
+    ``bilinear``/``bicubic``); ``nearest`` as an equal pixel repeat."""
     size, n = out.shape[-1], x.shape[-1]
     if n == size:
         out.copy_(x)
-    elif mode == "nearest":
+    elif mode == "nearest" and size % n == 0:
         f = size // n
         out.unflatten(-1, (n, f)).unflatten(-3, (n, f)).copy_(x[:, :, :, None, :, None])
+    elif mode == "nearest":
+        out.copy_(F.interpolate(x, size=(size, size), mode=mode))
     elif mode in RESAMPLING_MODES:
-        out.copy_(F.interpolate(x, size=(size, size), mode=mode, align_corners=False))
+        out.copy_(F.interpolate(x, size=(size, size), mode=mode, align_corners=True))
     else:
         raise ValueError(f"resampling must be one of {RESAMPLING_MODES}, got {mode!r}")
 
@@ -131,24 +170,34 @@ def upsample_into(out: torch.Tensor, x: torch.Tensor, mode: str = "nearest") -> 
 class ImageTransform:
     """Resample and normalise selected native arrays into the ``s2``/``s1`` tensors (picklable).
 
-    ``stats``: ``{band: {"mean", "std"}}`` (``ImageryStore.stats``); ``normalize=False`` keeps raw
-    values (reflectance × 10000, dB) as float32.
+    ``stats``: ``{band: {"mean", "std"}}`` (``ImageryStore.stats``) or ``"official"``;
+    ``normalize=False`` keeps raw values (reflectance × 10000, dB) as float32; ``size`` the output
+    side (the official ``img_size``; default 120). ``exact`` computes ``(x - mean) / std`` as
+    torchvision's ``Normalize`` does (two passes; default: with the official table only); else the
+    fused ``x * (1 / std) - mean / std`` (one pass, within a float32 rounding step of it).
     """
 
     def __init__(
         self,
         layout: BandLayout,
-        stats: Mapping[str, Mapping[str, float]],
+        stats: str | Mapping[str, Mapping[str, float]],
         *,
         resample: str = "nearest",
         normalize: bool = True,
+        size: int = PATCH_SIZE,
+        exact: bool | None = None,
     ):
+        self.size = int(size)
+        self.exact = (
+            (isinstance(stats, str) or stats is OFFICIAL_BAND_STATS) if exact is None else exact
+        )
         if resample not in RESAMPLING_MODES:
             raise ValueError(f"resample must be one of {RESAMPLING_MODES}, got {resample!r}")
         self.layout = layout
         self.resample = resample
         self.normalize = normalize
-        bands = (*layout.s2, *layout.s1)
+        stats = resolve_stats(stats)
+        bands = layout.bands
         missing = [b for b in bands if normalize and b not in stats]
         if missing:
             raise KeyError(f"no statistics for bands {missing}")
@@ -159,13 +208,13 @@ class ImageTransform:
         out: dict[str, torch.Tensor] = {}
         for key, bands in self.layout.outputs().items():
             first = native[self.layout.arrays[0]]
-            tensor = empty_output(
-                (first.shape[0], len(bands), PATCH_SIZE, PATCH_SIZE), first.device
-            )
+            tensor = empty_output((first.shape[0], len(bands), self.size, self.size), first.device)
             for name in self.layout.arrays:
                 wanted = self.layout.channels(name)
                 if set(wanted) <= set(bands):
-                    self._write(tensor, bands, wanted, native[name], out if key == "s1" else None)
+                    self._write(
+                        tensor, bands, wanted, native[name], out if name == S1.name else None
+                    )
             out[key] = tensor
         return out
 
@@ -178,7 +227,8 @@ class ImageTransform:
         s1_flags: dict | None,
     ) -> None:
         """Normalise the native channels ``x`` of ``wanted`` and write them, upsampled, into their
-        channels of ``tensor`` (fused ``x * (1/std) - mean/std`` where no resampling is needed)."""
+        channels of ``tensor`` (normalised straight into the output where no resampling is
+        needed)."""
         if x.device.type != "cpu" or not self.normalize:
             x = as_float32(x)
         positions = [bands.index(b) for b in wanted]
@@ -187,19 +237,25 @@ class ImageTransform:
         if nan is not None:
             s1_flags["has_s1"] = ~nan.flatten(1).all(dim=1)
         if self.normalize:
-            scale = torch.tensor(
-                [1.0 / self.std[b] for b in wanted], dtype=torch.float32, device=x.device
-            )
+            mean = torch.tensor([self.mean[b] for b in wanted], dtype=torch.float32,
+                                device=x.device)[:, None, None]  # fmt: skip
+            std = torch.tensor([self.std[b] for b in wanted], dtype=torch.float32,
+                               device=x.device)[:, None, None]  # fmt: skip
+            scale = torch.tensor([1.0 / self.std[b] for b in wanted], dtype=torch.float32,
+                                 device=x.device)[:, None, None]  # fmt: skip
             bias = torch.tensor([-self.mean[b] / self.std[b] for b in wanted], dtype=torch.float32,
                                 device=x.device)[:, None, None]  # fmt: skip
-            scale = scale[:, None, None]
-            if contiguous and x.shape[-1] == PATCH_SIZE:
+            if contiguous and x.shape[-1] == self.size:
                 target = tensor[:, positions[0] : positions[0] + len(positions)]
-                torch.addcmul(bias, x, scale, out=target)
+                if self.exact:
+                    torch.sub(x, mean, out=target)
+                    target.div_(std)
+                else:
+                    torch.addcmul(bias, x, scale, out=target)
                 if nan is not None and bool(nan.any()):
                     target.nan_to_num_(nan=0.0)
                 return
-            x = torch.addcmul(bias, x, scale)
+            x = torch.sub(x, mean).div_(std) if self.exact else torch.addcmul(bias, x, scale)
         if nan is not None:
             x = x.nan_to_num(nan=0.0)
         if contiguous:

@@ -113,7 +113,8 @@ class WeightedFeatureAggregation(nn.Module):
 
     Args:
         mode: ``"uniqueness"`` or ``"attention"``.
-        dim: feature size ``D``; required for ``"attention"``.
+        dim: feature size ``D`` for ``"attention"`` (``None``: inferred from the first batch,
+            ``nn.LazyLinear``; create the optimiser after one forward pass then).
     """
 
     def __init__(self, mode: str = "uniqueness", dim: int | None = None):
@@ -122,9 +123,7 @@ class WeightedFeatureAggregation(nn.Module):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         if mode == "attention":
-            if dim is None:
-                raise ValueError("attention mode needs dim")
-            self.score = nn.Linear(dim, 1)
+            self.score = nn.Linear(dim, 1) if dim is not None else nn.LazyLinear(1)
 
     def forward(
         self,

@@ -223,22 +223,43 @@ PATCH_SCHEMA = pa.schema(
     ]
 )
 
-# Band presets for training tensors (channel order as listed).
+# Band presets for training tensors (channel order as listed). The four names of the official
+# loader (``ben_txt_datamodule.py``: ``RGB``, ``S2-10m20m``, ``S1S2-10m20m``, ``all``) have exactly
+# its channel order; ``*-10m-first`` are layouts of this package that put the 10 m bands first.
 S2_10M20M_BANDS: tuple[str, ...] = (
-    "B02",
-    "B03",
-    "B04",
-    "B08",
-    "B05",
-    "B06",
-    "B07",
-    "B8A",
-    "B11",
-    "B12",
-)
-BAND_PRESETS: dict[str, tuple[str, ...]] = {
+    "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
+)  # fmt: skip
+S2_10M_FIRST_BANDS: tuple[str, ...] = (
+    "B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12",
+)  # fmt: skip
+OFFICIAL_BAND_PRESETS: dict[str, tuple[str, ...]] = {
     "RGB": ("B04", "B03", "B02"),
     "S2-10m20m": S2_10M20M_BANDS,
     "S1S2-10m20m": (*S1_BANDS, *S2_10M20M_BANDS),
     "all": (*S1_BANDS, *S2_BANDS),
+}
+BAND_PRESETS: dict[str, tuple[str, ...]] = {
+    **OFFICIAL_BAND_PRESETS,
+    "S2-10m-first": S2_10M_FIRST_BANDS,
+    "S1S2-10m-first": (*S1_BANDS, *S2_10M_FIRST_BANDS),
+}
+
+# The official loader's published per-band statistics (``means``/``stds`` of
+# ``ben_txt_datamodule.py``, the same values as ConfigILM's ``BENv2_utils`` "120_nearest" table):
+# BigEarthNet v2.0 train split after nearest upsampling to 120 x 120 (S1 values from v1).
+OFFICIAL_BAND_STATS: dict[str, dict[str, float]] = {
+    "B01": {"mean": 361.0767822265625, "std": 575.0687255859375},
+    "B02": {"mean": 438.3720703125, "std": 607.02685546875},
+    "B03": {"mean": 614.0556640625, "std": 603.2968139648438},
+    "B04": {"mean": 588.4096069335938, "std": 684.56884765625},
+    "B05": {"mean": 942.8433227539062, "std": 738.4326782226562},
+    "B06": {"mean": 1769.931640625, "std": 1100.4560546875},
+    "B07": {"mean": 2049.551513671875, "std": 1275.805419921875},
+    "B08": {"mean": 2193.2919921875, "std": 1369.3717041015625},
+    "B09": {"mean": 2241.455322265625, "std": 1316.393310546875},
+    "B11": {"mean": 1568.226806640625, "std": 1070.1612548828125},
+    "B12": {"mean": 997.7324829101562, "std": 813.5276489257812},
+    "B8A": {"mean": 2235.556640625, "std": 1356.5440673828125},
+    "VH": {"mean": -19.352558135986328, "std": 5.590505599975586},
+    "VV": {"mean": -12.643863677978516, "std": 5.133493900299072},
 }

@@ -16,13 +16,14 @@ from bigearthnet_txt.augment import Augmenter, Transform
 from bigearthnet_txt.collate import Collator, label_tensors, table_group_key
 from bigearthnet_txt.image_tensors import uint16_bits_to_float32
 from bigearthnet_txt.loading import load_dataset
-from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS
+from bigearthnet_txt.schema import BAND_PRESETS, S1_BANDS, S2_BANDS
 from bigearthnet_txt.store import ImageryStore, s2_to_120
 from bigearthnet_txt.tables import read_tables
 from bigearthnet_txt.tokenize import TAG_TOKENS, TextTokenizer
 
 TOKENIZER = TextTokenizer(special_tokens=TAG_TOKENS)
-ARRAY_BANDS = {"s2_10m": ("B02", "B03", "B04", "B08"), "s2_20m": ("B05", "B06", "B07", "B8A", "B11", "B12"),
+ARRAY_BANDS = {"s2_10m": ("B02", "B03", "B04", "B08"),
+               "s2_20m": ("B05", "B06", "B07", "B8A", "B11", "B12"),
                "s2_60m": ("B01", "B09"), "s1": S1_BANDS}  # fmt: skip
 
 
@@ -47,16 +48,16 @@ def expected_images(store: ImageryStore, patch_index, bands, mode: str = "neares
     """Direct store read → 120×120 (official nearest, or torch interpolate) → (x - mean) / std."""
     batch = store.read(patch_index)
     if mode == "nearest":
-        full = dict(zip(("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
-                        np.moveaxis(s2_to_120(batch).astype(np.float32), 1, 0)))  # fmt: skip
+        full = dict(zip(S2_BANDS, np.moveaxis(s2_to_120(batch).astype(np.float32), 1, 0),
+                        strict=True))  # fmt: skip
     else:
         full = {}
         for name in ("s2_10m", "s2_20m", "s2_60m"):
             x = torch.from_numpy(batch[name].astype(np.float32))
             if x.shape[-1] != 120:
-                x = F.interpolate(x, size=(120, 120), mode=mode, align_corners=False)
-            full.update(zip(ARRAY_BANDS[name], np.moveaxis(x.numpy(), 1, 0)))
-    full.update(zip(S1_BANDS, np.moveaxis(batch["s1"], 1, 0)))
+                x = F.interpolate(x, size=(120, 120), mode=mode, align_corners=True)
+            full.update(zip(ARRAY_BANDS[name], np.moveaxis(x.numpy(), 1, 0), strict=True))
+    full.update(zip(S1_BANDS, np.moveaxis(batch["s1"], 1, 0), strict=True))
     stats = store.stats
     out = np.stack([(full[b] - stats[b]["mean"]) / stats[b]["std"] for b in bands], axis=1)
     return np.nan_to_num(out.astype(np.float32), nan=0.0)
@@ -69,7 +70,7 @@ def loader(dataset, collator, batch_size=8):
 
 
 def test_dataloader_with_two_workers_matches_direct_store_read(texts, store):
-    collator = Collator(store, bands="S1S2-10m20m", tokenizer=TOKENIZER)
+    collator = Collator(store, bands="S1S2-10m20m", stacked=False, tokenizer=TOKENIZER)
     dataset = texts["validation"]
     seen = []
     for batch in loader(dataset, collator):
@@ -90,7 +91,7 @@ def test_dataloader_with_two_workers_matches_direct_store_read(texts, store):
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
 def test_smooth_resampling_matches_interpolate(texts, store, mode):
     examples = texts["train"].select(range(12)).to_list()
-    batch = Collator(store, bands="all", resample=mode, tokenizer=None)(examples)
+    batch = Collator(store, bands="all", stacked=False, resample=mode, tokenizer=None)(examples)
     want = expected_images(store, [e["patch_index"] for e in examples], BAND_PRESETS["all"], mode)
     np.testing.assert_allclose(batch["s1"].numpy(), want[:, :2], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(batch["s2"].numpy(), want[:, 2:], rtol=1e-5, atol=1e-4)
@@ -98,9 +99,11 @@ def test_smooth_resampling_matches_interpolate(texts, store, mode):
 
 def test_band_lists_presets_and_raw_values(texts, store):
     examples = texts["test"].select(range(4)).to_list()
-    rgb = Collator(store, bands="RGB", tokenizer=None)(examples)
+    rgb = Collator(store, bands="RGB", stacked=False, tokenizer=None)(examples)
     assert rgb["s2"].shape == (4, 3, 120, 120) and "s1" not in rgb
-    raw = Collator(store, bands=["VH", "B8A"], normalize=False, tokenizer=None)(examples)
+    raw = Collator(store, bands=["VH", "B8A"], stacked=False, normalize=False, tokenizer=None)(
+        examples
+    )
     batch = store.read([e["patch_index"] for e in examples])
     np.testing.assert_array_equal(
         raw["s2"][:, 0].numpy(), batch["s2_20m"][:, 3].repeat(2, 1).repeat(2, 2)
@@ -172,8 +175,7 @@ def test_device_transform_on_cpu_equals_worker_transform(texts, store, mode):
     assert batch["s2_20m"].shape == (24, 6, 60, 60) and batch["s2_60m"].dtype == torch.uint16
     moved = deferred.to_device(batch, "cpu")
     assert "s2_20m" not in moved and len({tuple(t) for t in moved["transform"].tolist()}) > 1
-    for key in ("s2", "s1"):
-        torch.testing.assert_close(moved[key], direct[key], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(moved["image"], direct["image"], rtol=1e-5, atol=1e-5)
     for key in ("has_s1", "box", "point", "transform"):
         assert torch.equal(moved[key], direct[key]), key
     kept = Collator(store, **settings).to_device(direct, "cpu")
@@ -204,8 +206,7 @@ def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
         for i in range(a["ID"].shape[0]):
             t = Transform(*map(int, a["transform"][i].tolist()))
             kinds.add(t.canonical())
-            for key in ("s2", "s1"):
-                assert torch.equal(a[key][i], t.apply_image(p[key][i])), key
+            assert torch.equal(a["image"][i], t.apply_image(p["image"][i]))
             if a["box_mask"][i]:
                 assert parse_box(a["target"][i]) == pytest.approx(a["box"][i].tolist(), abs=1e-6)
                 want = t.apply_boxes(p["box"][i].numpy().astype(np.float64))
@@ -217,7 +218,7 @@ def test_augmented_batches_move_images_boxes_and_texts_together(texts, store):
     assert len(kinds) > 3
     again = next(iter(loader(dataset, augmented, 16)))
     first = next(iter(loader(dataset, augmented, 16)))
-    assert torch.equal(again["s2"], first["s2"]) and torch.equal(
+    assert torch.equal(again["image"], first["image"]) and torch.equal(
         again["transform"], first["transform"]
     )
     augmented.set_epoch(1)
@@ -304,7 +305,7 @@ def test_cuda_pinned_transfer_and_gpu_transform(texts, store):
         assert batch["s2_10m"].is_pinned()
         moved = deferred.to_device(batch, "cuda")
         torch.cuda.synchronize()
-        assert moved["s2"].device.type == "cuda" and moved["prompt_input_ids"].device.type == "cuda"
-        for key in ("s2", "s1"):
-            torch.testing.assert_close(moved[key].cpu(), want[key], rtol=1e-5, atol=1e-4)
+        assert moved["image"].device.type == "cuda"
+        assert moved["prompt_input_ids"].device.type == "cuda"
+        torch.testing.assert_close(moved["image"].cpu(), want["image"], rtol=1e-5, atol=1e-4)
         assert torch.equal(moved["box"].cpu(), want["box"])

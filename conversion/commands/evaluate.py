@@ -21,7 +21,6 @@ def register(sub) -> None:
         "--predictions",
         type=Path,
         action="append",
-        required=True,
         metavar="FILE",
         help='JSON Lines of {"ID": …, "prediction": …} or Parquet with columns ID, prediction '
         "(repeatable: one model per file)",
@@ -32,6 +31,16 @@ def register(sub) -> None:
         default=None,
         metavar="NAME",
         help="model name per --predictions, in order (default: the file names without suffix)",
+    )
+    parser.add_argument(
+        "--embeddings",
+        type=Path,
+        metavar="FILE",
+        help="instead of --predictions: retrieval Recall@1/5/10 and mR from an .npz of text "
+        "[T, D], image [P, D], text_patch_index [T] (optional image_patch_index [P])",
+    )
+    parser.add_argument(
+        "--device", default=None, help="with --embeddings: torch device (default cpu)"
     )
     parser.add_argument(
         "--split",
@@ -85,6 +94,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.embeddings is not None:
+        return run_retrieval(args)
+    if args.predictions is None:
+        raise SystemExit("evaluate: give --predictions FILE (or --embeddings FILE)")
     from bigearthnet_txt.evaluate import evaluate, write_report
     from bigearthnet_txt.evaluation_compare import side_by_side, write_comparison
     from bigearthnet_txt.paths import local_folder
@@ -116,4 +129,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_comparison(reports, args.out_json, args.out_md, args.out_png)
         print(side_by_side(reports), end="")
+    return 0
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    """Retrieval metrics of an embeddings file (``bigearthnet_txt.retrieval``)."""
+    import json
+
+    from bigearthnet_txt.retrieval import metrics_from_file, metrics_markdown
+
+    metrics = metrics_from_file(args.embeddings, device=args.device)
+    if args.out_json:
+        args.out_json.write_text(json.dumps(metrics, indent=2) + "\n")
+    if args.out_md:
+        args.out_md.write_text(metrics_markdown(metrics))
+    print(metrics_markdown(metrics), end="")
     return 0
