@@ -7,8 +7,9 @@
     loader = DataLoader(ds, batch_size=16, collate_fn=collator)
 
 The imagery, augmentation and label tensors come from :class:`~bigearthnet_txt.collate.Collator`
-(the same batched store read, the same keys: ``s2``, ``s1``, ``has_s1``, ``box``, ``ID`` …); the
-text is one conversation per example, rendered with ``tokenizer.apply_chat_template``:
+(the same batched store read, the same keys: ``image`` (or ``s2``/``s1``), ``has_s1``, ``box``,
+``ID`` …); the text is one conversation per example, rendered with
+``tokenizer.apply_chat_template``:
 
 * user turn: ``image_token`` × ``image_token_count`` then ``"\\n"`` then the row's ``input``
   (after an optional ``system_prompt`` turn);

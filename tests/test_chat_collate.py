@@ -62,7 +62,7 @@ def test_labels_are_exactly_the_answer_and_end_token_for_every_row(store, exampl
     for start in range(0, len(examples), 16):
         chunk = examples[start : start + 16]
         batch = collator(chunk)
-        assert batch["s2"].shape[0] == len(chunk) and batch["dropped_ID"].numel() == 0
+        assert batch["image"].shape[0] == len(chunk) and batch["dropped_ID"].numel() == 0
         for i, ex in enumerate(chunk):
             ids, labels, mask = (
                 batch["input_ids"][i],
@@ -159,10 +159,10 @@ def test_truncation_never_cuts_the_answer_and_is_counted(store, examples, tokeni
         small = tiny(chunk)
     dropped_small = small["dropped_ID"].numel()
     assert 0 < dropped_small < len(chunk) and "rows dropped" in caplog.text
-    assert small["s2"].shape[0] == small["input_ids"].shape[0] == len(chunk) - dropped_small
+    assert small["image"].shape[0] == small["input_ids"].shape[0] == len(chunk) - dropped_small
     assert small["group_index"].max() < len(set(small["patch_index"].tolist()))
     everything = ChatCollator(store, tokenizer, max_length=int(answers.min()))(chunk)
-    assert everything["input_ids"].shape == (0, 0) and everything["s2"].shape[0] == 0
+    assert everything["input_ids"].shape == (0, 0) and everything["image"].shape[0] == 0
     drop = ChatCollator(store, tokenizer, image_token_count=3, max_length=limit, overflow="drop")
     assert set(drop(chunk)["dropped_ID"].tolist()) == set(long_rows)
     with pytest.raises(ValueError, match="max_length"):
@@ -225,5 +225,5 @@ def test_readme_fine_tuning_snippet_runs_as_written(converted, tokenizer, monkey
     namespace: dict = {}
     exec(compile(code.replace('"DIR"', repr(str(converted))), "README", "exec"), namespace)
     batch = namespace["batch"]
-    assert {"input_ids", "attention_mask", "labels", "s2"} <= set(batch)
+    assert {"input_ids", "attention_mask", "labels", "image"} <= set(batch)
     assert (batch["labels"] != IGNORE_INDEX).any()
