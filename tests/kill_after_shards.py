@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from bigearthnet_txt.conversion.imagery.convert import main
+from bigearthnet_txt.conversion.imagery.arguments import main
 from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import subprocess
 import sys
@@ -19,8 +18,7 @@ from imagery_support import (
     make_archive,
 )
 
-from bigearthnet_txt.conversion.imagery import convert
-from bigearthnet_txt.conversion.imagery.assembler import ShardAssembler
+from bigearthnet_txt.conversion.imagery.executors import LocalExecutor
 from bigearthnet_txt.conversion.imagery.convert import convert_imagery
 from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 from bigearthnet_txt.conversion.imagery.sources import iter_archive
@@ -64,7 +62,7 @@ KILL_AFTER_SHARDS = Path(__file__).with_name("kill_after_shards.py")
 
 def _cli(out, s2, s1, kill_after_shards: int | None = None):
     """The imagery command in a new process; with ``kill_after_shards``, SIGKILLed after that many shards."""
-    code = "import sys; from bigearthnet_txt.conversion.imagery.convert import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from bigearthnet_txt.conversion.imagery.arguments import main; sys.exit(main(sys.argv[1:]))"
     patch_list = out.parent / (out.name + "-patches.txt")
     patch_list.write_text("\n".join(S2_SAMPLES))
     run = (
@@ -161,9 +159,6 @@ def test_resume_rewrites_shards_built_from_other_archive_bytes(archives, folder_
 def test_archive_route_with_patches_spilled_to_disk_equals_folder_route(
     archives, folder_store, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(
-        convert, "ShardAssembler", functools.partial(ShardAssembler, max_open_shards=1)
-    )
     spilled = []
     add = ShardSpill.add
 
@@ -176,6 +171,7 @@ def test_archive_route_with_patches_spilled_to_disk_equals_folder_route(
     convert_imagery(
         tmp_path, s2=[s2], s1=[s1], metadata=METADATA, patch_ids=list(S2_SAMPLES),
         allow_missing_s1=True, shard_size=2, progress=False,
+        executor=LocalExecutor(max_open_shards=1),
     )  # fmt: skip
     assert any(spilled)
     assert_same_store(folder_store, tmp_path)

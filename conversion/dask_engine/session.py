@@ -21,10 +21,10 @@ def add_engine_arguments(group) -> None:
 
 @dataclass
 class Engine:
-    """Hooks of the conversion functions: ``pass_runner`` for ``convert_imagery``, ``weigh`` for
-    ``convert_annotations``; None keeps their local default."""
+    """Hooks of the conversion functions: ``executor`` (where shard tasks run) for
+    ``convert_imagery``, ``weigh`` for ``convert_annotations``; None keeps their local default."""
 
-    pass_runner: object = None
+    executor: object = None
     weigh: object = None
     client: object = None
 
@@ -43,7 +43,7 @@ def engine_session(args: argparse.Namespace) -> Iterator[Engine]:
         return
     from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
     from bigearthnet_txt.conversion.dask_engine.cluster import open_client
-    from bigearthnet_txt.conversion.dask_engine.imagery import DaskPassRunner
+    from bigearthnet_txt.conversion.dask_engine.imagery import DaskExecutor
 
     with open_client(args.scheduler, getattr(args, "workers", 1)) as client:
-        yield Engine(DaskPassRunner(client), DaskBucketWeigher(client), client)
+        yield Engine(DaskExecutor(client), DaskBucketWeigher(client), client)
