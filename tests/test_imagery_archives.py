@@ -122,23 +122,6 @@ def good_tar(archive: Path) -> bytes:
     return zstandard.ZstdDecompressor().stream_reader(archive.read_bytes()).read()
 
 
-def test_corrupt_stream_discards_the_pass_and_rerun_redoes_it(archives, tmp_path):
-    s2, s1 = archives
-    source = tmp_path / "BigEarthNet-S2.tar.zst"
-    _archive_with_wrong_pixels(s2, source)
-    options = {"metadata": METADATA, "patch_ids": list(S2_SAMPLES), "allow_missing_s1": True,
-               "shard_size": 1, "progress": False}  # fmt: skip
-    with pytest.raises(
-        ImageryInputError, match="corrupt .* finished shard.* s2 pass were discarded"
-    ):
-        convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
-    assert not list((tmp_path / "out" / PROGRESS_DIR).rglob("*.json"))
-    source.write_bytes(s2.read_bytes())
-    convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
-    convert_imagery(tmp_path / "reference", s2=[s2], s1=[s1], **options)
-    assert_same_store(tmp_path / "reference", tmp_path / "out")
-
-
 def test_resume_rewrites_shards_built_from_other_archive_bytes(archives, folder_store, tmp_path):
     """A run over a corrupt archive killed before the end of the stream (which would have told)
     leaves shards with wrong pixels; the rerun over the good archive finds their bytes differ."""

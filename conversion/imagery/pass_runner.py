@@ -7,7 +7,8 @@ plan. Rows of shards still to write are kept per shard (``ShardSpill``: up to
 been read and runs as a task on the executor (``executors``), which is the only thing that differs
 between the engines. At most ``executor.slots`` tasks are in flight.
 
-Resume: shards with a progress marker are not written again, but their source bytes are checked.
+Resume: shards with a progress marker are not written again, but their source bytes are checked
+(also those of a pass that had finished: the store is not complete until every pass is).
 Every marker records ``source_md5`` (``combine_digests`` over the ``patch_digest`` of the bytes
 the shard was decoded from, for archives, folders and folder URLs alike); the runner hashes the
 same patches as it streams past them and, at the end of the pass, discards and writes again every
@@ -145,10 +146,11 @@ def run_pass(
     """Write every shard of the pass that has no progress marker (see the module docstring)."""
     done = writer.records(spec.name)
     pending = {s: rows for s, rows in plan.shard_rows().items() if s not in done}
-    if not pending:
+    run = PassRun(spec, plan, writer, executor, pending, done, skip_bad, progress)
+    if not pending and not run.to_check:
+        run.close()
         return
     writer.open()
-    run = PassRun(spec, plan, writer, executor, pending, done, skip_bad, progress)
     try:
         for source in sources:
             try:
