@@ -1,5 +1,6 @@
-"""``python tests/kill_after_shards.py N ARGS...``: the imagery conversion command (``ARGS``), killed
-with SIGKILL right after its N-th shard is written (progress marker included), as a crash would.
+"""``python tests/kill_after_shards.py N ARGS...``: the imagery conversion command (``ARGS``),
+killed with SIGKILL right after its N-th shard is written (progress marker included), as a crash
+would.
 
 With ``KILL_RECORD_CHILDREN=FILE`` in the environment, the process ids of its worker processes are
 written to FILE (one per line) just before the kill."""

@@ -1,4 +1,5 @@
-"""The ``.tar.zst`` route (archives built like the official ones) equals the folder route; resume."""
+"""The ``.tar.zst`` route (archives built like the official ones) equals the folder route;
+resume after a real kill (more resume cases on both engines: ``test_imagery_resume``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from imagery_support import (
 
 from bigearthnet_txt.conversion.imagery.executors import LocalExecutor
 from bigearthnet_txt.conversion.imagery.convert import convert_imagery
-from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 from bigearthnet_txt.conversion.imagery.sources import iter_archive
 from bigearthnet_txt.conversion.imagery.spill import ShardSpill
 from bigearthnet_txt.conversion.imagery.store_writer import PROGRESS_DIR
@@ -61,18 +61,19 @@ KILL_AFTER_SHARDS = Path(__file__).with_name("kill_after_shards.py")
 
 
 def _cli(out, s2, s1, kill_after_shards: int | None = None):
-    """The imagery command in a new process; with ``kill_after_shards``, SIGKILLed after that many shards."""
-    code = "import sys; from bigearthnet_txt.conversion.imagery.arguments import main; sys.exit(main(sys.argv[1:]))"
+    """The imagery command in a new process; with ``kill_after_shards``, SIGKILLed after that
+    many shards."""
     patch_list = out.parent / (out.name + "-patches.txt")
     patch_list.write_text("\n".join(S2_SAMPLES))
     run = (
-        ["-c", code]
+        ["-m", "bigearthnet_txt.conversion.imagery"]
         if kill_after_shards is None
         else [str(KILL_AFTER_SHARDS), str(kill_after_shards)]
     )
     args = [sys.executable, *run, "--out", str(out), "--s2", str(s2), "--s1", str(s1),
-            "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]), "--patch-list", str(patch_list),
-            "--allow-missing-s1", "--shard-size", "2", "--quiet"]  # fmt: skip
+            "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]),
+            "--patch-list", str(patch_list), "--allow-missing-s1", "--shard-size", "2",
+            "--quiet"]  # fmt: skip
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
