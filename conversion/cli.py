@@ -2,14 +2,18 @@
 
 Each sub-command lives in its own module exposing ``register(subparsers)``, which adds the
 sub-command's parser and sets ``func`` to a callable taking the parsed ``argparse.Namespace``
-and returning an exit code. Modules import their heavy dependencies inside ``func``.
+and returning an exit code. Modules import their heavy dependencies inside ``func``. Library
+modules log (``logging``); ``main`` shows their records on stderr (warnings only with ``--quiet``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+
+from bigearthnet_txt.conversion.logs import setup_logging
 
 COMMAND_MODULES: tuple[str, ...] = (
     "bigearthnet_txt.conversion.commands.convert",
@@ -36,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as err:

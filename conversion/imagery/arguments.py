@@ -34,9 +34,22 @@ def add_imagery_arguments(
     """Add the imagery flags to ``parser`` (``--out``/``--annotations`` too when asked)."""
     if with_out_and_annotations:
         parser.add_argument("--out", required=True, type=Path, help="output folder DIR")
-        parser.add_argument("--annotations", action="append", type=source_argument, default=[],
-                            help="annotation table (release parquet); selects the patches and their split")  # fmt: skip
+        parser.add_argument(
+            "--annotations",
+            action="append",
+            type=source_argument,
+            default=[],
+            help="annotation table (release parquet); selects the patches and their split",
+        )
     g = parser.add_argument_group("imagery")
+    _add_source_flags(g)
+    _add_selection_flags(g)
+    _add_output_flags(g)
+    add_engine_arguments(g)
+
+
+def _add_source_flags(g) -> None:
+    """``--s2``, ``--s1``, ``--reference-maps``, ``--metadata``."""
     g.add_argument(
         "--s2",
         action="append",
@@ -69,6 +82,10 @@ def add_imagery_arguments(
         metavar="FILE",
         help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources",
     )
+
+
+def _add_selection_flags(g) -> None:
+    """Which patches, and what a missing or bad one does."""
     g.add_argument(
         "--patch-list",
         type=Path,
@@ -91,6 +108,10 @@ def add_imagery_arguments(
         action="store_true",
         help="record bad patches in DIR/imagery_report.json and go on",
     )
+
+
+def _add_output_flags(g) -> None:
+    """Workers, store layout and verification."""
     g.add_argument(
         "--workers",
         type=int,
@@ -120,7 +141,6 @@ def add_imagery_arguments(
         metavar="FILE",
         help="md5sum-format list for --verify (default: published sums)",
     )
-    add_engine_arguments(g)
 
 
 def imagery_config(args: argparse.Namespace) -> ImageryConfig:
