@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import math
 import platform
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -33,6 +35,7 @@ from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
 from bigearthnet_txt.conversion.dask_engine.cluster import open_client
 from bigearthnet_txt.conversion.dask_engine.imagery import DaskExecutor
 from bigearthnet_txt.conversion.imagery import convert as convert_module
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE
 from bigearthnet_txt.conversion.imagery.convert import convert_imagery, patch_index_map
 from bigearthnet_txt.conversion.imagery.sources import iter_archive
 from bigearthnet_txt.conversion.synthetic import FULL_PATCHES, FULL_ROWS
@@ -258,6 +261,14 @@ def _layout_section(
     return [*lines, ""]
 
 
+def _git_commit() -> str:
+    """The short commit of the code measured."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+        cwd=HERE,
+    ).stdout.strip()  # fmt: skip
+
+
 def report(data: ArchiveSet, results: dict[str, tuple], args, generate_s: float) -> str:
     lines = [
         "# Dask engine: full-path dry run and scaling",
@@ -266,7 +277,9 @@ def report(data: ArchiveSet, results: dict[str, tuple], args, generate_s: float)
             f"`python bench/dry_run.py --fraction {args.fraction} --workers {args.workers} "
             f"--layouts {args.layouts}` on {platform.machine()} with {psutil.cpu_count()} CPU cores "
             "shared with other work (the client process competes with the workers for them); "
-            "a fresh LocalCluster of single-threaded worker processes per run."
+            "a fresh LocalCluster of single-threaded worker processes per run; commit "
+            f"{_git_commit()}, {datetime.date.today().isoformat()}; store codecs: the default "
+            f"preset `{DEFAULT_PRESET}`, {DEFAULT_SHARD_SIZE} patches per shard."
         ),
         "",
         (
