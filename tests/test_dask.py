@@ -102,7 +102,7 @@ def test_archives_on_dask_equal_local_with_staging(client, local_store, tmp_path
     convert_imagery(tmp_path / "out", s2=[s2], s1=[s1], executor=runner, **OPTIONS)
     assert_same_store(local_store, tmp_path / "out")
     assert store_attrs(local_store)["stats"] == store_attrs(tmp_path / "out")["stats"]
-    assert not (tmp_path / "out" / ".dask-staging").exists()
+    assert not (tmp_path / "out" / ".imagery-staging").exists()
 
 
 def test_folder_behind_fsspec_url(client, tmp_path):
