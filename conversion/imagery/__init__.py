@@ -1,4 +1,5 @@
-"""Imagery conversion: BigEarthNet GeoTIFFs (archives or folders) to ``imagery.zarr`` + ``patches.parquet``.
+"""Imagery conversion: BigEarthNet GeoTIFFs (archives or folders) to ``imagery.zarr`` and
+``patches.parquet``.
 
 Modules, one job each:
 
@@ -18,5 +19,6 @@ Modules, one job each:
 * ``finalize`` — patch table, skip-bad report and final store attributes;
 * ``checksums`` — md5 verification of the published archives;
 * ``convert`` — the orchestration (``convert_imagery`` with an ``ImageryConfig``);
-* ``arguments`` — its command-line flags and ``main`` (``python -m bigearthnet_txt.conversion.imagery``).
+* ``arguments`` — its command-line flags and ``main``
+  (``python -m bigearthnet_txt.conversion.imagery``).
 """
