@@ -141,8 +141,8 @@ ID_CACHE_SIZE = 1 << 17
 
 
 class TextTokenizer:
-    """Picklable text → ids tokenizer: a tiktoken encoding name (built lazily in each process) or any
-    callable ``str -> list[int]`` (with an optional ``decoder`` ``list[int] -> str``).
+    """Picklable text → ids tokenizer: a tiktoken encoding name (built lazily in each process) or
+    any callable ``str -> list[int]`` (with an optional ``decoder`` ``list[int] -> str``).
 
     ``special_tokens``: strings registered as single special tokens (tiktoken encodings only), e.g.
     ``TAG_TOKENS``. ``replacements``: ``{text: substitute}`` applied before encoding, e.g. to swap

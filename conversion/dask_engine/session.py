@@ -12,11 +12,18 @@ ENGINES = ("local", "dask")
 
 def add_engine_arguments(group) -> None:
     """Add ``--engine`` and ``--scheduler`` to an argparse parser or group."""
-    group.add_argument("--engine", choices=ENGINES, default="local",
-                       help="local processes (default) or dask.distributed tasks, one per shard/bucket")  # fmt: skip
-    group.add_argument("--scheduler", metavar="ADDRESS",
-                       help="with --engine dask: scheduler address (tcp://host:8786); "
-                       "default: a LocalCluster of --workers processes")  # fmt: skip
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local processes (default) or dask.distributed tasks, one per shard/bucket",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: scheduler address (tcp://host:8786); "
+        "default: a LocalCluster of --workers processes",
+    )
 
 
 @dataclass
