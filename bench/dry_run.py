@@ -16,9 +16,12 @@ to ``bench/results/dask.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import math
 import platform
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -30,7 +33,9 @@ import psutil
 from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
 from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
 from bigearthnet_txt.conversion.dask_engine.cluster import open_client
-from bigearthnet_txt.conversion.dask_engine.imagery import DaskPassRunner
+from bigearthnet_txt.conversion.dask_engine.imagery import DaskExecutor
+from bigearthnet_txt.conversion.imagery import convert as convert_module
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE
 from bigearthnet_txt.conversion.imagery.convert import convert_imagery, patch_index_map
 from bigearthnet_txt.conversion.imagery.sources import iter_archive
 from bigearthnet_txt.conversion.synthetic import FULL_PATCHES, FULL_ROWS
@@ -63,16 +68,21 @@ class Run:
         )
 
 
-class _TimedPasses:
-    """A pass runner recording each pass's duration."""
+@contextlib.contextmanager
+def _timed_passes(seconds: dict[str, float]):
+    """Record each pass's duration: the conversion's pass runner, wrapped for the duration."""
+    run_pass = convert_module.run_pass
 
-    def __init__(self, runner, seconds: dict[str, float]):
-        self.runner, self.seconds = runner, seconds
-
-    def __call__(self, spec, *args, **kwargs):
+    def timed(spec, *args, **kwargs):
         start = time.perf_counter()
-        self.runner(spec, *args, **kwargs)
-        self.seconds[spec.name] = time.perf_counter() - start
+        run_pass(spec, *args, **kwargs)
+        seconds[spec.name] = time.perf_counter() - start
+
+    convert_module.run_pass = timed
+    try:
+        yield
+    finally:
+        convert_module.run_pass = run_pass
 
 
 class _TimedWeigher:
@@ -135,13 +145,17 @@ def convert_once(data: ArchiveSet, layout: str, out: Path, workers: int) -> Run:
         rows_per_shard=max(1_000, round(250_000 * data.n_rows / FULL_ROWS)),
         patches_per_bucket=max(1, math.ceil(data.n_patches / RELEASE_BUCKETS)),
     )
-    with open_client(None, workers) as client, _PeakRss() as client_rss:
+    with (
+        open_client(None, workers) as client,
+        _PeakRss() as client_rss,
+        _timed_passes(run.pass_seconds),
+    ):
         client.run(_start_rss_sampler)
         start = time.perf_counter()
         convert_imagery(
             out, s2=[sources["s2"]], s1=[sources["s1"]], reference_maps=[sources["reference_maps"]],
             metadata=[data.metadata], annotations=[data.annotations], progress=False,
-            pass_runner=_TimedPasses(DaskPassRunner(client), run.pass_seconds),
+            executor=DaskExecutor(client),
         )  # fmt: skip
         run.imagery_seconds = time.perf_counter() - start
         patch_index = patch_index_map(out)
@@ -247,6 +261,14 @@ def _layout_section(
     return [*lines, ""]
 
 
+def _git_commit() -> str:
+    """The short commit of the code measured."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+        cwd=HERE,
+    ).stdout.strip()  # fmt: skip
+
+
 def report(data: ArchiveSet, results: dict[str, tuple], args, generate_s: float) -> str:
     lines = [
         "# Dask engine: full-path dry run and scaling",
@@ -255,7 +277,9 @@ def report(data: ArchiveSet, results: dict[str, tuple], args, generate_s: float)
             f"`python bench/dry_run.py --fraction {args.fraction} --workers {args.workers} "
             f"--layouts {args.layouts}` on {platform.machine()} with {psutil.cpu_count()} CPU cores "
             "shared with other work (the client process competes with the workers for them); "
-            "a fresh LocalCluster of single-threaded worker processes per run."
+            "a fresh LocalCluster of single-threaded worker processes per run; commit "
+            f"{_git_commit()}, {datetime.date.today().isoformat()}; store codecs: the default "
+            f"preset `{DEFAULT_PRESET}`, {DEFAULT_SHARD_SIZE} patches per shard."
         ),
         "",
         (

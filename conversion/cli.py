@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module exposing ``register(subparsers)``, which adds the
 sub-command's parser and sets ``func`` to a callable taking the parsed ``argparse.Namespace``
-and returning an exit code. Modules import their heavy dependencies inside ``func``.
+and returning an exit code. Modules import their heavy dependencies inside ``func``. Library
+modules log (``logging``); ``main`` shows their records on stderr (warnings only with ``--quiet``).
 
 Every failure ends the command with one line on stderr, ``bigearthnet-txt COMMAND: error: …``
 (what, where, what to do), and a non-zero exit code: 2 for the documented errors
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import sys
 from collections.abc import Callable
 
 from bigearthnet_txt.errors import BigEarthNetTxtError
+
+from bigearthnet_txt.conversion.logs import setup_logging
 
 COMMAND_MODULES: tuple[str, ...] = (
     "bigearthnet_txt.conversion.commands.convert",
@@ -97,6 +101,7 @@ def run_reporting_errors(prog: str, func: Callable[[], int | None]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     return run_reporting_errors(f"bigearthnet-txt {args.command}", lambda: args.func(args))
 
 

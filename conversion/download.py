@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +36,10 @@ from bigearthnet_txt.conversion.imagery.checksums import (
     FILE_GROUPS,
     PUBLISHED_FILES,
     RELEASE_FILE,
+    ChecksumError,
     names_in,
 )
-from bigearthnet_txt.conversion.remote import MAX_RETRIES, RETRY_WAIT_S, ChecksumError
+from bigearthnet_txt.conversion.retry import retry_transient
 from bigearthnet_txt.errors import BigEarthNetTxtError
 from bigearthnet_txt.schema import RELEASE_FILENAME, RELEASE_REPO_ID
 
@@ -269,46 +269,46 @@ def _file_chunks(path: Path, offset: int):
 
 
 def _transfer(source: SourceFile, url: str, part: Path, digest, bar):
-    """Append ``url`` to ``part`` from its current size, retrying with range requests; returns the
-    md5 object over the whole part (a new one when the source ignored the range). A source sending
-    more than the declared ``source.bytes`` is stopped at that size (``DownloadError``): a server
-    streaming without end never fills the disk."""
-    failures = 0
-    while True:
+    """Append ``url`` to ``part`` from its current size, resuming with range requests after a
+    transient failure (``retry.retry_transient``); returns the md5 object over the whole part (a
+    new one when the source ignored the range). A source sending more than the declared
+    ``source.bytes`` is stopped at that size (``DownloadError``, not retried): a server streaming
+    without end never fills the disk."""
+    state = {"digest": digest}
+
+    def attempt():
         offset = part.stat().st_size if part.is_file() else 0
-        try:
-            chunks, restart = _open_range(url, offset)
-            if restart:
-                digest = hashlib.md5()
-                bar.reset()
-            written = 0 if restart else offset
-            with open(part, "wb" if restart else "ab") as out:
-                for chunk in chunks:
-                    if source.bytes is not None and written + len(chunk) > source.bytes:
-                        chunk = chunk[: source.bytes - written]
-                        out.write(chunk)
-                        digest.update(chunk)
-                        raise DownloadError(
-                            f"{source.name}: {url} sends more than the declared {source.bytes:,} "
-                            "bytes; stopped at that size (check the URL, or the size in --sources)"
-                        )
+        chunks, restart = _open_range(url, offset)
+        if restart:
+            state["digest"] = hashlib.md5()
+            bar.reset()
+        written = 0 if restart else offset
+        with open(part, "wb" if restart else "ab") as out:
+            for chunk in chunks:
+                if source.bytes is not None and written + len(chunk) > source.bytes:
+                    chunk = chunk[: source.bytes - written]
                     out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-                    written += len(chunk)
-            size = part.stat().st_size
-            if source.bytes is None or size >= source.bytes:
-                return digest
+                    state["digest"].update(chunk)
+                    raise DownloadError(
+                        f"{source.name}: {url} sends more than the declared {source.bytes:,} "
+                        "bytes; stopped at that size (check the URL, or the size in --sources)"
+                    )
+                out.write(chunk)
+                state["digest"].update(chunk)
+                bar.update(len(chunk))
+                written += len(chunk)
+        size = part.stat().st_size
+        if source.bytes is not None and size < source.bytes:
             raise ConnectionError(f"connection closed at byte {size} of {source.bytes}")
-        except DownloadError:
-            raise
-        except Exception as err:  # any transport failure means: resume from the part
-            failures += 1
-            if failures > MAX_RETRIES:
-                raise DownloadError(
-                    f"{source.name}: {url} failed {failures} times ({err})"
-                ) from err
-            time.sleep(RETRY_WAIT_S * failures)
+        return state["digest"]
+
+    def give_up(err: BaseException, retries: int) -> DownloadError:
+        return DownloadError(f"{source.name}: {url} failed {retries + 1} times ({err})")
+
+    try:
+        return retry_transient(attempt, give_up=give_up)
+    except OSError as err:  # not worth a retry (e.g. a file:// URL that does not exist)
+        raise DownloadError(f"{source.name}: {url}: {err}") from err
 
 
 def _finish(source: SourceFile, part: Path, target: Path, got: str) -> None:

@@ -1,5 +1,5 @@
-"""Remote imagery sources: an archive given as a URL (``https://…``, ``hf://…``, any fsspec protocol)
-is read as a stream, with no local copy.
+"""Remote imagery sources: an archive given as a URL (``https://…``, ``hf://…``, any fsspec
+protocol) is read as a stream, with no local copy.
 
 ``source_argument`` is the argparse ``type`` for source flags: a URL stays a string (``Path`` would
 fold ``//``), anything else becomes a ``Path``. ``as_source`` turns a URL into a ``RemoteFile``,
@@ -8,7 +8,7 @@ which offers the few ``Path`` methods the conversion uses (``name``, ``exists``,
 
 ``RemoteFile.open`` returns a ``ResumingReader``: a forward-only stream over fsspec that, when the
 connection drops, reopens the file and seeks to the byte where it stopped (HTTP range request),
-up to ``MAX_RETRIES`` times in a row; the decompressor above it never notices. When the retries run
+as ``retry.retry_transient`` allows; the decompressor above it never notices. When the retries run
 out the read fails with ``RemoteReadError`` (an ``OSError``) and a rerun of the same command resumes
 at the first unfinished shard. With an expected md5 (``--verify``) the stream is hashed on the fly
 and a mismatch at its end raises ``ChecksumError``.
@@ -18,30 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+import fsspec
+
+from bigearthnet_txt.conversion.download import SourceFile, catalogue, fetch
+from bigearthnet_txt.conversion.imagery.checksums import PUBLISHED_FILES, ChecksumError
+from bigearthnet_txt.conversion.imagery.metadata import METADATA_NAMES
+from bigearthnet_txt.conversion.retry import retry_transient
 from bigearthnet_txt.store import is_url as is_url_string
 
+__all__ = ["ChecksumError", "RemoteFile", "RemoteReadError", "ResumingReader"]
+
 BLOCK_SIZE = 16 << 20
-MAX_RETRIES = 5
-RETRY_WAIT_S = 2.0
 
 
 class RemoteReadError(OSError):
     """A remote file could not be read (after retries)."""
-
-
-class ChecksumError(ValueError):
-    """A file's checksum (md5 unless ``algorithm`` says otherwise) differs from the expected one."""
-
-    def __init__(self, name: str, expected: str, got: str, where: str = "", algorithm: str = "md5"):
-        self.name, self.expected, self.got = name, expected, got
-        suffix = f" ({where})" if where else ""
-        super().__init__(f"{name}: {algorithm} mismatch, expected {expected}, got {got}{suffix}")
 
 
 def is_url(source: object) -> bool:
@@ -71,8 +67,6 @@ class RemoteFile:
     """A file behind a URL, with the ``Path`` methods the imagery conversion uses."""
 
     def __init__(self, url: str, expected_md5: str | None = None):
-        import fsspec
-
         self.url = url.rstrip("/")
         self.fs, self.path = fsspec.core.url_to_fs(self.url)
         self.expected_md5 = expected_md5
@@ -159,31 +153,34 @@ class ResumingReader:
         if self.position >= self.size or size == 0:
             self._check_digest()
             return b""
-        failures = 0
-        while True:
-            try:
-                if self._file is None:
-                    self._reopen()
-                data = self._file.read(min(size, self.size - self.position))
-                if not data:
-                    raise RemoteReadError(
-                        f"{self.remote}: stream ended at byte {self.position} of {self.size}"
-                    )
-                break
-            except Exception as err:  # network stacks raise many types; all mean: reconnect
-                failures += 1
-                self._close_file()
-                if failures > MAX_RETRIES:
-                    raise RemoteReadError(
-                        f"{self.remote}: connection lost at byte {self.position} of {self.size} "
-                        f"after {MAX_RETRIES} retries ({err}); rerun the command to resume at the first "
-                        "unfinished shard"
-                    ) from err
-                time.sleep(RETRY_WAIT_S * failures)
+        data = retry_transient(lambda: self._read_once(size), give_up=self._connection_lost)
         self.position += len(data)
         if self.digest is not None:
             self.digest.update(data)
         return data
+
+    def _read_once(self, size: int) -> bytes:
+        """One attempt: read from the open connection (reopened at ``position`` when needed)."""
+        try:
+            if self._file is None:
+                self._reopen()
+            data = self._file.read(min(size, self.size - self.position))
+        except BaseException:
+            self._close_file()
+            raise
+        if not data:
+            self._close_file()
+            raise RemoteReadError(
+                f"{self.remote}: stream ended at byte {self.position} of {self.size}"
+            )
+        return data
+
+    def _connection_lost(self, err: BaseException, retries: int) -> RemoteReadError:
+        return RemoteReadError(
+            f"{self.remote}: connection lost at byte {self.position} of {self.size} "
+            f"after {retries} retries ({err}); rerun the command to resume at the first "
+            "unfinished shard"
+        )
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -214,8 +211,6 @@ def expect_md5(sources: Iterable[object], expected: Mapping[str, str] | None) ->
     """Attach the expected md5 (by file name; default: the published sums) to remote sources, so that
     their stream is verified on the fly."""
     if expected is None:
-        from bigearthnet_txt.conversion.imagery.checksums import PUBLISHED_FILES
-
         expected = {name: md5 for name, (_, md5) in PUBLISHED_FILES.items()}
     for source in sources:
         if isinstance(source, RemoteFile):
@@ -234,8 +229,6 @@ def localize(source: object, folder: Path, progress: bool = True) -> Path:
     published file) into ``folder``; local paths are returned as they are."""
     if not is_url(source):
         return Path(source)
-    from bigearthnet_txt.conversion.download import SourceFile, catalogue, fetch
-
     url = str(source)
     name = RemoteFile(url).name
     known = catalogue().get(name, SourceFile(name, None, None))
@@ -258,13 +251,12 @@ def localize_arguments(args) -> None:
     ]
     remote_archives = [RemoteFile(str(s)) for s in archives if is_url(s)]
     if remote_archives and not getattr(args, "metadata", None):
-        from bigearthnet_txt.conversion.imagery.convert import METADATA_NAMES
-
         beside = [remote_archives[0].parent / name for name in METADATA_NAMES]
         args.metadata = [str(m) for m in beside if m.is_file()]
         if not args.metadata:
             raise FileNotFoundError(
-                f"{remote_archives[0].parent}: no metadata.parquet beside the archive; give --metadata"
+                f"{remote_archives[0].parent}: no metadata.parquet beside the archive; "
+                "give --metadata"
             )
     if getattr(args, "metadata", None):
         args.metadata = [localize(m, folder, progress) for m in args.metadata]

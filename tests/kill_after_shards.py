@@ -1,29 +1,40 @@
-"""``python tests/kill_after_shards.py N ARGS...``: the imagery conversion command (``ARGS``), killed
-with SIGKILL right after its N-th shard is written (progress marker included), as a crash would."""
+"""``python tests/kill_after_shards.py N ARGS...``: the imagery conversion command (``ARGS``),
+killed with SIGKILL right after its N-th shard is written (progress marker included), as a crash
+would.
+
+With ``KILL_RECORD_CHILDREN=FILE`` in the environment, the process ids of its worker processes are
+written to FILE (one per line) just before the kill."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
+from pathlib import Path
 
-from bigearthnet_txt.conversion.imagery.convert import main
-from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
+from bigearthnet_txt.conversion.imagery.arguments import main
+from bigearthnet_txt.conversion.imagery.pass_runner import PassRun
 
 
 def kill_after_shards(n: int) -> None:
-    """Make this process die right after ``StoreWriter.write_shard`` returned ``n`` times."""
-    write_shard = StoreWriter.write_shard
+    """Make this process die once ``n`` shard tasks have finished (their markers written), wherever
+    the tasks ran (this process or worker processes)."""
+    shard_done = PassRun.shard_done
     written = 0
 
-    def write_then_die(self, *args, **kwargs):
+    def note_then_die(self, outcome):
         nonlocal written
-        write_shard(self, *args, **kwargs)
+        shard_done(self, outcome)
         written += 1
         if written >= n:
+            record = os.environ.get("KILL_RECORD_CHILDREN")
+            if record:
+                pids = [str(p.pid) for p in multiprocessing.active_children()]
+                Path(record).write_text("\n".join(pids))
             os.kill(os.getpid(), signal.SIGKILL)
 
-    StoreWriter.write_shard = write_then_die
+    PassRun.shard_done = note_then_die
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future
 
 import distributed
 import fsspec
@@ -24,9 +25,15 @@ from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_a
 from bigearthnet_txt.conversion.cli import main
 from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
 from bigearthnet_txt.conversion.dask_engine.cluster import open_client
-from bigearthnet_txt.conversion.dask_engine.imagery import DaskPassRunner
-from bigearthnet_txt.conversion.dask_engine.listing import iter_remote_folder
-from bigearthnet_txt.conversion.dask_engine.shard_task import ShardJob, StoreSpec, write_shard
+from bigearthnet_txt.conversion.dask_engine.imagery import DaskExecutor
+from bigearthnet_txt.conversion.imagery.listing import iter_remote_folder
+from bigearthnet_txt.conversion.imagery.executors import LocalExecutor
+from bigearthnet_txt.conversion.imagery.shard_task import (
+    ShardJob,
+    ShardOutcome,
+    StoreSpec,
+    write_shard,
+)
 from bigearthnet_txt.conversion.imagery.convert import REPORT_FILE, convert_imagery
 from bigearthnet_txt.conversion.remote import RemoteFile
 from bigearthnet_txt.conversion.sample_data import V1_S1_DIR, V2_S2_DIR
@@ -80,7 +87,7 @@ def assert_same_conversion(a, b) -> None:
 
 def test_folders_on_dask_equal_local(client, local_store, tmp_path):
     convert_imagery(
-        tmp_path, s2=S2_SOURCES, s1=[V1_S1_DIR], pass_runner=DaskPassRunner(client), **OPTIONS
+        tmp_path, s2=S2_SOURCES, s1=[V1_S1_DIR], executor=DaskExecutor(client), **OPTIONS
     )
     assert_same_conversion(local_store, tmp_path)
     assert not (tmp_path / ".imagery-progress").exists()
@@ -91,11 +98,11 @@ def test_archives_on_dask_equal_local_with_staging(client, local_store, tmp_path
     s1 = make_archive(
         {p.name: p for p in V1_S1_SAMPLES.values()}, "BigEarthNet-S1", tmp_path / "S1.tar.zst"
     )
-    runner = DaskPassRunner(client, max_open_shards=1, tasks_per_worker=1)  # shards wait on disk
-    convert_imagery(tmp_path / "out", s2=[s2], s1=[s1], pass_runner=runner, **OPTIONS)
+    runner = DaskExecutor(client, max_open_shards=1, tasks_per_worker=1)  # shards wait on disk
+    convert_imagery(tmp_path / "out", s2=[s2], s1=[s1], executor=runner, **OPTIONS)
     assert_same_store(local_store, tmp_path / "out")
     assert store_attrs(local_store)["stats"] == store_attrs(tmp_path / "out")["stats"]
-    assert not (tmp_path / "out" / ".dask-staging").exists()
+    assert not (tmp_path / "out" / ".imagery-staging").exists()
 
 
 def test_folder_behind_fsspec_url(client, tmp_path):
@@ -107,7 +114,7 @@ def test_folder_behind_fsspec_url(client, tmp_path):
     options = {**OPTIONS, "patch_ids": ids}
     convert_imagery(tmp_path / "local", s2=[V2_S2_DIR], **options)
     convert_imagery(
-        tmp_path / "url", s2=[f"memory://{root}"], pass_runner=DaskPassRunner(client), **options
+        tmp_path / "url", s2=[f"memory://{root}"], executor=DaskExecutor(client), **options
     )
     assert_same_store(tmp_path / "local", tmp_path / "url")
     fs.rm("/dask-test", recursive=True)
@@ -161,7 +168,7 @@ def test_worker_killed_mid_shard_is_retried_and_equal(process_cluster, local_sto
                 tmp_path / "out",
                 s2=S2_SOURCES,
                 s1=[V1_S1_DIR],
-                pass_runner=DaskPassRunner(client),
+                executor=DaskExecutor(client),
                 **OPTIONS,
             )
         finally:
@@ -241,12 +248,18 @@ def test_worker_never_creates_or_deletes_the_store(tmp_path):
     ]
 
 
-def test_finalize_refuses_a_pass_with_shards_not_written(tmp_path):
-    def lose_every_other_shard(spec, sources, plan, writer, **_):
-        for shard in sorted(plan.shard_rows())[::2]:
-            writer.write_shard(spec.name, shard, {}, {"shard": shard, "present": [], "profiles": {},
-                                                      "bad": [], "stats": {}})  # fmt: skip
+class LoseOddShards(LocalExecutor):
+    """An executor whose odd shard tasks report success without writing anything."""
 
+    def submit(self, fn, store, job, skip_bad, *, key):
+        if job.shard % 2:
+            lost = Future()
+            lost.set_result(ShardOutcome(job.shard, {}))
+            return lost
+        return super().submit(fn, store, job, skip_bad, key=key)
+
+
+def test_finalize_refuses_a_pass_with_shards_not_written(tmp_path):
     with pytest.raises(FileNotFoundError, match="shards not written.*pass s2: 1, 3$"):
-        convert_imagery(tmp_path, s2=[V2_S2_DIR], pass_runner=lose_every_other_shard, **OPTIONS)
+        convert_imagery(tmp_path, s2=S2_SOURCES, executor=LoseOddShards(), **OPTIONS)
     assert not (tmp_path / "patches.parquet").exists()

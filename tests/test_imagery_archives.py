@@ -1,8 +1,8 @@
-"""The ``.tar.zst`` route (archives built like the official ones) equals the folder route; resume."""
+"""The ``.tar.zst`` route (archives built like the official ones) equals the folder route;
+resume after a real kill (more resume cases on both engines: ``test_imagery_resume``)."""
 
 from __future__ import annotations
 
-import functools
 import io
 import subprocess
 import sys
@@ -19,10 +19,8 @@ from imagery_support import (
     make_archive,
 )
 
-from bigearthnet_txt.conversion.imagery import convert
-from bigearthnet_txt.conversion.imagery.assembler import ShardAssembler
+from bigearthnet_txt.conversion.imagery.executors import LocalExecutor
 from bigearthnet_txt.conversion.imagery.convert import convert_imagery
-from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 from bigearthnet_txt.conversion.imagery.sources import iter_archive
 from bigearthnet_txt.conversion.imagery.spill import ShardSpill
 from bigearthnet_txt.conversion.imagery.store_writer import PROGRESS_DIR
@@ -63,18 +61,19 @@ KILL_AFTER_SHARDS = Path(__file__).with_name("kill_after_shards.py")
 
 
 def _cli(out, s2, s1, kill_after_shards: int | None = None):
-    """The imagery command in a new process; with ``kill_after_shards``, SIGKILLed after that many shards."""
-    code = "import sys; from bigearthnet_txt.conversion.imagery.convert import main; sys.exit(main(sys.argv[1:]))"
+    """The imagery command in a new process; with ``kill_after_shards``, SIGKILLed after that
+    many shards."""
     patch_list = out.parent / (out.name + "-patches.txt")
     patch_list.write_text("\n".join(S2_SAMPLES))
     run = (
-        ["-c", code]
+        ["-m", "bigearthnet_txt.conversion.imagery"]
         if kill_after_shards is None
         else [str(KILL_AFTER_SHARDS), str(kill_after_shards)]
     )
     args = [sys.executable, *run, "--out", str(out), "--s2", str(s2), "--s1", str(s1),
-            "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]), "--patch-list", str(patch_list),
-            "--allow-missing-s1", "--shard-size", "2", "--quiet"]  # fmt: skip
+            "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]),
+            "--patch-list", str(patch_list), "--allow-missing-s1", "--shard-size", "2",
+            "--quiet"]  # fmt: skip
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -124,23 +123,6 @@ def good_tar(archive: Path) -> bytes:
     return zstandard.ZstdDecompressor().stream_reader(archive.read_bytes()).read()
 
 
-def test_corrupt_stream_discards_the_pass_and_rerun_redoes_it(archives, tmp_path):
-    s2, s1 = archives
-    source = tmp_path / "BigEarthNet-S2.tar.zst"
-    _archive_with_wrong_pixels(s2, source)
-    options = {"metadata": METADATA, "patch_ids": list(S2_SAMPLES), "allow_missing_s1": True,
-               "shard_size": 1, "progress": False}  # fmt: skip
-    with pytest.raises(
-        ImageryInputError, match="corrupt .* finished shard.* s2 pass were discarded"
-    ):
-        convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
-    assert not list((tmp_path / "out" / PROGRESS_DIR).rglob("*.json"))
-    source.write_bytes(s2.read_bytes())
-    convert_imagery(tmp_path / "out", s2=[source], s1=[s1], **options)
-    convert_imagery(tmp_path / "reference", s2=[s2], s1=[s1], **options)
-    assert_same_store(tmp_path / "reference", tmp_path / "out")
-
-
 def test_resume_rewrites_shards_built_from_other_archive_bytes(archives, folder_store, tmp_path):
     """A run over a corrupt archive killed before the end of the stream (which would have told)
     leaves shards with wrong pixels; the rerun over the good archive finds their bytes differ."""
@@ -161,9 +143,6 @@ def test_resume_rewrites_shards_built_from_other_archive_bytes(archives, folder_
 def test_archive_route_with_patches_spilled_to_disk_equals_folder_route(
     archives, folder_store, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(
-        convert, "ShardAssembler", functools.partial(ShardAssembler, max_open_shards=1)
-    )
     spilled = []
     add = ShardSpill.add
 
@@ -176,6 +155,7 @@ def test_archive_route_with_patches_spilled_to_disk_equals_folder_route(
     convert_imagery(
         tmp_path, s2=[s2], s1=[s1], metadata=METADATA, patch_ids=list(S2_SAMPLES),
         allow_missing_s1=True, shard_size=2, progress=False,
+        executor=LocalExecutor(max_open_shards=1),
     )  # fmt: skip
     assert any(spilled)
     assert_same_store(folder_store, tmp_path)

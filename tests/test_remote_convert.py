@@ -11,8 +11,7 @@ import pytest
 from imagery_support import S2_SAMPLES, V1_S1_SAMPLES, assert_same_store, make_archive
 from range_server import serve
 
-from bigearthnet_txt.conversion import download as dl
-from bigearthnet_txt.conversion import remote
+from bigearthnet_txt.conversion import remote, retry
 from bigearthnet_txt.conversion.cli import main
 from bigearthnet_txt.conversion.imagery.sources import iter_archive
 from bigearthnet_txt.conversion.imagery.store_writer import PROGRESS_DIR
@@ -51,9 +50,8 @@ def served(tmp_path_factory, sample_release_file):
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(remote, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(retry, "RETRY_WAIT_S", 0.0)
     monkeypatch.setattr(remote, "BLOCK_SIZE", 64 << 10)
-    monkeypatch.setattr(dl, "RETRY_WAIT_S", 0.0)
 
 
 def convert_argv(out, s2, s1, metadata, annotations) -> list[str]:
@@ -184,7 +182,7 @@ def test_prepare_stream_equals_prepare_download(served, tmp_path):
 def test_connection_lost_for_good_then_rerun_resumes_at_the_first_unfinished_shard(
     served, file_store, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(remote, "MAX_RETRIES", 0)
+    monkeypatch.setattr(retry, "MAX_RETRIES", 0)
     out = tmp_path / "out"
     metadata = [served / METADATA_FILE.name, served / SNOW_CLOUD_METADATA_FILE.name]
     with serve(served) as server:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import os
 import pickle
 
 import pytest
@@ -11,6 +11,7 @@ import tiktoken.registry
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiktoken_ext import openai_public
 
 from bigearthnet_txt.tokenize import (
     BPE_FILES,
@@ -18,7 +19,7 @@ from bigearthnet_txt.tokenize import (
     TextTokenizer,
     get_encoding,
     pad_sequences,
-    seed_tiktoken_cache,
+    shipped_bpe,
 )
 
 PROMPT = "Provide a bounding box for the land cover class instance at <point>(0.82, 0.28)</point>"
@@ -42,22 +43,30 @@ def offline(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(BPE_FILES))
-def test_get_encoding_offline_seeds_tiktoken_cache(offline, name):
+def test_get_encoding_offline_writes_no_cache_and_keeps_the_environment(offline, name):
+    get_encoding.cache_clear()
+    environment = dict(os.environ)
     encoding = get_encoding(name)
-    url, sha256 = BPE_FILES[name]
-    cached = offline / hashlib.sha1(url.encode()).hexdigest()
-    assert hashlib.sha256(cached.read_bytes()).hexdigest() == sha256
     assert (
         encoding.decode(encoding.encode("pastures and arable land")) == "pastures and arable land"
     )
-    assert seed_tiktoken_cache(name) == cached
+    assert dict(os.environ) == environment
+    assert not offline.exists()
 
 
-def test_get_encoding_with_tiktoken_caching_disabled(monkeypatch):
+@pytest.mark.parametrize("name", sorted(BPE_FILES))
+def test_offline_encoding_equals_tiktokens_own(monkeypatch, name):
+    """tiktoken's constructor, fed the same shipped file in place of its download: same split
+    pattern, special tokens, ranks and ids."""
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
-    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
-    monkeypatch.setattr(tiktoken.load, "read_file", lambda url: pytest.fail(f"download of {url}"))
-    assert get_encoding("cl100k_base").encode("hello world") == [15339, 1917]
+    monkeypatch.setattr(tiktoken.load, "read_file", lambda url: shipped_bpe(name))
+    reference = tiktoken.Encoding(**getattr(openai_public, name)())
+    ours = get_encoding(name)
+    assert ours._pat_str == reference._pat_str
+    assert ours._special_tokens == reference._special_tokens
+    assert ours._mergeable_ranks == reference._mergeable_ranks
+    text = "Identify the pastures <|endoftext|> 12345 Ärger\n\n  naïve"
+    assert ours.encode(text, allowed_special="all") == reference.encode(text, allowed_special="all")
 
 
 def test_cl100k_ids_are_the_standard_ones(offline):

@@ -4,10 +4,9 @@ independent tasks on a ``LocalCluster`` or on a cluster behind a scheduler addre
 Modules, one job each:
 
 * ``cluster`` — opens a ``distributed.Client`` (a ``LocalCluster`` of N workers, or a scheduler);
-* ``listing`` — lists the patches of a folder source, local or behind an fsspec URL;
-* ``shard_task`` — the worker task: read one shard's patches, decode, write one shard of every array;
-* ``imagery`` — the pass runner that schedules the shard tasks (folders: from a listing; ``.tar.zst``
-  archives: streamed once by the client, which hands complete shards to the workers);
+* ``imagery`` — ``DaskExecutor``: the shard tasks of the common pass runner
+  (``imagery.pass_runner``, ``imagery.shard_task``) as tasks on the cluster (folders: read by the
+  workers; ``.tar.zst`` archives: streamed once by the client, which hands complete shards over);
 * ``annotations`` — redundancy weights of the annotation buckets as tasks;
 * ``session`` — ``engine_session(args)``: the engine chosen by ``--engine``/``--scheduler``.
 

@@ -12,19 +12,26 @@ ENGINES = ("local", "dask")
 
 def add_engine_arguments(group) -> None:
     """Add ``--engine`` and ``--scheduler`` to an argparse parser or group."""
-    group.add_argument("--engine", choices=ENGINES, default="local",
-                       help="local processes (default) or dask.distributed tasks, one per shard/bucket")  # fmt: skip
-    group.add_argument("--scheduler", metavar="ADDRESS",
-                       help="with --engine dask: scheduler address (tcp://host:8786); "
-                       "default: a LocalCluster of --workers processes")  # fmt: skip
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local processes (default) or dask.distributed tasks, one per shard/bucket",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: scheduler address (tcp://host:8786); "
+        "default: a LocalCluster of --workers processes",
+    )
 
 
 @dataclass
 class Engine:
-    """Hooks of the conversion functions: ``pass_runner`` for ``convert_imagery``, ``weigh`` for
-    ``convert_annotations``; None keeps their local default."""
+    """Hooks of the conversion functions: ``executor`` (where shard tasks run) for
+    ``convert_imagery``, ``weigh`` for ``convert_annotations``; None keeps their local default."""
 
-    pass_runner: object = None
+    executor: object = None
     weigh: object = None
     client: object = None
 
@@ -43,7 +50,7 @@ def engine_session(args: argparse.Namespace) -> Iterator[Engine]:
         return
     from bigearthnet_txt.conversion.dask_engine.annotations import DaskBucketWeigher
     from bigearthnet_txt.conversion.dask_engine.cluster import open_client
-    from bigearthnet_txt.conversion.dask_engine.imagery import DaskPassRunner
+    from bigearthnet_txt.conversion.dask_engine.imagery import DaskExecutor
 
     with open_client(args.scheduler, getattr(args, "workers", 1)) as client:
-        yield Engine(DaskPassRunner(client), DaskBucketWeigher(client), client)
+        yield Engine(DaskExecutor(client), DaskBucketWeigher(client), client)

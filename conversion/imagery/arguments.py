@@ -1,19 +1,20 @@
-"""Command-line flags of the imagery conversion (light: no heavy imports until ``run_imagery``).
+"""Command-line flags of the imagery conversion, and ``main`` running it alone
+(``python -m bigearthnet_txt.conversion.imagery --out DIR --s2 PATH ...``).
 
 ``add_imagery_arguments(parser)`` adds ``--s2/--s1/--reference-maps PATH`` (repeatable; a
 ``.tar.zst`` or a folder), ``--metadata FILE`` (repeatable), ``--patch-list FILE``,
 ``--all-patches``, ``--allow-missing-s1``, ``--allow-missing-reference-maps``, ``--skip-bad``,
 ``--workers N``, ``--codec-preset {speed,balanced,size}``, ``--shard-size N``, ``--verify``,
 ``--checksums FILE``, ``--engine {local,dask}`` and ``--scheduler ADDRESS``; ``run_imagery(args)``
-calls ``convert_imagery`` with them, ``args.out``, ``args.annotations`` (one path or a list) and
-``args.quiet``.
+calls ``convert_imagery`` with the ``ImageryConfig`` of them (``imagery_config``), ``args.out``,
+``args.annotations`` (one path or a list) and ``args.quiet``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bigearthnet_txt.conversion.commands.argtypes import positive_int
 from bigearthnet_txt.conversion.dask_engine.session import (
@@ -22,10 +23,11 @@ from bigearthnet_txt.conversion.dask_engine.session import (
     engine_session,
 )
 from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET, DEFAULT_SHARD_SIZE, PRESETS
+from bigearthnet_txt.conversion.imagery.convert import ImageryConfig, ImageryResult, convert_imagery
+from bigearthnet_txt.conversion.cli import run_reporting_errors
+from bigearthnet_txt.conversion.logs import setup_logging
+from bigearthnet_txt.conversion.output_folder import claim_output_folder
 from bigearthnet_txt.conversion.remote import localize_arguments, source_argument
-
-if TYPE_CHECKING:
-    from bigearthnet_txt.conversion.imagery.convert import ImageryResult
 
 
 def add_imagery_arguments(
@@ -34,9 +36,22 @@ def add_imagery_arguments(
     """Add the imagery flags to ``parser`` (``--out``/``--annotations`` too when asked)."""
     if with_out_and_annotations:
         parser.add_argument("--out", required=True, type=Path, help="output folder DIR")
-        parser.add_argument("--annotations", action="append", type=source_argument, default=[],
-                            help="annotation table (release parquet); selects the patches and their split")  # fmt: skip
+        parser.add_argument(
+            "--annotations",
+            action="append",
+            type=source_argument,
+            default=[],
+            help="annotation table (release parquet); selects the patches and their split",
+        )
     g = parser.add_argument_group("imagery")
+    _add_source_flags(g)
+    _add_selection_flags(g)
+    _add_output_flags(g)
+    add_engine_arguments(g)
+
+
+def _add_source_flags(g) -> None:
+    """``--s2``, ``--s1``, ``--reference-maps``, ``--metadata``."""
     g.add_argument(
         "--s2",
         action="append",
@@ -69,6 +84,10 @@ def add_imagery_arguments(
         metavar="FILE",
         help="metadata.parquet (and the snow/cloud parquet); default: found beside the sources",
     )
+
+
+def _add_selection_flags(g) -> None:
+    """Which patches, and what a missing or bad one does."""
     g.add_argument(
         "--patch-list",
         type=Path,
@@ -91,6 +110,10 @@ def add_imagery_arguments(
         action="store_true",
         help="record bad patches in DIR/imagery_report.json and go on",
     )
+
+
+def _add_output_flags(g) -> None:
+    """Workers, store layout and verification."""
     g.add_argument(
         "--workers",
         type=positive_int,
@@ -120,35 +143,53 @@ def add_imagery_arguments(
         metavar="FILE",
         help="md5sum-format list for --verify (default: published sums)",
     )
-    add_engine_arguments(g)
+
+
+def imagery_config(args: argparse.Namespace) -> ImageryConfig:
+    """The ``ImageryConfig`` of parsed imagery flags (``args.annotations``: one path or a list)."""
+    patch_ids = None
+    if args.patch_list:
+        lines = Path(args.patch_list).read_text().splitlines()
+        patch_ids = [line.strip() for line in lines if line.strip()]
+    annotations = args.annotations or []
+    return ImageryConfig(
+        s2=args.s2, s1=args.s1, reference_maps=args.reference_maps, metadata=args.metadata,
+        annotations=annotations if isinstance(annotations, list) else [annotations],
+        patch_ids=patch_ids, all_patches=args.all_patches, allow_missing_s1=args.allow_missing_s1,
+        allow_missing_reference_maps=args.allow_missing_reference_maps, skip_bad=args.skip_bad,
+        workers=args.workers, preset=args.codec_preset, shard_size=args.shard_size,
+        verify=args.verify, checksum_list=args.checksums,
+    )  # fmt: skip
 
 
 def run_imagery(args: argparse.Namespace, engine: Engine | None = None) -> ImageryResult:
-    """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery flags)
-    on ``engine`` (default: the one of ``--engine``, opened for this call)."""
+    """Run ``convert_imagery`` from parsed arguments (``args.out``, ``args.annotations`` + imagery
+    flags) on ``engine`` (default: the one of ``--engine``, opened for this call)."""
     if engine is None:
         with engine_session(args) as opened:
             return run_imagery(args, opened)
     localize_arguments(args)
-    patch_ids = None
-    if args.patch_list:
-        patch_ids = [
-            line.strip() for line in Path(args.patch_list).read_text().splitlines() if line.strip()
-        ]
-    annotations = (
-        args.annotations
-        if isinstance(args.annotations, list)
-        else [args.annotations]
-        if args.annotations
-        else []
-    )
-    from bigearthnet_txt.conversion.imagery.convert import convert_imagery
-
     return convert_imagery(
-        args.out, s2=args.s2, s1=args.s1, reference_maps=args.reference_maps, metadata=args.metadata,
-        annotations=annotations, patch_ids=patch_ids, all_patches=args.all_patches,
-        allow_missing_s1=args.allow_missing_s1, allow_missing_reference_maps=args.allow_missing_reference_maps,
-        skip_bad=args.skip_bad, workers=args.workers, preset=args.codec_preset, shard_size=args.shard_size,
-        verify=args.verify, checksum_list=args.checksums, progress=not getattr(args, "quiet", False),
-        pass_runner=engine.pass_runner,
-    )  # fmt: skip
+        args.out,
+        imagery_config(args),
+        executor=engine.executor,
+        progress=not getattr(args, "quiet", False),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The imagery conversion alone: ``python -m bigearthnet_txt.conversion.imagery ARGS``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bigearthnet_txt.conversion.imagery",
+        description="Convert BigEarthNet imagery into DIR/imagery.zarr and DIR/patches.parquet.",
+    )
+    add_imagery_arguments(parser, with_out_and_annotations=True)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    setup_logging(logging.WARNING if args.quiet else logging.INFO)
+
+    def run() -> None:
+        with claim_output_folder(args.out, "imagery"):
+            run_imagery(args)
+
+    return run_reporting_errors("imagery conversion", run)

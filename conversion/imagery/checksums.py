@@ -15,6 +15,16 @@ from tqdm.auto import tqdm
 
 from bigearthnet_txt.schema import RELEASE_FILENAME
 
+
+class ChecksumError(ValueError):
+    """A file's checksum (md5 unless ``algorithm`` says otherwise) differs from the expected one."""
+
+    def __init__(self, name: str, expected: str, got: str, where: str = "", algorithm: str = "md5"):
+        self.name, self.expected, self.got = name, expected, got
+        suffix = f" ({where})" if where else ""
+        super().__init__(f"{name}: {algorithm} mismatch, expected {expected}, got {got}{suffix}")
+
+
 # name -> (bytes, md5) as published with Zenodo record 10891137.
 PUBLISHED_FILES: dict[str, tuple[int, str]] = {
     "BigEarthNet-S2.tar.zst": (63_251_710_377, "2245ed2d1a93f6ce637d839bc856396e"),
@@ -28,7 +38,8 @@ PUBLISHED_FILES: dict[str, tuple[int, str]] = {
 }
 # (bytes, md5) of the text release ``RELEASE_FILENAME`` on the Hugging Face Hub.
 RELEASE_FILE: tuple[int, str] = (466_819_745, "68628955917d75a280e605bf33e9cea5")
-# name -> group, in download order; a group names its ``convert`` flag (``--s2``, ``--metadata``, ...).
+# name -> group, in download order; a group names its ``convert`` flag (``--s2``,
+# ``--metadata``, ...).
 FILE_GROUPS: dict[str, str] = {
     "BigEarthNet-S2.tar.zst": "s2",
     "BigEarthNet-S1.tar.zst": "s1",

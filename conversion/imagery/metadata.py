@@ -22,6 +22,20 @@ import pyarrow.parquet as pq
 from bigearthnet_txt.errors import InputError
 from bigearthnet_txt.schema import SPLITS
 
+#: File names of the metadata parquets of a release (found beside the sources by ``find_metadata``).
+METADATA_NAMES = ("metadata.parquet", "metadata_for_patches_with_snow_cloud_or_shadow.parquet")
+
+
+def find_metadata(sources: Iterable[Path | str]) -> list[Path]:
+    """Metadata parquets found beside or inside the given sources (first folder that has them)."""
+    for source in sources:
+        for folder in (Path(source), Path(source).parent):
+            found = [folder / n for n in METADATA_NAMES if (folder / n).is_file()]
+            if found:
+                return found
+    return []
+
+
 METADATA_COLUMNS: tuple[str, ...] = (
     "patch_id", "labels", "split", "country", "s1_name", "s2v1_name",
     "contains_seasonal_snow", "contains_cloud_or_shadow",
@@ -29,7 +43,8 @@ METADATA_COLUMNS: tuple[str, ...] = (
 
 
 def load_metadata(files: Iterable[Path | str]) -> pa.Table:
-    """Read and concatenate metadata parquets (columns ``METADATA_COLUMNS``), unique by ``patch_id``."""
+    """Read and concatenate metadata parquets (columns ``METADATA_COLUMNS``), unique by
+    ``patch_id``."""
     tables = []
     for f in files:
         if not Path(f).is_file():

@@ -85,8 +85,3 @@ def decode_patch(pass_name: str, patch: PatchFiles, index: int, patch_id: str) -
         return DecodedPatch(index, patch.name, arrays, crs, transform)
     except ImageryInputError as err:
         return DecodedPatch(index, patch.name, error=err)
-
-
-def decode_batch(pass_name: str, items: list[tuple[PatchFiles, int, str]]) -> list[DecodedPatch]:
-    """``decode_patch`` over ``(patch files, patch_index, patch_id)`` items (one worker task)."""
-    return [decode_patch(pass_name, patch, index, patch_id) for patch, index, patch_id in items]

@@ -286,9 +286,13 @@ class StoreWriter:
             "complete": True,
             "settings": self.settings,
         }
-        for partial in self.path.rglob(
-            "*" + TEMP_SUFFIX
-        ):  # left by a run killed while writing a shard
-            partial.unlink()
+        self.remove_leftovers()
+
+    def remove_leftovers(self) -> None:
+        """Remove what only an unfinished run needs: temporary shard files (of a run killed while
+        writing one), the progress and the staging folders. ``finalize`` calls it last; a run that
+        finds the store complete calls it again, for a run killed just after the attributes."""
+        for partial in self.path.rglob("*" + TEMP_SUFFIX):
+            partial.unlink(missing_ok=True)
         shutil.rmtree(self.progress_dir, ignore_errors=True)
         shutil.rmtree(self.staging_dir, ignore_errors=True)

@@ -1,13 +1,14 @@
-"""The worker task of the imagery conversion: one shard of one pass, start to finish.
+"""The shard task of the imagery conversion: one shard of one pass, start to finish.
 
-``write_shard`` decodes the shard's patches, fills the shard block of every array of the pass,
-writes the shard files (each renamed into place) and then the shard's progress marker, exactly as
-the local engine's ``ShardAssembler`` does, so a store is the same whichever engine wrote it. A
-shard whose marker exists is never rewritten: a task retried after its worker died once the marker
-was written returns at once, and one that died earlier finds no marker and writes the shard again.
+``write_shard`` reads the bytes of the shard's patches (``load_patch``), decodes them, fills the
+shard block of every array of the pass, writes the shard files (each renamed into place) and then
+the shard's progress marker. Both engines run it: the local engine in its own process or in worker
+processes, the Dask engine as a task on a cluster worker. A shard whose marker exists is never
+rewritten: a task retried after its worker died once the marker was written returns at once, and
+one that died earlier finds no marker and writes the shard again.
 
 Bad input is returned in ``ShardOutcome.error``, not raised, so that a task with bad input is not
-retried like one whose worker died; the client raises it (or records it with ``--skip-bad``).
+retried like one whose worker died; the pass runner raises it (or records it with ``--skip-bad``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bigearthnet_txt.conversion.dask_engine.listing import load_patch
 from bigearthnet_txt.conversion.imagery.assembler import ShardAssembler
 from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
+from bigearthnet_txt.conversion.imagery.listing import load_patch
 from bigearthnet_txt.conversion.imagery.passes import PASSES, decode_patch
-from bigearthnet_txt.conversion.imagery.sources import PatchFiles
+from bigearthnet_txt.conversion.imagery.sources import PatchFiles, patch_digest
 from bigearthnet_txt.conversion.imagery.store_writer import StoreWriter
 from bigearthnet_txt.schema import ImageryArray
 
@@ -57,8 +58,9 @@ class StoreSpec:
 
 @dataclass
 class ShardJob:
-    """One shard of one pass: the rows expected, the patches found for them (in source order),
-    the split of each expected row, and the error records of expected rows no source has."""
+    """One shard of one pass: the rows expected, the patches found for them (in source order,
+    ``(patch_index, patch_id, files)``), the split of each expected row, and the error records of
+    expected rows no source has."""
 
     pass_name: str
     shard: int
@@ -101,16 +103,17 @@ def write_shard(store: StoreSpec, job: ShardJob, skip_bad: bool) -> ShardOutcome
     if marker.is_file():
         return ShardOutcome(job.shard, json.loads(marker.read_text()))
     assembler = ShardAssembler(
-        PASSES[job.pass_name],
-        writer,
-        {job.shard: set(job.expected)},
-        job.split_of_index,
+        PASSES[job.pass_name], job.shard, store.shard_size, job.expected, job.split_of_index,
         skip_bad=skip_bad,
-    )
+    )  # fmt: skip
     try:
         for index, patch_id, patch in job.patches:
-            assembler.add(decode_patch(job.pass_name, load_patch(patch), index, patch_id))
-        assembler.finish(_MissingErrors(job.missing) if job.missing else None)
+            loaded = load_patch(patch)
+            assembler.add(
+                decode_patch(job.pass_name, loaded, index, patch_id), patch_digest(loaded)
+            )
+        block, record = assembler.finish(_MissingErrors(job.missing) if job.missing else None)
     except ImageryInputError as err:
         return ShardOutcome(job.shard, error=err.to_record())
-    return ShardOutcome(job.shard, json.loads(marker.read_text()))
+    writer.write_shard(job.pass_name, job.shard, block, record)
+    return ShardOutcome(job.shard, record)
