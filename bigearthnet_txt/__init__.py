@@ -1,7 +1,7 @@
 """BigEarthNet.txt: Sentinel-1/Sentinel-2 patches paired with captions, questions and referring boxes.
 
 Read side of the project: schema, annotation parsers, loaders, collate functions, evaluation.
-It never imports the write side (``conversion``).
+It never imports the write side (``bigearthnet_txt.conversion``).
 """
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ _LAZY = {
     "row_filter": "bigearthnet_txt.filters",
     "ImageryStore": "bigearthnet_txt.store",
     "Collator": "bigearthnet_txt.collate",
+    "ChatCollator": "bigearthnet_txt.chat_collate",
     "Augmenter": "bigearthnet_txt.augment",
     "TextTokenizer": "bigearthnet_txt.tokenize",
     "WeightedFeatureAggregation": "bigearthnet_txt.pooling",

@@ -27,26 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bigearthnet_txt.conversion.annotation_table import AnnotationError, check_schema, parse_table
-
-
-def open_annotation_file(source: Path) -> pq.ParquetFile:
-    """The Parquet file ``source``; ``AnnotationError`` when it is missing, unreadable or empty."""
-    if not source.is_file():
-        raise FileNotFoundError(f"{source}: annotation file not found")
-    try:
-        pf = pq.ParquetFile(source)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise AnnotationError(
-            f"{source}: not a readable Parquet file ({err}); expected BigEarthNet.txt.parquet "
-            "or a file in its schema"
-        ) from None
-    check_schema(pf.schema_arrow, str(source))
-    if pf.metadata.num_rows == 0:
-        raise AnnotationError(
-            f"{source}: the file has no rows; expected the annotation rows of BigEarthNet.txt"
-        )
-    return pf
+from bigearthnet_txt.conversion.annotation_table import (
+    AnnotationError,
+    open_annotation_file,
+    parse_table,
+)
+from bigearthnet_txt.conversion.annotations import scan
 
 
 def check_against_metadata(pf: pq.ParquetFile, source: str, metadata: pa.Table) -> None:
@@ -77,8 +63,6 @@ def check_against_metadata(pf: pq.ParquetFile, source: str, metadata: pa.Table) 
 
 def check_annotations(source: Path | str, metadata: pa.Table | None = None) -> int:
     """Check ``source`` completely (module docstring); returns its number of rows."""
-    from bigearthnet_txt.conversion.annotations import scan
-
     source = Path(source)
     pf = open_annotation_file(source)
     for rg in range(pf.num_row_groups):

@@ -12,10 +12,12 @@ the row ``ID`` and the offending text (the message of the matching Python parser
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from bigearthnet_txt import annotations as ann
 from bigearthnet_txt.errors import InputError
@@ -257,3 +259,22 @@ def parse_table(table: pa.Table | pa.RecordBatch, source: str) -> pa.Table:
         [*table.columns, *(parsed[f.name] for f in TABLE_SCHEMA if f.name in parsed)],
         schema=TABLE_SCHEMA,
     )
+
+
+def open_annotation_file(source: Path) -> pq.ParquetFile:
+    """The Parquet file ``source``; ``AnnotationError`` when it is missing, unreadable or empty."""
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: annotation file not found")
+    try:
+        pf = pq.ParquetFile(source)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise AnnotationError(
+            f"{source}: not a readable Parquet file ({err}); expected BigEarthNet.txt.parquet "
+            "or a file in its schema"
+        ) from None
+    check_schema(pf.schema_arrow, str(source))
+    if pf.metadata.num_rows == 0:
+        raise AnnotationError(
+            f"{source}: the file has no rows; expected the annotation rows of BigEarthNet.txt"
+        )
+    return pf

@@ -40,8 +40,11 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from bigearthnet_txt import redundancy
-from bigearthnet_txt.conversion.annotation_check import open_annotation_file
-from bigearthnet_txt.conversion.annotation_table import AnnotationError, parse_table
+from bigearthnet_txt.conversion.annotation_table import (
+    AnnotationError,
+    open_annotation_file,
+    parse_table,
+)
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     DATA_DIR,

@@ -29,12 +29,13 @@ import pytest
 import rasterio
 import tifffile
 from filelock import FileLock
-from rasterio.errors import NotGeoreferencedWarning
 from imagery_support import METADATA, S2_SAMPLES, V1_PAIRS, make_archive
+from rasterio.errors import NotGeoreferencedWarning
 
 from bigearthnet_txt.conversion import download as dl
+from bigearthnet_txt.conversion import retry
 from bigearthnet_txt.conversion.cli import main
-from bigearthnet_txt.conversion.imagery.convert import main as imagery_main
+from bigearthnet_txt.conversion.imagery.arguments import main as imagery_main
 from bigearthnet_txt.conversion.output_folder import LOCK_FILE, MARKER_FILE
 from bigearthnet_txt.conversion.sample_data import V1_S2_DIR
 from bigearthnet_txt.errors import BigEarthNetTxtError
@@ -342,7 +343,7 @@ BAD_INPUTS: list[Callable] = [
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: c.__name__)
 def test_bad_input_gives_one_clear_line(case, sample_release_file, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(dl, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(retry, "RETRY_WAIT_S", 0.0)
     ctx = Context(tmp_path, sample_release_file)
     ctx.cleanup, ctx.sizes = [], []
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
@@ -461,6 +462,7 @@ def test_info_reports_arrays_with_different_shard_layouts(tmp_path, capsys):
     shutil.copytree(tmp_path / "b" / "imagery.zarr" / "s2_20m", mixed)
     problems = describe(tmp_path / "a")["problems"]
     assert any("disagree on the patches per shard" in p and "s2_20m 3" in p for p in problems)
+    capsys.readouterr()  # what the conversions above logged
     assert main(["info", str(tmp_path / "a")]) == 2
     captured = capsys.readouterr()
     assert "PROBLEMS" in captured.out and captured.err.count("\n") == 1
