@@ -43,11 +43,29 @@ BENCHMARKS = (
     Benchmark("annotations", ("bench/bench_annotations.py",), ("annotations.md",)),
     Benchmark(
         "imagery",
-        ("bench/bench_imagery.py", "--patches", "1200", "--workers", "2"),
+        ("bench/bench_imagery.py", "--patches", "1200", "--workers", "2", "--rounds", "2"),
         ("imagery.md",),
     ),
     Benchmark("loading", ("bench/bench_loading.py", "--patches", "1000"), ("loading.md",)),
     Benchmark("collate", ("bench/bench_collate.py",), ("collate.md",)),
+    Benchmark(
+        "sampler", ("bench/bench_sampler.py", "--patches", "512", "--rounds", "3"), ("sampler.md",)
+    ),
+    Benchmark(
+        "retrieval",
+        (
+            "bench/bench_retrieval.py",
+            "--images",
+            "116000",
+            "--texts",
+            "1024",
+            "4096",
+            "--dim",
+            "256",
+        ),
+        ("retrieval.md",),
+    ),
+    Benchmark("wfa", ("bench/wfa_example.py", "--steps", "30", "--seed", "0"), ("wfa_example.md",)),
     Benchmark(
         "dask",
         (
@@ -64,7 +82,7 @@ BENCHMARKS = (
     Benchmark(
         "examples",
         ("bench/show_evaluate_examples.py",),
-        ("evaluate_example.md", "show_example.png"),
+        ("evaluate_example.md", "evaluate_comparison.md"),
     ),
 )
 
