@@ -29,6 +29,7 @@ API::
     store.split_range("train")                   # (start, stop); store.split_ranges: all splits
     store.split_indices("train")                 # np.ndarray[int64] patch_index of a split
     store.indices_of(["S2A_..._75_43"])          # np.ndarray[int64] of patch_index
+    store.patch_flags("has_s1")                  # np.ndarray[bool] by patch_index (patch table)
     batch = store.read([5, 1, 9], arrays=("s2_10m", "s1"))   # {"s2_10m": [3,4,120,120], ...}
     s2 = store.read_s2_120([5, 1, 9])            # uint16 [3, 12, 120, 120] in S2_BANDS order
     s2_to_120(batch)                             # the same from an already read batch
@@ -121,6 +122,7 @@ class ImageryStore:
         self._group = None
         self._patches: pa.Table | None = None
         self._index_of: dict[str, int] | None = None
+        self._flags: dict[str, np.ndarray] = {}
         self._layouts: dict[str, ShardLayout | None] = {}
 
     def __getstate__(self) -> dict:
@@ -287,6 +289,17 @@ class ImageryStore:
             return np.array([self._index_of[p] for p in patch_ids], dtype=np.int64)
         except KeyError as err:
             raise KeyError(f"{self.root}: patch {err.args[0]} is not in the store") from None
+
+    def patch_flags(self, column: str) -> np.ndarray:
+        """bool ``[N]``: the patch table's ``column`` (``has_s1``, ``has_s2``,
+        ``has_reference_map``) by ``patch_index`` (False for rows no patch occupies), read once."""
+        if column not in self._flags:
+            table = self.patches
+            index = table["patch_index"].to_numpy().astype(np.int64)
+            flags = np.zeros(int(index.max()) + 1 if index.size else 0, dtype=bool)
+            flags[index] = table[column].fill_null(False).to_numpy(zero_copy_only=False)
+            self._flags[column] = flags
+        return self._flags[column]
 
     def split_indices(self, split: str) -> np.ndarray:
         """``patch_index`` of the patches of one split (ascending)."""
