@@ -141,7 +141,7 @@ def _streaming(root: Path, config: str, split: str, rows, rank, world_size, drop
         pieces = split_pieces(pieces, rank, world_size, drop_remainder)
     ds = iterable_dataset(pieces, rows)
     if shuffle_seed is not None:
-        ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size)
+        ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size, max_buffer_input_shards=1)
     return ds
 
 

@@ -29,6 +29,7 @@ use (a finished store).
 
 from __future__ import annotations
 
+import functools
 import json
 import mmap
 import os
@@ -210,14 +211,15 @@ class ShardLayout:
         """Decode patch rows (any order, repeats allowed, in range) into ``[len(rows), *chunk]``.
 
         Each row is decoded straight into its place in the result (no reordering copy); a repeated
-        row is decoded once and copied. ``pool``: an executor whose ``map`` decodes the chunks of a
-        local shard on several threads (the compressors release the GIL), None for this thread.
+        row is decoded once and copied. ``pool``: a ``concurrent.futures`` executor; the chunks of
+        a local read are split into one contiguous group per worker and decoded on its threads
+        (the compressors release the GIL). None: decoded in this thread.
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         out = np.empty((len(rows), *self.chunk_shape[1:]), dtype=self.dtype)
-        read = self._read_local if self.fs is None else self._read_remote
         if len(rows) == 1:
-            read(int(rows[0]) // self.shard_size, rows, [0], out, None)
+            shard = int(rows[0]) // self.shard_size
+            (self._read_local if self.fs is None else self._read_remote)(shard, rows, [0], out)
             return out
         shards = rows // self.shard_size
         first_of: dict[int, int] = {}
@@ -229,11 +231,32 @@ class ShardLayout:
                 repeats.append((pos, seen))
             else:
                 by_shard.setdefault(shard, []).append(pos)
-        for shard, positions in by_shard.items():
-            read(shard, rows, positions, out, pool)
+        if self.fs is not None:
+            for shard, positions in by_shard.items():
+                self._read_remote(shard, rows, positions, out)
+        else:
+            jobs: list[tuple[memoryview, int]] = []
+            try:
+                for shard, positions in by_shard.items():
+                    self._read_local(shard, rows, positions, out, jobs)
+                workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
+                if workers > 1 and len(jobs) > 1:
+                    step = -(-len(jobs) // workers)
+                    groups = [jobs[i : i + step] for i in range(0, len(jobs), step)]
+                    list(pool.map(functools.partial(self._decode_jobs, out=out), groups))
+                else:
+                    self._decode_jobs(jobs, out)
+            finally:
+                for chunk, _ in jobs:
+                    chunk.release()
         for pos, seen in repeats:
             out[pos] = out[seen]
         return out
+
+    def _decode_jobs(self, jobs: list[tuple[memoryview, int]], out: np.ndarray) -> None:
+        """Decode each ``(encoded chunk, position)`` into ``out[position]``."""
+        for chunk, pos in jobs:
+            self.decode_into(chunk, out[pos])
 
     def _map_local(self, shard: int) -> mmap.mmap | None:
         """Read-only mapping of local shard ``shard`` (kept), None when it has no file."""
@@ -266,9 +289,16 @@ class ShardLayout:
             self.close()
 
     def _read_local(
-        self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray, pool=None
+        self,
+        shard: int,
+        rows: np.ndarray,
+        positions: list[int],
+        out: np.ndarray,
+        jobs: list[tuple[memoryview, int]] | None = None,
     ) -> None:
-        """Fill ``out[positions]`` with ``rows[positions]`` of local shard ``shard``."""
+        """Fill ``out[positions]`` with ``rows[positions]`` of local shard ``shard``; with ``jobs``,
+        append ``(encoded chunk, position)`` there instead of decoding (the caller decodes and
+        releases the chunk views)."""
         index = self._indexes.get(shard)
         mapped = None if index is None and shard in self._indexes else self._map_local(shard)
         if mapped is None:
@@ -279,28 +309,22 @@ class ShardLayout:
             nbytes = self.shard_size * 16 + 4
             index = self.parse_index(mapped[len(mapped) - nbytes :])
             self._remember(shard, index)
+        base = shard * self.shard_size
+        spans = index[rows[positions] - base].tolist()
         view = memoryview(mapped)
         try:
-            base = shard * self.shard_size
-            spans = index[rows[positions] - base].tolist()
-            if pool is not None and len(positions) > 1:
-                decode = self.decode_into
-                list(pool.map(
-                    lambda job: decode(view[job[0] : job[0] + job[1]], out[job[2]])
-                    if job[0] != EMPTY_OFFSET else out[job[2]].fill(self.fill_value),
-                    [(o, n, p) for (o, n), p in zip(spans, positions, strict=True)],
-                ))  # fmt: skip
-                return
             for (offset, nbytes), pos in zip(spans, positions, strict=True):
                 if offset == EMPTY_OFFSET:
                     out[pos] = self.fill_value
+                elif jobs is not None:
+                    jobs.append((view[offset : offset + nbytes], pos))
                 else:
                     self.decode_into(view[offset : offset + nbytes], out[pos])
         finally:
             view.release()
 
     def _read_remote(
-        self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray, pool=None
+        self, shard: int, rows: np.ndarray, positions: list[int], out: np.ndarray
     ) -> None:
         """Like ``_read_local`` through ``fs``: one range read for the index (first time only), one
         per run of adjacent chunks."""
