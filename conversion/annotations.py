@@ -296,7 +296,7 @@ class ShardWriter:
         self.pending.append(table)
         self.pending_rows += len(table)
         if self.pending_rows >= size:
-            rows = pa.concat_tables(self.pending)
+            rows = pa.concat_tables(self.pending).combine_chunks()
             full = len(rows) // size * size
             self.writer.write_table(rows.slice(0, full), row_group_size=size)
             rest = rows.slice(full)
@@ -304,7 +304,7 @@ class ShardWriter:
 
     def _flush(self) -> None:
         if self.pending_rows:
-            rows = pa.concat_tables(self.pending)
+            rows = pa.concat_tables(self.pending).combine_chunks()
             self.writer.write_table(rows, row_group_size=self.settings.row_group_size)
         self.pending, self.pending_rows = [], 0
 

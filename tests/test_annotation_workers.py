@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bigearthnet_txt.conversion import annotations
 from bigearthnet_txt.conversion.annotations import AnnotationSettings, convert_annotations
 from bigearthnet_txt.conversion.synthetic import write_full_size
 from bigearthnet_txt.schema import DATA_DIR
@@ -16,8 +19,11 @@ def tables_bytes(out) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.parquet"))}
 
 
-def test_two_workers_write_byte_identical_tables(tmp_path):
-    """A scaled-down full-size file (patches straddling row groups), many buckets and files."""
+def test_two_workers_write_byte_identical_tables(tmp_path, monkeypatch):
+    """A scaled-down full-size file (patches straddling row groups), many buckets and files; small
+    data pages, so that page boundaries would show any difference in how rows reach the writer."""
+    small_pages = functools.partial(pq.ParquetWriter, data_page_size=2048, write_batch_size=64)
+    monkeypatch.setattr(annotations.pq, "ParquetWriter", small_pages)
     src = write_full_size(tmp_path / "full.parquet", rows=20_000, patches=1_000, row_groups=6)
     settings = AnnotationSettings(patches_per_bucket=150, rows_per_shard=1_500, row_group_size=400)
     serial = convert_annotations(src, tmp_path / "serial", settings, progress=False)
