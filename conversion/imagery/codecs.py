@@ -6,7 +6,7 @@ loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the c
 * ``speed`` (the default) — S2 and reference maps: Blosc(lz4, level 9, bit shuffle); S1:
   Blosc(lz4hc, level 6, byte shuffle). Ratio ≈ 0.695 of the LMDB's bytes, written faster than
   ``balanced`` and decoded ≈ 3.5× faster, which is what bounds random ``dataset[i]`` reads
-  (``bench/results/loading.md``). Per array, measured on the sample bands: for uint16, bit shuffle
+  (``bench/results/reads.md``). Per array, measured on the sample bands: for uint16, bit shuffle
   lets lz4 (≈ 0.9 GB/s to write, 1.5 GB/s to read) match lz4hc 9's ratio, which writes 45× slower;
   the float32 dB values hardly compress (0.77 whatever the codec) and lz4hc with byte shuffle reads
   them at ≈ 6.7 GB/s, lz4 with bit shuffle at 2.4 GB/s.
