@@ -373,8 +373,9 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
         f"({total:.0f} s, {os.cpu_count()} CPU cores shared with other jobs). "
         f"{args.patches} replicated real S1/S2 pairs (60 % in `train`); a sample is one text row "
         "with the native S2 (12 bands) + S1 of its patch. Every reader runs the same "
-        f"{args.rounds} alternating rounds (best kept) after one warm-up round, one process, one thread unless the "
-        "threads column says otherwise (Blosc's threads off, tensorstore's pools limited). "
+        f"{args.rounds} alternating rounds (best kept) after one warm-up round, one process, "
+        "one thread unless the threads column says otherwise (Blosc's threads off, "
+        "tensorstore's pools limited). "
         "Streaming passes include start-up (`load_dataset(...)` + iterating every `train` row).",
         "",
         "## Physical limit",

@@ -42,10 +42,13 @@ pushed down) and the imagery is joined by ``Dataset.with_transform``; the result
 ``ds[[i, j, ...]]`` build the rows asked for straight from the Arrow buffers, with one batched
 store read per call (the same values as ``datasets``' own path, at the lean reader's speed).
 
-Streaming: see :mod:`bigearthnet_txt.streaming`; imagery is joined by a batched ``IterableDataset.map`` after the
-shuffle buffer, so buffered rows hold text only. ``state_dict()`` resumes exactly without
-``shuffle_seed``; with it, ``datasets`` restores the piece position but the rows that sat in the
-shuffle buffer are lost on resume (the buffer is refilled from new rows).
+Streaming: see :mod:`bigearthnet_txt.streaming`; imagery is joined by a batched
+``IterableDataset.map`` after the shuffle buffer, so buffered rows hold text only. The buffer is fed
+from one piece at a time (``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands
+every row over between threads, which cost more than the rest of a text row.
+``state_dict()`` resumes exactly without ``shuffle_seed``; with it, ``datasets`` restores the
+piece position but the rows that sat in the shuffle buffer are lost on resume (the buffer is
+refilled from new rows).
 
 Plain ``datasets.load_dataset(DIR, "vqa")`` (the card's YAML ``configs:``) also works and gives the
 text columns with ``patch_index``; :func:`with_imagery` adds the imagery to such a dataset.
@@ -86,7 +89,7 @@ def with_imagery(
     resolution: str | int = "native",
     batch_size: int = STREAM_BATCH_SIZE,
 ):
-    """``dataset`` (``Dataset`` or ``IterableDataset`` with a ``patch_index`` column), imagery joined.
+    """``dataset`` (``Dataset`` or ``IterableDataset`` with ``patch_index``), imagery joined.
 
     ``store`` is a converted folder or any picklable object with ``ImageryStore.read``'s signature
     (e.g. a reader of a remote store).
@@ -251,12 +254,12 @@ def _load_hub(
 
 
 def split_by_node(dataset, rank: int, world_size: int, drop_remainder: bool = False):
-    """The share of node ``rank`` of ``world_size``: ranks cover every row once, lengths differ <= 1.
+    """The share of node ``rank`` of ``world_size``: every row once, lengths differing by <= 1.
 
     A ``Dataset`` is split into contiguous chunks by ``datasets.distributed.split_dataset_by_node``
     (``drop_remainder`` is not supported there). An ``IterableDataset`` returned by
     ``load_dataset(..., streaming=True)`` is reloaded with ``rank``/``world_size``: its rows (not
-    its files) are divided, so the shares are equal even when the shard count does not divide evenly.
+    its files) are divided, so the shares are equal even when the shards do not divide evenly.
     """
     from datasets import IterableDataset
     from datasets.distributed import split_dataset_by_node
@@ -269,6 +272,7 @@ def split_by_node(dataset, rank: int, world_size: int, drop_remainder: bool = Fa
     if rebuild is None:
         raise ValueError(
             "split_by_node needs the IterableDataset returned by "
-            "bigearthnet_txt.load_dataset(..., streaming=True) (before further .map/.shuffle calls); or pass rank= and world_size= to load_dataset"
+            "bigearthnet_txt.load_dataset(..., streaming=True) (before further .map/.shuffle "
+            "calls); or pass rank= and world_size= to load_dataset"
         )
     return rebuild(rank=rank, world_size=world_size, drop_remainder=drop_remainder)
