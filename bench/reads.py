@@ -344,6 +344,8 @@ def main() -> None:
     blosc.set_nthreads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-reads-"))
     started = time.perf_counter()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     paths = build(work, args.patches)
     lmdb_size = rico.lmdb_bytes(paths["lmdb"])
     limits = physical_limits(paths[DEFAULT_PRESET], paths[READ_PRESET], 512)
@@ -355,8 +357,6 @@ def main() -> None:
         for reader in readers:
             reader.measure()
     total = time.perf_counter() - started
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     sizes = {p: store_bytes(paths[p]) for p in (DEFAULT_PRESET, READ_PRESET)}
     report = render(args, readers, limits, sizes, lmdb_size, commit, total)
     print(report)

@@ -55,6 +55,7 @@ class ShardLayout:
         self.fs = fs
         self.array_dir = Path(array_dir) if fs is None else str(array_dir).rstrip("/")
         self._indexes: dict[int, np.ndarray | None] = {}
+        self._spans: dict[int, list[list[int]]] = {}
         self._maps: dict[int, mmap.mmap] = {}
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
@@ -205,7 +206,10 @@ class ShardLayout:
     def _remember(self, shard: int, index: np.ndarray | None) -> None:
         if len(self._indexes) >= MAX_CACHED_INDEXES:
             self._indexes.clear()
+            self._spans.clear()
         self._indexes[shard] = index
+        if index is not None:
+            self._spans[shard] = index.tolist()  # [offset, nbytes] as Python ints, fast to index
 
     def read_rows(self, rows: np.ndarray, pool=None) -> np.ndarray:
         """Decode patch rows (any order, repeats allowed, in range) into ``[len(rows), *chunk]``.
@@ -218,27 +222,31 @@ class ShardLayout:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         out = np.empty((len(rows), *self.chunk_shape[1:]), dtype=self.dtype)
         if len(rows) == 1:
-            shard = int(rows[0]) // self.shard_size
-            (self._read_local if self.fs is None else self._read_remote)(shard, rows, [0], out)
+            row = int(rows[0])
+            shard = row // self.shard_size
+            if self.fs is None:
+                self._read_local(shard, [(row, 0)], out)
+            else:
+                self._read_remote(shard, rows, [0], out)
             return out
-        shards = rows // self.shard_size
         first_of: dict[int, int] = {}
         repeats: list[tuple[int, int]] = []
-        by_shard: dict[int, list[int]] = {}
-        for pos, (row, shard) in enumerate(zip(rows.tolist(), shards.tolist(), strict=True)):
+        by_shard: dict[int, list[tuple[int, int]]] = {}
+        size = self.shard_size
+        for pos, row in enumerate(rows.tolist()):
             seen = first_of.setdefault(row, pos)
             if seen != pos:
                 repeats.append((pos, seen))
             else:
-                by_shard.setdefault(shard, []).append(pos)
+                by_shard.setdefault(row // size, []).append((row, pos))
         if self.fs is not None:
-            for shard, positions in by_shard.items():
-                self._read_remote(shard, rows, positions, out)
+            for shard, items in by_shard.items():
+                self._read_remote(shard, rows, [pos for _, pos in items], out)
         else:
             jobs: list[tuple[memoryview, int]] = []
             try:
-                for shard, positions in by_shard.items():
-                    self._read_local(shard, rows, positions, out, jobs)
+                for shard, items in by_shard.items():
+                    self._read_local(shard, items, out, jobs)
                 workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
                 if workers > 1 and len(jobs) > 1:
                     step = -(-len(jobs) // workers)
@@ -291,29 +299,29 @@ class ShardLayout:
     def _read_local(
         self,
         shard: int,
-        rows: np.ndarray,
-        positions: list[int],
+        items: list[tuple[int, int]],
         out: np.ndarray,
         jobs: list[tuple[memoryview, int]] | None = None,
     ) -> None:
-        """Fill ``out[positions]`` with ``rows[positions]`` of local shard ``shard``; with ``jobs``,
-        append ``(encoded chunk, position)`` there instead of decoding (the caller decodes and
-        releases the chunk views)."""
+        """Fill ``out[pos]`` with row ``row`` for each ``(row, pos)`` of ``items`` (rows of local
+        shard ``shard``); with ``jobs``, append ``(encoded chunk, pos)`` there instead of decoding
+        (the caller decodes and releases the chunk views)."""
         index = self._indexes.get(shard)
         mapped = None if index is None and shard in self._indexes else self._map_local(shard)
         if mapped is None:
             self._remember(shard, None)
-            out[positions] = self.fill_value
+            out[[pos for _, pos in items]] = self.fill_value
             return
         if index is None:
             nbytes = self.shard_size * 16 + 4
             index = self.parse_index(mapped[len(mapped) - nbytes :])
             self._remember(shard, index)
+        spans = self._spans[shard]
         base = shard * self.shard_size
-        spans = index[rows[positions] - base].tolist()
         view = memoryview(mapped)
         try:
-            for (offset, nbytes), pos in zip(spans, positions, strict=True):
+            for row, pos in items:
+                offset, nbytes = spans[row - base]
                 if offset == EMPTY_OFFSET:
                     out[pos] = self.fill_value
                 elif jobs is not None:

@@ -318,7 +318,10 @@ class ImageryStore:
         names = tuple(arrays) if arrays is not None else self.arrays
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         metas = self.metas
-        lo, hi = (int(idx.min()), int(idx.max())) if idx.size else (0, -1)
+        if idx.size == 1:
+            lo = hi = int(idx[0])
+        else:
+            lo, hi = (int(idx.min()), int(idx.max())) if idx.size else (0, -1)
         out: dict[str, np.ndarray] = {}
         for name in names:
             if name not in metas:
