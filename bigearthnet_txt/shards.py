@@ -42,6 +42,7 @@ from numcodecs import blosc
 
 EMPTY = np.uint64(2**64 - 1)
 EMPTY_OFFSET = 2**64 - 1  # EMPTY as a Python int (index rows read with .tolist())
+EMPTY_SPAN = (EMPTY_OFFSET, 0)
 SUPPORTED_INNER = {"numcodecs.delta", "bytes", "blosc", "zstd"}
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 MAX_CACHED_INDEXES = 4096
@@ -229,37 +230,77 @@ class ShardLayout:
             else:
                 self._read_remote(shard, rows, [0], out)
             return out
+        if self.fs is not None:
+            return self._read_rows_remote(rows, out)
+        # Local: rows are decoded in the requested order, so the result is written front to back
+        # (scattered writes into a large fresh array cost more than the decoding itself).
+        jobs: list[tuple[memoryview, int]] = []
+        opened: dict[int, tuple[memoryview | None, list]] = {}
         first_of: dict[int, int] = {}
         repeats: list[tuple[int, int]] = []
-        by_shard: dict[int, list[tuple[int, int]]] = {}
         size = self.shard_size
+        try:
+            for pos, row in enumerate(rows.tolist()):
+                seen = first_of.setdefault(row, pos)
+                if seen != pos:
+                    repeats.append((pos, seen))
+                    continue
+                shard = row // size
+                entry = opened.get(shard)
+                if entry is None:
+                    entry = opened[shard] = self._open_local(shard)
+                view, spans = entry
+                offset, nbytes = spans[row - shard * size] if view is not None else EMPTY_SPAN
+                if offset == EMPTY_OFFSET:
+                    out[pos] = self.fill_value
+                else:
+                    jobs.append((view[offset : offset + nbytes], pos))
+            workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
+            if workers > 1 and len(jobs) > 1:
+                step = -(-len(jobs) // workers)
+                groups = [jobs[i : i + step] for i in range(0, len(jobs), step)]
+                list(pool.map(functools.partial(self._decode_jobs, out=out), groups))
+            else:
+                self._decode_jobs(jobs, out)
+        finally:
+            for chunk, _ in jobs:
+                chunk.release()
+            for view, _ in opened.values():
+                if view is not None:
+                    view.release()
+        for pos, seen in repeats:
+            out[pos] = out[seen]
+        return out
+
+    def _read_rows_remote(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``read_rows`` through ``fs``: one shard at a time (range reads of adjacent chunks)."""
+        first_of: dict[int, int] = {}
+        repeats: list[tuple[int, int]] = []
+        by_shard: dict[int, list[int]] = {}
         for pos, row in enumerate(rows.tolist()):
             seen = first_of.setdefault(row, pos)
             if seen != pos:
                 repeats.append((pos, seen))
             else:
-                by_shard.setdefault(row // size, []).append((row, pos))
-        if self.fs is not None:
-            for shard, items in by_shard.items():
-                self._read_remote(shard, rows, [pos for _, pos in items], out)
-        else:
-            jobs: list[tuple[memoryview, int]] = []
-            try:
-                for shard, items in by_shard.items():
-                    self._read_local(shard, items, out, jobs)
-                workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
-                if workers > 1 and len(jobs) > 1:
-                    step = -(-len(jobs) // workers)
-                    groups = [jobs[i : i + step] for i in range(0, len(jobs), step)]
-                    list(pool.map(functools.partial(self._decode_jobs, out=out), groups))
-                else:
-                    self._decode_jobs(jobs, out)
-            finally:
-                for chunk, _ in jobs:
-                    chunk.release()
+                by_shard.setdefault(row // self.shard_size, []).append(pos)
+        for shard, positions in by_shard.items():
+            self._read_remote(shard, rows, positions, out)
         for pos, seen in repeats:
             out[pos] = out[seen]
         return out
+
+    def _open_local(self, shard: int) -> tuple[memoryview | None, list]:
+        """A view of local shard ``shard`` and its ``[offset, nbytes]`` spans; ``(None, [])`` when
+        the shard has no file (every row holds the fill value). The caller releases the view."""
+        index = self._indexes.get(shard)
+        mapped = None if index is None and shard in self._indexes else self._map_local(shard)
+        if mapped is None:
+            self._remember(shard, None)
+            return None, []
+        if index is None:
+            nbytes = self.shard_size * 16 + 4
+            self._remember(shard, self.parse_index(mapped[len(mapped) - nbytes :]))
+        return memoryview(mapped), self._spans[shard]
 
     def _decode_jobs(self, jobs: list[tuple[memoryview, int]], out: np.ndarray) -> None:
         """Decode each ``(encoded chunk, position)`` into ``out[position]``."""
@@ -296,36 +337,19 @@ class ShardLayout:
         if getattr(self, "_maps", None):
             self.close()
 
-    def _read_local(
-        self,
-        shard: int,
-        items: list[tuple[int, int]],
-        out: np.ndarray,
-        jobs: list[tuple[memoryview, int]] | None = None,
-    ) -> None:
+    def _read_local(self, shard: int, items: list[tuple[int, int]], out: np.ndarray) -> None:
         """Fill ``out[pos]`` with row ``row`` for each ``(row, pos)`` of ``items`` (rows of local
-        shard ``shard``); with ``jobs``, append ``(encoded chunk, pos)`` there instead of decoding
-        (the caller decodes and releases the chunk views)."""
-        index = self._indexes.get(shard)
-        mapped = None if index is None and shard in self._indexes else self._map_local(shard)
-        if mapped is None:
-            self._remember(shard, None)
+        shard ``shard``)."""
+        view, spans = self._open_local(shard)
+        if view is None:
             out[[pos for _, pos in items]] = self.fill_value
             return
-        if index is None:
-            nbytes = self.shard_size * 16 + 4
-            index = self.parse_index(mapped[len(mapped) - nbytes :])
-            self._remember(shard, index)
-        spans = self._spans[shard]
-        base = shard * self.shard_size
-        view = memoryview(mapped)
         try:
+            base = shard * self.shard_size
             for row, pos in items:
                 offset, nbytes = spans[row - base]
                 if offset == EMPTY_OFFSET:
                     out[pos] = self.fill_value
-                elif jobs is not None:
-                    jobs.append((view[offset : offset + nbytes], pos))
                 else:
                     self.decode_into(view[offset : offset + nbytes], out[pos])
         finally:
