@@ -2,11 +2,12 @@
 
 Why a hand-written codec: zarr-python spends about a millisecond of Python per inner chunk, and the
 imagery store has one inner chunk per patch, so reading a few random patches at a time (what
-training does) through it is slow. Measured on random batches of 1 / 64 / 256 patches of the four
-arrays (identical outputs; ``bench/results/reads.md`` has the current run): zarr-python's
-``oindex`` reads at 0.01-0.05x of this module, zarr with the ``zarrs`` codec pipeline at
-0.02-0.24x, tensorstore at 0.28x / 0.98x / 2.10x (its lead at 256 comes from decoding on the
-second core). ``ShardLayout`` reads an array's ``zarr.json`` and, for the layouts this project
+training does) through it is slow. Random batches of 1 / 64 / 256 patches of the four arrays,
+identical outputs, one process (``bench/results/reads.md``): zarr-python's ``oindex`` reads at
+0.01x / 0.01x / 0.01x of this module, tensorstore at 0.26x / 0.51x / 0.57x with one thread and
+0.26x / 0.49x / 0.64x with two (per CPU-second this module is 1.8-2.0x tensorstore at 256);
+zarr with the ``zarrs`` codec pipeline measured 0.02-0.24x in an earlier run (not installed here).
+``ShardLayout`` reads an array's ``zarr.json`` and, for the layouts this project
 writes (shards along the patch axis only, inner chunks of one patch, index at the end with
 ``bytes`` + ``crc32c``, inner codecs among ``numcodecs.delta``, ``bytes`` (little endian),
 ``blosc`` and ``zstd``), encodes and decodes shard files itself, byte-compatible with zarr-python
