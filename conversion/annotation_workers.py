@@ -11,9 +11,8 @@ the main process keeps doing what must stay in order:
   them in bucket order and writes the Parquet shards, so writing overlaps the weighing.
 
 Results are handed back in the serial order, so the tables are byte-identical to a one-process run
-(tested). At most ``N`` row groups or buckets are in flight and buckets hold ``N + 1`` times fewer
-patches than ``AnnotationSettings.patches_per_bucket``, which keeps peak memory near the serial
-run's. Workers are started with ``spawn`` (no state of
+(tested). At most ``N`` row groups or buckets are in flight and buckets hold ``2 (N + 1)`` times
+fewer patches than ``AnnotationSettings.patches_per_bucket``, which bounds peak memory. Workers are started with ``spawn`` (no state of
 the parent, no forked threads of Arrow's pools).
 """
 
@@ -35,10 +34,11 @@ WEIGHED_SUFFIX = ".weighed.arrow"
 
 
 def bucket_settings(settings, workers: int):
-    """``settings`` with buckets ``workers + 1`` times smaller, so that the buckets held at once
-    (one per worker and the one being written) take the memory of one serial bucket. Bucket
-    boundaries fall between patches and never change the output."""
-    size = max(1, settings.patches_per_bucket // (workers + 1))
+    """``settings`` with buckets ``2 * (workers + 1)`` times smaller, so that the buckets held at
+    once (one per worker and the one being written, plus the weighing's working copies) take about
+    the memory of one serial bucket. Bucket boundaries fall between patches and never change the
+    output (``ShardWriter`` writes full row groups whatever the buckets)."""
+    size = max(1, settings.patches_per_bucket // (2 * (workers + 1)))
     return dataclasses.replace(settings, patches_per_bucket=size)
 
 
