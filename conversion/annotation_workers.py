@@ -12,8 +12,8 @@ the main process keeps doing what must stay in order:
 
 Results are handed back in the serial order, so the tables are byte-identical to a one-process run
 (tested). At most ``N`` row groups or buckets are in flight and buckets hold ``2 (N + 1)`` times
-fewer patches than ``AnnotationSettings.patches_per_bucket``, which bounds peak memory. Workers are started with ``spawn`` (no state of
-the parent, no forked threads of Arrow's pools).
+fewer patches than ``AnnotationSettings.patches_per_bucket``, which bounds peak memory. Workers
+are started with ``spawn`` (no state of the parent, no forked threads of Arrow's pools).
 """
 
 from __future__ import annotations
