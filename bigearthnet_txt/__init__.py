@@ -1,4 +1,4 @@
-"""BigEarthNet.txt: Sentinel-1/Sentinel-2 patches paired with captions, questions and referring boxes.
+"""BigEarthNet.txt: Sentinel-1/Sentinel-2 patches paired with captions, questions, referring boxes.
 
 Read side of the project: schema, annotation parsers, loaders, collate functions, evaluation.
 It never imports the write side (``bigearthnet_txt.conversion``).
@@ -10,6 +10,8 @@ _LAZY = {
     "load_dataset": "bigearthnet_txt.loading",
     "with_imagery": "bigearthnet_txt.loading",
     "split_by_node": "bigearthnet_txt.loading",
+    "LoadConfig": "bigearthnet_txt.load_config",
+    "JoinedDataset": "bigearthnet_txt.joined_dataset",
     "ImageryJoin": "bigearthnet_txt.imagery_join",
     "BigEarthNetTxt": "bigearthnet_txt.random_access",
     "card_configs": "bigearthnet_txt.configs",
@@ -28,7 +30,8 @@ __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
-    """Public API, imported on first use (``import bigearthnet_txt`` stays light: no datasets/torch)."""
+    """Public API, imported on first use (``import bigearthnet_txt`` stays light: no datasets,
+    no torch)."""
     if name in _LAZY:
         import importlib
 

@@ -1,7 +1,7 @@
 """Join imagery to batches of annotation rows through their ``patch_index`` column.
 
-``ImageryJoin(store, imagery=("s2", "s1"), resolution="native")`` is a picklable callable that takes a
-batch ``{column: list | ndarray}`` (``datasets`` batched format) with a ``patch_index`` column of
+``ImageryJoin(store, imagery=("s2", "s1"), resolution="native")`` is a picklable callable that takes
+a batch ``{column: list | ndarray}`` (``datasets`` batched format) with a ``patch_index`` column of
 length ``B`` and returns the batch with these arrays added (one ``store.read`` per batch, each patch
 decoded once however many rows share it). With ``share_rows=True`` (what streaming uses) each key
 holds a list of ``B`` read-only per-row views instead of one stacked array, so rows of one patch
@@ -15,11 +15,18 @@ key                    dtype     shape                   when
 ``s2_60m``             uint16    ``[B, 2, 20, 20]``      ``"s2"``, ``resolution="native"``
 ``s2``                 uint16    ``[B, 12, 120, 120]``   ``"s2"``, ``resolution=120`` (``S2_BANDS``)
 ``s1``                 float32   ``[B, 2, 120, 120]``    ``"s1"`` (VV, VH in dB)
+``has_s1``             bool      ``B`` (list of bool)    ``"s1"``
 ``reference_map``      uint16    ``[B, 120, 120]``       ``"reference_map"``
+``has_reference_map``  bool      ``B`` (list of bool)    ``"reference_map"``
 =====================  ========  ======================  =====================================
 
-Band order within each array is ``IMAGERY_ARRAYS[name].bands``; ``resolution=120`` upsamples the 20 m
-and 60 m bands by pixel repetition (nearest), as the official loader does.
+``has_s1`` is False for a patch without a Sentinel-1 pair: its ``s1`` is all NaN (the array's fill
+value, which conversion leaves in place); ``has_reference_map`` is False for a patch without a
+reference map: its ``reference_map`` is all 0 (no CORINE code). Both come from the patch table
+(``PATCH_SCHEMA``), so a real all-NaN or all-0 patch is never mistaken for a missing one.
+
+Band order within each array is ``IMAGERY_ARRAYS[name].bands``; ``resolution=120`` upsamples the
+20 m and 60 m bands by pixel repetition (nearest), as the official loader does.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from bigearthnet_txt.schema import PATCH_SIZE
 from bigearthnet_txt.store import S2_ARRAY_NAMES, ImageryStore, s2_to_120
 
 MODALITIES: tuple[str, ...] = ("s2", "s1", "reference_map")
+# The patch table column that says whether a patch has each optional modality.
+FLAGS: dict[str, str] = {"s1": "has_s1", "reference_map": "has_reference_map"}
 RESOLUTIONS: tuple = ("native", PATCH_SIZE)
 
 
@@ -42,7 +51,7 @@ def imagery_keys(imagery: Sequence[str], resolution: str | int = "native") -> tu
         if modality == "s2":
             keys.extend(("s2",) if resolution == PATCH_SIZE else S2_ARRAY_NAMES)
         else:
-            keys.append(modality)
+            keys.extend((modality, FLAGS[modality]))
     return tuple(keys)
 
 
@@ -81,23 +90,39 @@ class ImageryJoin:
             raise ValueError(
                 "rows without patch_index have no imagery (converted without imagery?)"
             )
-        batch = self.store.read(np.asarray(patch_index, dtype=np.int64), self.arrays)
+        rows = np.asarray(patch_index, dtype=np.int64)
+        batch = self.store.read(rows, self.arrays)
         if "s2" in self.imagery and self.resolution == PATCH_SIZE:
             s2 = s2_to_120(batch)
             for name in S2_ARRAY_NAMES:
                 del batch[name]
             batch["s2"] = s2
+        for modality, flag in FLAGS.items():
+            if modality in self.imagery:
+                batch[flag] = self._flags(flag, rows, batch[modality])
         return {key: batch[key] for key in self.keys}
 
+    def _flags(self, flag: str, rows: np.ndarray, values: np.ndarray) -> list[bool]:
+        """``flag`` of each row from the patch table; from the values (not all fill value) for a
+        store object without ``patch_flags``."""
+        if hasattr(self.store, "patch_flags"):
+            return self.store.patch_flags(flag)[rows].tolist()
+        filled = np.isnan(values) if values.dtype.kind == "f" else values == 0
+        return (~filled.reshape(len(rows), -1).all(axis=1)).tolist()
+
     def read_shared(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, list[np.ndarray]]:
-        """Like :meth:`read`, but ``{key: [ndarray, ...]}``: one read-only view per row, rows of the
-        same patch sharing memory (each patch is decoded and held once, however many rows it has)."""
+        """Like :meth:`read`, but ``{key: [ndarray, ...]}``: one read-only view per row, rows of
+        the same patch sharing memory (each patch is decoded and held once, however many rows)."""
         unique, inverse = np.unique(np.asarray(patch_index, dtype=np.int64), return_inverse=True)
         arrays = self.read(unique)
         out = {}
+        positions = inverse.tolist()
         for key, values in arrays.items():
+            if isinstance(values, list):  # a flag
+                out[key] = [values[j] for j in positions]
+                continue
             values.flags.writeable = False
-            out[key] = [values[j] for j in inverse.tolist()]
+            out[key] = [values[j] for j in positions]
         return out
 
     def __call__(self, batch: Mapping[str, Sequence]) -> dict:

@@ -1,11 +1,12 @@
-"""``load_dataset``: a converted BigEarthNet.txt folder as ``datasets`` objects with imagery joined.
+"""``load_dataset``: a converted BigEarthNet.txt folder as ``datasets`` objects, imagery joined.
 
-Usage (``DIR`` = the folder written by ``bigearthnet-txt convert``, here named ``bigearthnet_txt``)::
+Usage (``DIR`` = the folder written by ``bigearthnet-txt convert``, named ``bigearthnet_txt``)::
 
-    from bigearthnet_txt import load_dataset
+    from bigearthnet_txt import LoadConfig, load_dataset
 
-    ds = load_dataset("bigearthnet_txt", "vqa", split="train")      # datasets.Dataset (map-style)
+    ds = load_dataset("bigearthnet_txt", "vqa", split="train")      # JoinedDataset (map-style)
     ds[0]["input"], ds[0]["answer_index"], ds[0]["s2_10m"].dtype      # str, int | None, uint16
+    ds[0]["has_s1"]                                                    # False: s1 is all NaN
     ds = load_dataset("path/to/bigearthnet_txt", "referring", split="test", resolution=120)
     ds[0]["s2"].shape                                                  # (12, 120, 120) uint16
 
@@ -13,29 +14,41 @@ Usage (``DIR`` = the folder written by ``bigearthnet-txt convert``, here named `
                       shuffle_seed=0, buffer_size=1000, rank=rank, world_size=world_size)
     for example in it: ...                                             # datasets.IterableDataset
     state = it.state_dict(); ...; it.load_state_dict(state)            # resume
+    cfg = LoadConfig("vqa", streaming=True, shuffle_seed=0)           # the same options, as one
+    it = load_dataset("bigearthnet_txt", cfg, split="train")           # object (ParquetConfig-like)
+
+The options are the fields of :class:`bigearthnet_txt.load_config.LoadConfig`, given as keyword
+arguments or as one ``LoadConfig`` in place of the config name.
 
 ``path`` is resolved by :func:`bigearthnet_txt.paths.resolve`: a converted folder (relative or
-absolute); a bare name such as ``"bigearthnet_txt"``, looked up in ``$BIGEARTHNET_TXT_HOME`` (default
-``~/.cache/bigearthnet_txt``, where ``bigearthnet-txt demo`` / ``prepare`` write); or a Hub repository
-id ``"namespace/name"``::
+absolute); a bare name such as ``"bigearthnet_txt"``, looked up in ``$BIGEARTHNET_TXT_HOME``
+(default ``~/.cache/bigearthnet_txt``, where ``bigearthnet-txt demo`` / ``prepare`` write); or a
+Hub repository id ``"namespace/name"``::
 
-    ds = load_dataset("ns/bigearthnet_txt", "vqa", split="train", streaming=True)   # revision=, token=
+    ds = load_dataset("ns/bigearthnet_txt", "vqa", split="train", streaming=True)  # revision, token
 
 A Hub repository's text tables are read by ``datasets``' loader of that repository (its card's YAML
 ``configs:``, at the commit ``revision`` points to), its imagery by byte ranges from
 ``hf://datasets/<repo_id>@<commit>/imagery.zarr`` (``HF_ENDPOINT`` is honoured).
-``split=None`` returns a ``DatasetDict`` / ``IterableDatasetDict`` of the splits that have rows. Every example holds the ``TABLE_SCHEMA`` columns
-(13 release columns, ``patch_index`` and the parsed answers) plus the imagery of
-:mod:`bigearthnet_txt.imagery_join` (``imagery=()`` for text only). Arrays keep their stored dtypes:
-uint16 S2 / reference maps, float32 S1.
+``split=None`` returns a ``DatasetDict`` / ``IterableDatasetDict`` of the splits that have rows.
+Every example holds the ``TABLE_SCHEMA`` columns (13 release columns, ``patch_index`` and the
+parsed answers) plus the imagery of :mod:`bigearthnet_txt.imagery_join` (``imagery=()`` for text
+only), with ``has_s1`` (and ``has_reference_map`` when asked) saying whether the patch has one.
+Arrays keep their stored dtypes: uint16 S2 / reference maps, float32 S1.
 
-Map-style: the text tables are read by ``datasets``' Parquet builder (Arrow cache, ``filters`` pushed
-down) and the imagery is joined by ``Dataset.with_transform``, so ``ds[i]`` and ``ds[[i, j, ...]]``
-read only the rows asked for, one batched store read per call. Streaming: see
-:mod:`bigearthnet_txt.streaming`; imagery is joined by a batched ``IterableDataset.map`` after the
-shuffle buffer, so buffered rows hold text only. ``state_dict()`` resumes exactly without
-``shuffle_seed``; with it, ``datasets`` restores the piece position but the rows that sat in the
-shuffle buffer are lost on resume (the buffer is refilled from new rows).
+Map-style: the text tables are read by ``datasets``' Parquet builder (Arrow cache, ``filters``
+pushed down) and the imagery is joined by ``Dataset.with_transform``; the result is a
+:class:`bigearthnet_txt.joined_dataset.JoinedDataset`, a ``datasets.Dataset`` whose ``ds[i]`` and
+``ds[[i, j, ...]]`` build the rows asked for straight from the Arrow buffers, with one batched
+store read per call (the same values as ``datasets``' own path, at the lean reader's speed).
+
+Streaming: see :mod:`bigearthnet_txt.streaming`; imagery is joined by a batched
+``IterableDataset.map`` after the shuffle buffer, so buffered rows hold text only. The buffer is fed
+from one piece at a time (``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands
+every row over between threads, which cost more than the rest of a text row.
+``state_dict()`` resumes exactly without ``shuffle_seed``; with it, ``datasets`` restores the
+piece position but the rows that sat in the shuffle buffer are lost on resume (the buffer is
+refilled from new rows).
 
 Plain ``datasets.load_dataset(DIR, "vqa")`` (the card's YAML ``configs:``) also works and gives the
 text columns with ``patch_index``; :func:`with_imagery` adds the imagery to such a dataset.
@@ -44,7 +57,8 @@ text columns with ``patch_index``; :func:`with_imagery` adds the imagery to such
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +66,13 @@ import numpy as np
 from bigearthnet_txt.configs import config_files, config_tables, present_splits
 from bigearthnet_txt.filters import row_filter as make_row_filter
 from bigearthnet_txt.imagery_join import ImageryJoin
+from bigearthnet_txt.load_config import STREAM_BATCH_SIZE, LoadConfig
 from bigearthnet_txt.paths import resolve
 from bigearthnet_txt.schema import SPLITS, TABLE_SCHEMA
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.streaming import iterable_dataset, plan_pieces, split_pieces
 
 _REBUILD = "_bigearthnet_txt_rebuild"  # attribute of streamed datasets: reload for another rank
-STREAM_BATCH_SIZE = 256  # rows per imagery read while streaming (rows of a patch are consecutive)
 
 
 def table_features():
@@ -75,21 +89,24 @@ def with_imagery(
     resolution: str | int = "native",
     batch_size: int = STREAM_BATCH_SIZE,
 ):
-    """``dataset`` (``Dataset`` or ``IterableDataset`` with a ``patch_index`` column) with imagery joined.
+    """``dataset`` (``Dataset`` or ``IterableDataset`` with ``patch_index``), imagery joined.
 
     ``store`` is a converted folder or any picklable object with ``ImageryStore.read``'s signature
     (e.g. a reader of a remote store).
 
-    A ``Dataset`` gets ``with_transform`` (lazy, per accessed rows); an ``IterableDataset`` gets a
-    batched ``map`` (``batch_size`` rows per store read).
+    A ``Dataset`` gets ``with_transform`` (lazy, per accessed rows) and becomes a
+    :class:`bigearthnet_txt.joined_dataset.JoinedDataset` (fast ``ds[i]``); an ``IterableDataset``
+    gets a batched ``map`` (``batch_size`` rows per store read).
     """
     from datasets import IterableDataset
+
+    from bigearthnet_txt.joined_dataset import JoinedDataset  # imports datasets
 
     store = store if hasattr(store, "read") else ImageryStore(store)
     if isinstance(dataset, IterableDataset):
         join = ImageryJoin(store, imagery, resolution, share_rows=True)
         return dataset.map(join, batched=True, batch_size=batch_size)
-    return dataset.with_transform(ImageryJoin(store, imagery, resolution))
+    return JoinedDataset.of(dataset.with_transform(ImageryJoin(store, imagery, resolution)))
 
 
 def _split_names(root: Path, config: str, split: str | None) -> list[str]:
@@ -112,8 +129,8 @@ def _map_style(root: Path, config: str, split: str, rows, cache_dir):
         )
     kwargs = {"filters": rows.expression()} if rows else {}
     return hf_load_dataset(
-        "parquet", data_files={split: [str(f) for f in files]}, split=split, features=table_features(),
-        cache_dir=cache_dir, **kwargs,
+        "parquet", data_files={split: [str(f) for f in files]}, split=split,
+        features=table_features(), cache_dir=cache_dir, **kwargs,
     )  # fmt: skip
 
 
@@ -127,82 +144,58 @@ def _streaming(root: Path, config: str, split: str, rows, rank, world_size, drop
         pieces = split_pieces(pieces, rank, world_size, drop_remainder)
     ds = iterable_dataset(pieces, rows)
     if shuffle_seed is not None:
-        ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size)
+        ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size, max_buffer_input_shards=1)
     return ds
 
 
 def load_dataset(
-    path: str | Path,
-    config: str = "all",
-    split: str | None = None,
-    *,
-    streaming: bool = False,
-    imagery: Sequence[str] = ("s2", "s1"),
-    resolution: str | int = "native",
-    countries: Iterable[str] | None = None,
-    seasons: Iterable[str] | None = None,
-    climate_zones: Iterable[str] | None = None,
-    categories: Iterable[str] | None = None,
-    types: Iterable[str] | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-    drop_remainder: bool = False,
-    shuffle_seed: int | None = None,
-    buffer_size: int = 1000,
-    batch_size: int = STREAM_BATCH_SIZE,
-    cache_dir: str | None = None,
-    revision: str | None = None,
-    token: str | bool | None = None,
+    path: str | Path, config: str | LoadConfig = "all", split: str | None = None, **options
 ):
     """Load config ``config`` of ``path``: a converted folder, a bare name in the data home or a Hub
-    repository id (see the module docstring; ``revision``/``token`` apply to a repository).
+    repository id (see the module docstring).
 
-    Returns a ``datasets.Dataset`` (``streaming=False``) or ``datasets.IterableDataset``, or their
-    ``...Dict`` when ``split`` is None. Filters keep rows whose column is in the given values.
-    Streaming only: ``rank``/``world_size`` give this node its equal share of rows (lengths differ by
-    at most one; ``drop_remainder`` makes them identical), ``shuffle_seed`` shuffles pieces (same
-    order on every rank) and rows in a buffer of ``buffer_size``, ``batch_size`` rows share one
-    imagery read. Map-style datasets are split with ``datasets.distributed.split_dataset_by_node``.
+    ``config`` is a config name or a :class:`bigearthnet_txt.load_config.LoadConfig`; ``options``
+    are its fields as keyword arguments (``streaming``, ``imagery``, ``resolution``, the filters
+    ``countries``/``seasons``/``climate_zones``/``categories``/``types``, ``rank``, ``world_size``,
+    ``drop_remainder``, ``shuffle_seed``, ``buffer_size``, ``batch_size``, ``decode_threads``,
+    ``cache_dir``, ``revision``, ``token``), overriding those of a given ``LoadConfig``.
+
+    Returns a :class:`bigearthnet_txt.joined_dataset.JoinedDataset` (a ``datasets.Dataset``;
+    ``streaming=False``) or a ``datasets.IterableDataset``, or their ``...Dict`` when ``split`` is
+    None. Filters keep rows whose column is in the given values. Streaming only:
+    ``rank``/``world_size`` give this node its equal share of rows (lengths differ by at most one;
+    ``drop_remainder`` makes them identical), ``shuffle_seed`` shuffles pieces (same order on
+    every rank) and rows in a buffer of ``buffer_size``, ``batch_size`` rows share one imagery
+    read. Map-style datasets are split with ``datasets.distributed.split_dataset_by_node``.
     A streamed Hub repository is split row by row: rank ``r`` keeps rows ``r, r + world_size, ...``
     (every rank reads the text of all rows, and the imagery of its own; no ``drop_remainder``).
     """
-    arguments = {
-        k: v
-        for k, v in locals().items()
-        if k not in ("path", "config", "split", "rank", "world_size")
-    }
     from datasets import DatasetDict, IterableDatasetDict
 
-    config_tables(config)
-    rows = make_row_filter(countries, seasons, climate_zones, categories, types)
+    cfg = LoadConfig.of(config, **options)
+    rows = make_row_filter(**cfg.filters())
     target = resolve(path)
     if isinstance(target, str):
-        return _load_hub(target, config, split, rows, arguments, rank, world_size)
+        arguments = {
+            k: v for k, v in asdict(cfg).items() if k not in ("name", "rank", "world_size")
+        }
+        return _load_hub(target, cfg.name, split, rows, arguments, cfg.rank, cfg.world_size)
     root = target
-    store = ImageryStore(root) if imagery else None
+    store = ImageryStore(root, decode_threads=cfg.decode_threads) if cfg.imagery else None
     result = {}
-    for name in _split_names(root, config, split):
-        if streaming:
-            ds = _streaming(
-                root,
-                config,
-                name,
-                rows,
-                rank,
-                world_size,
-                drop_remainder,
-                shuffle_seed,
-                buffer_size,
-            )
+    for name in _split_names(root, cfg.name, split):
+        if cfg.streaming:
+            ds = _streaming(root, cfg.name, name, rows, cfg.rank, cfg.world_size,
+                            cfg.drop_remainder, cfg.shuffle_seed, cfg.buffer_size)  # fmt: skip
         else:
-            ds = _map_style(root, config, name, rows, cache_dir)
-        ds = with_imagery(ds, store, imagery, resolution, batch_size) if store else ds
-        if streaming:
-            setattr(ds, _REBUILD, functools.partial(load_dataset, path, config, name, **arguments))
+            ds = _map_style(root, cfg.name, name, rows, cfg.cache_dir)
+        ds = with_imagery(ds, store, cfg.imagery, cfg.resolution, cfg.batch_size) if store else ds
+        if cfg.streaming:
+            setattr(ds, _REBUILD, functools.partial(load_dataset, path, cfg, name))
         result[name] = ds
     if split is not None:
         return result[split]
-    return IterableDatasetDict(result) if streaming else DatasetDict(result)
+    return IterableDatasetDict(result) if cfg.streaming else DatasetDict(result)
 
 
 class _RowShare:
@@ -221,7 +214,7 @@ class _RowShare:
 def _load_hub(
     repo_id: str, config: str, split: str | None, rows, arguments: dict, rank: int, world_size: int
 ):
-    """``load_dataset`` of Hub repository ``repo_id`` (text through ``datasets``, imagery by ranges)."""
+    """``load_dataset`` of Hub repository ``repo_id`` (text by ``datasets``, imagery by ranges)."""
     from datasets import DatasetDict, IterableDatasetDict
 
     from bigearthnet_txt.hub_loading import hub_store, hub_text, resolve_revision
@@ -232,8 +225,9 @@ def _load_hub(
     if streaming and arguments["drop_remainder"]:
         raise ValueError("drop_remainder is not supported for a Hub repository")
     commit = resolve_revision(repo_id, arguments["revision"], token)
-    texts = hub_text(repo_id, config, None if split is None else [split], streaming=streaming, revision=commit,
-                     token=token, rows=rows, cache_dir=arguments["cache_dir"])  # fmt: skip
+    texts = hub_text(repo_id, config, None if split is None else [split], streaming=streaming,
+                     revision=commit, token=token, rows=rows,
+                     cache_dir=arguments["cache_dir"])  # fmt: skip
     store = hub_store(repo_id, commit, token) if arguments["imagery"] else None
     result = {}
     for name, ds in texts.items():
@@ -260,12 +254,12 @@ def _load_hub(
 
 
 def split_by_node(dataset, rank: int, world_size: int, drop_remainder: bool = False):
-    """The share of node ``rank`` of ``world_size``: ranks cover every row once, lengths differ by <= 1.
+    """The share of node ``rank`` of ``world_size``: every row once, lengths differing by <= 1.
 
     A ``Dataset`` is split into contiguous chunks by ``datasets.distributed.split_dataset_by_node``
     (``drop_remainder`` is not supported there). An ``IterableDataset`` returned by
-    ``load_dataset(..., streaming=True)`` is reloaded with ``rank``/``world_size``: its rows (not its
-    files) are divided, so the shares are equal even when the shard count does not divide evenly.
+    ``load_dataset(..., streaming=True)`` is reloaded with ``rank``/``world_size``: its rows (not
+    its files) are divided, so the shares are equal even when the shards do not divide evenly.
     """
     from datasets import IterableDataset
     from datasets.distributed import split_dataset_by_node
@@ -277,7 +271,8 @@ def split_by_node(dataset, rank: int, world_size: int, drop_remainder: bool = Fa
     rebuild = getattr(dataset, _REBUILD, None)
     if rebuild is None:
         raise ValueError(
-            "split_by_node needs the IterableDataset returned by bigearthnet_txt.load_dataset(..., streaming=True) "
-            "(before further .map/.shuffle calls); or pass rank= and world_size= to load_dataset"
+            "split_by_node needs the IterableDataset returned by "
+            "bigearthnet_txt.load_dataset(..., streaming=True) (before further .map/.shuffle "
+            "calls); or pass rank= and world_size= to load_dataset"
         )
     return rebuild(rank=rank, world_size=world_size, drop_remainder=drop_remainder)

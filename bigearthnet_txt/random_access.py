@@ -1,4 +1,4 @@
-"""``BigEarthNetTxt``: a torchgeo-style map-style data set of a converted folder, for fast random access.
+"""``BigEarthNetTxt``: a torchgeo-style map-style data set of a converted folder, for random access.
 
 >>> ds = BigEarthNetTxt("bigearthnet_txt", "vqa", "train")             # doctest: +SKIP
 >>> ds[0]["input"], ds[0]["s2_10m"].shape                               # doctest: +SKIP
@@ -8,12 +8,15 @@
 The text rows of one config and split (``filters`` applied) are read once with
 :func:`bigearthnet_txt.tables.read_tables` and written to an Arrow IPC file in ``cache_dir``
 (default ``<data home>/arrow``; reused while the Parquet files are unchanged), which every process
-then memory-maps. ``ds[i]`` converts one row straight from the Arrow buffers and reads its patch with
-one ``ImageryStore.read``; ``ds.__getitems__(indices)`` (what ``torch.utils.data.DataLoader`` calls for
-a batch) does one batched read for all rows. Examples equal ``load_dataset(...)[i]`` key for key.
+then memory-maps. ``ds[i]`` converts one row straight from the Arrow buffers
+(:class:`bigearthnet_txt.arrow_rows.ArrowRows`) and reads its patch with one
+``ImageryStore.read``; ``ds.__getitems__(indices)`` (what ``torch.utils.data.DataLoader`` calls
+for a batch) does one batched read for all rows. Examples equal ``load_dataset(...)[i]`` key for
+key.
 
-The class is a plain Python sequence (``__len__``/``__getitem__``/``__getitems__``), picklable (workers
-re-map the cache file and reopen the store), so it needs no torch import and works in a ``DataLoader``.
+The class is a plain Python sequence (``__len__``/``__getitem__``/``__getitems__``), picklable
+(workers re-map the cache file and reopen the store), so it needs no torch import and works in a
+``DataLoader``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from bigearthnet_txt.arrow_rows import ArrowRows
 from bigearthnet_txt.configs import config_files, config_tables
 from bigearthnet_txt.filters import row_filter as make_row_filter
 from bigearthnet_txt.imagery_join import ImageryJoin
@@ -38,79 +42,43 @@ from bigearthnet_txt.tables import read_tables
 CHUNK_ROWS = 1 << 20  # rows per record batch of the cache file (keeps string offsets within int32)
 
 
-def _python(values: np.ndarray, valid: np.ndarray | None) -> Callable[[int], object]:
-    if valid is None:
-        return lambda j: values[j].item()
-    return lambda j: values[j].item() if valid[j] else None
-
-
-def _accessor(chunk: pa.Array) -> Callable[[int], object]:
-    """``get(j)``: row ``j`` of ``chunk`` as the Python value ``pyarrow``'s ``as_py`` gives."""
-    valid = chunk.is_valid().to_numpy(zero_copy_only=False) if chunk.null_count else None
-    kind = chunk.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-        fill = False if pa.types.is_boolean(kind) else 0
-        values = chunk.fill_null(fill) if chunk.null_count else chunk
-        return _python(values.to_numpy(zero_copy_only=False), valid)
-    if pa.types.is_string(kind):
-        offsets = np.frombuffer(chunk.buffers()[1], np.int32)[
-            chunk.offset : chunk.offset + len(chunk) + 1
-        ]
-        data = chunk.buffers()[2]
-        data = memoryview(data) if data is not None else memoryview(b"")
-
-        def text(j: int):
-            if valid is not None and not valid[j]:
-                return None
-            return str(data[offsets[j] : offsets[j + 1]], "utf-8")
-
-        return text
-    if pa.types.is_fixed_size_list(kind) and pa.types.is_floating(kind.value_type):
-        size = kind.list_size
-        flat = chunk.values[chunk.offset * size : (chunk.offset + len(chunk)) * size]
-        values = flat.to_numpy(zero_copy_only=False).reshape(len(chunk), size)
-        holes = ~flat.is_valid().to_numpy(zero_copy_only=False).reshape(len(chunk), size).all(1)
-        if (holes if valid is None else holes & valid).any():
-            return lambda j: chunk[j].as_py()
-        if valid is None:
-            return lambda j: values[j].tolist()
-        return lambda j: values[j].tolist() if valid[j] else None
-    return lambda j: chunk[j].as_py()
-
-
 class BigEarthNetTxt:
     """Rows of config ``config``, split ``split`` of a converted folder, with their imagery.
 
-    ``root`` is a converted folder or a bare name in the data home (:func:`bigearthnet_txt.paths.resolve`;
-    Hub repositories: use ``load_dataset``). ``imagery``/``resolution`` are those of
-    :class:`bigearthnet_txt.imagery_join.ImageryJoin` (``imagery=()``: text only); the filters keep rows
-    whose column is one of the given values (:func:`bigearthnet_txt.filters.row_filter`). The rows are
-    kept in ``cache_dir`` (default ``<data home>/arrow``) as ``<fingerprint>.arrow`` (``ds.cache_file``),
-    the fingerprint covering config, split, filters and the Parquet files' paths, sizes and mtimes.
+    ``root`` is a converted folder or a bare name in the data home
+    (:func:`bigearthnet_txt.paths.resolve`; Hub repositories: use ``load_dataset``).
+    ``imagery``/``resolution`` are those of :class:`bigearthnet_txt.imagery_join.ImageryJoin`
+    (``imagery=()``: text only); the filters keep rows whose column is one of the given values
+    (:func:`bigearthnet_txt.filters.row_filter`). The rows are kept in ``cache_dir`` (default
+    ``<data home>/arrow``) as ``<fingerprint>.arrow`` (``ds.cache_file``), the fingerprint covering
+    config, split, filters and the Parquet files' paths, sizes and mtimes. ``decode_threads``: see
+    :class:`bigearthnet_txt.store.ImageryStore`.
 
     ``ds[i]`` (``-len(ds) <= i < len(ds)``) is a dict, in this key order:
 
-    ==========================================  ===========================  ==========================
-    key                                         Python type / dtype          shape
-    ==========================================  ===========================  ==========================
-    ``ID``                                      int
-    ``s1_name`` ... ``climate_zone``            str (``latitude``,           the ``TABLE_SCHEMA`` text
-                                                ``longitude``: float)        columns, in schema order
-    ``patch_index``                             int | None
-    ``options``                                 list[str] | None             MCQ options
-    ``answer_index``                            int | None
-    ``answer_bool``                             bool | None
-    ``box``                                     list[float] | None           4 (x0, y0, x1, y1)
-    ``point``                                   list[float] | None           2
-    ``ref``                                     str | None
-    ``uniqueness``, ``redundancy_weight``       float | None
-    ``s2_10m``                                  uint16                       ``[4, 120, 120]``
-    ``s2_20m``                                  uint16                       ``[6, 60, 60]``
-    ``s2_60m``                                  uint16                       ``[2, 20, 20]``
-    ``s2`` (instead, ``resolution=120``)        uint16                       ``[12, 120, 120]``
-    ``s1``                                      float32                      ``[2, 120, 120]`` (VV, VH dB)
-    ``reference_map`` (if asked)                uint16                       ``[120, 120]``
-    ==========================================  ===========================  ==========================
+    =====================================  =========================  =========================
+    key                                    Python type / dtype        shape
+    =====================================  =========================  =========================
+    ``ID``                                 int
+    ``s1_name`` ... ``climate_zone``       str (``latitude``,         the ``TABLE_SCHEMA`` text
+                                           ``longitude``: float)      columns, in schema order
+    ``patch_index``                        int | None
+    ``options``                            list[str] | None           MCQ options
+    ``answer_index``                       int | None
+    ``answer_bool``                        bool | None
+    ``box``                                list[float] | None         4 (x0, y0, x1, y1)
+    ``point``                              list[float] | None         2
+    ``ref``                                str | None
+    ``uniqueness``, ``redundancy_weight``  float | None
+    ``s2_10m``                             uint16                     ``[4, 120, 120]``
+    ``s2_20m``                             uint16                     ``[6, 60, 60]``
+    ``s2_60m``                             uint16                     ``[2, 20, 20]``
+    ``s2`` (instead, ``resolution=120``)   uint16                     ``[12, 120, 120]``
+    ``s1``                                 float32                    ``[2, 120, 120]`` VV, VH dB
+    ``has_s1``                             bool                       False: ``s1`` is all NaN
+    ``reference_map`` (if asked)           uint16                     ``[120, 120]``
+    ``has_reference_map`` (if asked)       bool                       False: map is all 0
+    =====================================  =========================  =========================
 
     ``ds.__getitems__(indices)`` returns the list ``[ds[i] for i in indices]`` with one store read.
     ``ds.table`` is the memory-mapped ``pyarrow.Table`` (``TABLE_SCHEMA``) of the rows.
@@ -129,6 +97,7 @@ class BigEarthNetTxt:
         categories: Iterable[str] | None = None,
         types: Iterable[str] | None = None,
         cache_dir: str | os.PathLike | None = None,
+        decode_threads: int = 1,
     ):
         tasks = config_tables(config)
         if split not in SPLITS:
@@ -140,7 +109,8 @@ class BigEarthNetTxt:
             )
         self.root, self.config, self.split = target, config, split
         self.rows = make_row_filter(countries, seasons, climate_zones, categories, types)
-        self.join = ImageryJoin(ImageryStore(target), imagery, resolution) if imagery else None
+        store = ImageryStore(target, decode_threads=decode_threads)
+        self.join = ImageryJoin(store, imagery, resolution) if imagery else None
         cache = Path(cache_dir).expanduser() if cache_dir is not None else data_home() / "arrow"
         self.cache_file = cache / f"{self._fingerprint()}.arrow"
         if not self.cache_file.exists():
@@ -168,16 +138,11 @@ class BigEarthNetTxt:
     def _open(self) -> None:
         source = pa.memory_map(str(self.cache_file), "r")
         self.table: pa.Table = pa.ipc.open_file(source).read_all()
-        batches = self.table.to_batches()
-        self._starts = np.cumsum([0] + [b.num_rows for b in batches])[:-1]
-        self._getters = [
-            [(name, _accessor(batch.column(name))) for name in TABLE_SCHEMA.names]
-            for batch in batches
-        ]
+        self._rows = ArrowRows(self.table)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        for name in ("table", "_starts", "_getters"):
+        for name in ("table", "_rows"):
             state.pop(name)
         return state
 
@@ -205,11 +170,7 @@ class BigEarthNetTxt:
         return i
 
     def _text(self, i: int) -> dict:
-        chunk = (
-            int(np.searchsorted(self._starts, i, side="right")) - 1 if len(self._starts) > 1 else 0
-        )
-        j = i - int(self._starts[chunk])
-        return {name: get(j) for name, get in self._getters[chunk]}
+        return self._rows.row(i)
 
     def __getitem__(self, index: int) -> dict:
         """Row ``index`` with its imagery (see the class docstring)."""
@@ -233,6 +194,7 @@ class BigEarthNetTxt:
             handed = np.zeros(len(unique), dtype=bool)
             for row, u in zip(rows, inverse.tolist(), strict=True):
                 for key, values in arrays.items():
-                    row[key] = values[u].copy() if handed[u] else values[u]
+                    value = values[u]
+                    row[key] = value.copy() if handed[u] and hasattr(value, "copy") else value
                 handed[u] = True
         return rows

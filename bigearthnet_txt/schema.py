@@ -10,7 +10,11 @@ Annotation tables
     (``PARSED_FIELDS``). Every task table has exactly this schema.
 Imagery store
     ``IMAGERY_ARRAYS`` — the arrays of ``imagery.zarr`` with their bands, shapes and dtypes;
-    ``PATCH_SCHEMA`` — the patch table ``patches.parquet``.
+    ``PATCH_SCHEMA`` — the patch table ``patches.parquet``. Its ``has_s1`` / ``has_reference_map``
+    columns are also handed out with every example of ``load_dataset``, ``BigEarthNetTxt`` and
+    streaming (keys ``has_s1``, and ``has_reference_map`` when the reference map is asked for):
+    False means the patch has no such image and its array holds the fill value (S1: all NaN,
+    reference map: all 0).
 Task configs
     ``TABLE_TASKS`` (one folder of Parquet files each) and ``CONFIGS`` (which tables a
     ``load_dataset`` config combines).
@@ -215,7 +219,7 @@ PATCH_SCHEMA = pa.schema(
         ("country", pa.string()),
         ("contains_seasonal_snow", pa.bool_()),
         ("contains_cloud_or_shadow", pa.bool_()),
-        ("has_s1", pa.bool_()),
+        ("has_s1", pa.bool_()),  # False: no S1 pair; the s1 array is all NaN (examples: has_s1)
         ("crs", pa.string()),  # e.g. "EPSG:32633"
         ("transform", pa.list_(pa.float64(), 6)),  # affine a, b, c, d, e, f of the 10 m grid
         ("has_s2", pa.bool_()),  # False: the S2 arrays hold their fill value for this patch

@@ -11,18 +11,21 @@ Memory stays bounded whatever the file size:
 1. *scan* reads only ``ID``, ``patch_id``, ``s1_name`` and ``split``, row group by row group, and
    checks that IDs are unique, that every patch has one ``s1_name`` and one split, and ranks the
    patches;
-2. *spill* parses and validates each row group (:func:`bigearthnet_txt.conversion.annotation_table.parse_table`)
-   and appends its rows to one of a few temporary buckets, each holding a range of patch ranks;
+2. *spill* parses and validates each row group
+   (:func:`bigearthnet_txt.conversion.annotation_table.parse_table`) and appends its rows to one
+   of a few temporary buckets, each holding a range of patch ranks;
 3. *write* loads one bucket at a time, sorts it, computes the redundancy weights of its (complete)
    patch groups and appends each task/split slice to its output shard.
 
 Everything is written under ``out_dir/.annotations.tmp`` and moved into place only when complete,
 so a failed or interrupted run leaves no partial tables; rerunning after an interruption redoes the
-step, and rerunning after success is a no-op.
+step, and rerunning after success is a no-op. ``workers > 1`` runs parsing and weighing on several
+cores (:mod:`bigearthnet_txt.conversion.annotation_workers`), with byte-identical output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -127,7 +130,7 @@ def fingerprint(
 
 @dataclass
 class PatchOrder:
-    """Rank of every annotated patch (its position in the output order), and the patches left out."""
+    """Rank of every annotated patch (its position in the output order); the patches left out."""
 
     rank: dict[str, int]
     dropped: frozenset[str] = frozenset()  # annotated patches without imagery, left out
@@ -214,7 +217,11 @@ def _with_rank(table: pa.Table, order: PatchOrder, patch_index: dict[str, int] |
     return table.append_column("_rank", pa.array(rank))
 
 
-def spill(pf, source, order, patch_index, tmp: Path, settings, progress) -> list[Path]:
+def spill(pf, source, order, patch_index, tmp: Path, settings, progress, parsed=None) -> list[Path]:
+    """Append the parsed rows of every row group to the bucket of their patch rank; ``parsed``:
+    the parsed row groups in order (default: parsed here, one after the other)."""
+    if parsed is None:
+        parsed = (parse_table(pf.read_row_group(rg), source) for rg in range(pf.num_row_groups))
     buckets: dict[int, pa.ipc.RecordBatchFileWriter] = {}
     paths = {}
     options = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -223,8 +230,7 @@ def spill(pf, source, order, patch_index, tmp: Path, settings, progress) -> list
     )
     dropped = pa.array(sorted(order.dropped), pa.string())
     try:
-        for rg in range(pf.num_row_groups):
-            table = parse_table(pf.read_row_group(rg), source)
+        for table in parsed:
             if len(dropped):
                 table = table.filter(pc.invert(pc.is_in(table["patch_id"], dropped)))
             table = _with_rank(table, order, patch_index)
@@ -269,12 +275,18 @@ def add_redundancy(table: pa.Table, settings: AnnotationSettings) -> pa.Table:
 
 
 class ShardWriter:
-    """Writes one task/split as ``<split>-NNNNN.parquet`` files, cutting only between patches."""
+    """Writes one task/split as ``<split>-NNNNN.parquet`` files, cutting only between patches.
+
+    Rows are written in row groups of exactly ``row_group_size`` rows (the last of a file may be
+    shorter), whatever the sizes of the tables handed to ``write``, so the files do not depend on
+    how the rows were bucketed."""
 
     def __init__(self, folder: Path, split: str, settings: AnnotationSettings, schema: pa.Schema):
         self.folder, self.split, self.settings, self.schema = folder, split, settings, schema
         self.index, self.rows_in_file, self.writer = 0, 0, None
         self.files: list[Path] = []
+        self.pending: list[pa.Table] = []  # rows of the next row group
+        self.pending_rows = 0
 
     def _open(self):
         path = self.folder / SHARD_PATTERN.format(split=self.split, index=self.index)
@@ -283,6 +295,24 @@ class ShardWriter:
         self.files.append(path)
         self.index += 1
         self.rows_in_file = 0
+
+    def _append(self, table: pa.Table) -> None:
+        """Queue ``table`` for the open file, writing every complete row group."""
+        size = self.settings.row_group_size
+        self.pending.append(table)
+        self.pending_rows += len(table)
+        if self.pending_rows >= size:
+            rows = pa.concat_tables(self.pending).combine_chunks()
+            full = len(rows) // size * size
+            self.writer.write_table(rows.slice(0, full), row_group_size=size)
+            rest = rows.slice(full)
+            self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
+
+    def _flush(self) -> None:
+        if self.pending_rows:
+            rows = pa.concat_tables(self.pending).combine_chunks()
+            self.writer.write_table(rows, row_group_size=self.settings.row_group_size)
+        self.pending, self.pending_rows = [], 0
 
     def write(self, table: pa.Table, rank: np.ndarray):
         while len(table):
@@ -302,9 +332,7 @@ class ShardWriter:
                 if self.rows_in_file and not len(fitting):
                     cut = 0  # the next patch does not fit: start a new file
             if cut:
-                self.writer.write_table(
-                    table.slice(0, cut), row_group_size=self.settings.row_group_size
-                )
+                self._append(table.slice(0, cut))
                 self.rows_in_file += cut
                 table, rank = table.slice(cut), rank[cut:]
             if len(table):
@@ -312,6 +340,7 @@ class ShardWriter:
 
     def close(self):
         if self.writer is not None:
+            self._flush()
             self.writer.close()
             self.writer = None
 
@@ -388,6 +417,7 @@ def convert_annotations(
     overwrite: bool = False,
     weigh=weigh_buckets,
     drop_missing: bool = False,
+    workers: int = 1,
 ) -> AnnotationSummary:
     """Convert the annotation file ``source`` into ``out_dir/data/<task>/<split>-NNNNN.parquet``.
 
@@ -397,7 +427,10 @@ def convert_annotations(
     summary's ``dropped``. Raises :class:`AnnotationError`
     (a ``ValueError``) naming the file, column and row ``ID`` on bad input, leaving ``out_dir``
     as it was. ``weigh(buckets, settings)`` yields each bucket's sorted, weighed rows in order
-    (default ``weigh_buckets``; ``bigearthnet_txt.conversion.dask_engine.annotations`` weighs them on a cluster).
+    (default ``weigh_buckets``; ``bigearthnet_txt.conversion.dask_engine.annotations`` weighs
+    them on a cluster). ``workers > 1`` parses row groups and, with the default ``weigh``, weighs
+    buckets in that many local processes
+    (:mod:`bigearthnet_txt.conversion.annotation_workers`); the tables are byte-identical.
     """
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
@@ -419,8 +452,20 @@ def convert_annotations(
     try:
         pf = open_annotation_file(source)
         order = scan(pf, str(source), patch_index, drop_missing)
-        buckets = spill(pf, str(source), order, patch_index, tmp, settings, progress)
-        counts, files = write_tables(buckets, tmp, settings, progress, weigh)
+        with contextlib.ExitStack() as stack:
+            parsed = None
+            spilled = settings  # bucket sizes do not change the output (ShardWriter)
+            if workers > 1:
+                from bigearthnet_txt.conversion import annotation_workers as aw
+
+                pool = stack.enter_context(aw.worker_pool(workers))
+                parsed = aw.parsed_row_groups(pool, str(source), pf.num_row_groups, workers)
+                if weigh is weigh_buckets:
+                    weigh = aw.ProcessBucketWeigher(pool, workers)
+                    # workers + 1 buckets in memory at once: smaller ones
+                    spilled = aw.bucket_settings(settings, workers)
+            buckets = spill(pf, str(source), order, patch_index, tmp, spilled, progress, parsed)
+            counts, files = write_tables(buckets, tmp, settings, progress, weigh)
         summary = AnnotationSummary(
             rows=counts["rows"],
             patches=counts["patches"],

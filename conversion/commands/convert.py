@@ -130,11 +130,11 @@ def convert(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             overwrite=args.overwrite,
             drop_missing=args.skip_bad,
+            workers=getattr(args, "workers", 1) or 1,
             **engine.annotation_options(),
         )
-    print(
-        f"annotation tables in {args.out}/data ({len(summary.files)} files, {summary.seconds:.1f} s)"
-    )
+    files, seconds = len(summary.files), summary.seconds
+    print(f"annotation tables in {args.out}/data ({files} files, {seconds:.1f} s)")
     if summary.dropped.get("rows"):
         print(
             f"left out {summary.dropped['rows']:,} rows of {len(summary.dropped['patches'])} "

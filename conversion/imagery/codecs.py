@@ -6,7 +6,7 @@ loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the c
 * ``speed`` (the default) — S2 and reference maps: Blosc(lz4, level 9, bit shuffle); S1:
   Blosc(lz4hc, level 6, byte shuffle). Ratio ≈ 0.695 of the LMDB's bytes, written faster than
   ``balanced`` and decoded ≈ 3.5× faster, which is what bounds random ``dataset[i]`` reads
-  (``bench/results/loading.md``). Per array, measured on the sample bands: for uint16, bit shuffle
+  (``bench/results/reads.md``). Per array, measured on the sample bands: for uint16, bit shuffle
   lets lz4 (≈ 0.9 GB/s to write, 1.5 GB/s to read) match lz4hc 9's ratio, which writes 45× slower;
   the float32 dB values hardly compress (0.77 whatever the codec) and lz4hc with byte shuffle reads
   them at ≈ 6.7 GB/s, lz4 with bit shuffle at 2.4 GB/s.
@@ -16,6 +16,11 @@ loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the c
   byte shuffle); float32 S1: Blosc(zstd 9, byte shuffle): ratio ≈ 0.67, slow to write. The S1 dB
   floats carry ~24 bits of noise per value (measured byte entropies 8.0/8.0/7.7/0.4 bits), so no
   lossless predictor available to zarr (Delta on float32 rounds) lowers S1 below ≈ 0.75.
+
+* ``read`` — no compression (the raw little-endian arrays, like the LMDB's safetensors): decoding a
+  patch is one memory copy, so random reads are bound by the copy, not the decoder; ≈ 0.97 of the
+  LMDB's bytes (1.4× the ``speed`` preset's). For users who trade disk for read speed
+  (``bench/results/reads.md``).
 
 Each inner chunk is one patch (random access decodes one patch); shards group ``shard_size``
 patches along the patch axis.
@@ -45,11 +50,11 @@ class Preset:
     """The compressor of the unsigned (S2, reference map) and float (S1) arrays, and whether the
     unsigned ones get a Delta filter first."""
 
-    unsigned: Blosc
-    floating: Blosc
+    unsigned: Blosc | None  # None: stored uncompressed
+    floating: Blosc | None
     delta_unsigned: bool = False
 
-    def compressor(self, dtype: np.dtype) -> Blosc:
+    def compressor(self, dtype: np.dtype) -> Blosc | None:
         return self.floating if dtype.kind == "f" else self.unsigned
 
 
@@ -57,6 +62,7 @@ PRESET_CODECS: dict[str, Preset] = {
     "speed": Preset(Blosc("lz4", 9, "bitshuffle"), Blosc("lz4hc", 6)),
     "balanced": Preset(Blosc("zstd", 3), Blosc("zstd", 3)),
     "size": Preset(Blosc("zstd", 9), Blosc("zstd", 9), delta_unsigned=True),
+    "read": Preset(None, None),
 }
 PRESETS: tuple[str, ...] = tuple(PRESET_CODECS)
 DEFAULT_PRESET = "speed"
@@ -77,6 +83,8 @@ def codec_kwargs(preset: str, dtype: str) -> dict:
     p, dt = _preset(preset), np.dtype(dtype)
     filters = [Delta(dtype=dt.str)] if p.delta_unsigned and dt.kind == "u" else []
     b = p.compressor(dt)
+    if b is None:
+        return {"filters": filters, "serializer": BytesCodec(), "compressors": None}
     compressor = BloscCodec(cname=b.cname, clevel=b.level, shuffle=b.shuffle, typesize=dt.itemsize)
     return {"filters": filters, "serializer": BytesCodec(), "compressors": [compressor]}
 
@@ -86,6 +94,8 @@ def describe(preset: str) -> dict:
     p = _preset(preset)
     return {
         "preset": preset,
-        "uint16": f"delta(uint16) + {p.unsigned}" if p.delta_unsigned else str(p.unsigned),
-        "float32": str(p.floating),
+        "uint16": f"delta(uint16) + {p.unsigned}"
+        if p.delta_unsigned
+        else str(p.unsigned or "none"),
+        "float32": str(p.floating or "none"),
     }

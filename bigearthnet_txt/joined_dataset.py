@@ -1,0 +1,149 @@
+"""``JoinedDataset``: the ``datasets.Dataset`` subclass ``load_dataset`` returns, fast ``ds[i]``.
+
+A map-style ``load_dataset`` result is a ``datasets.Dataset`` whose format is a transform
+(:class:`bigearthnet_txt.imagery_join.ImageryJoin`) joining the imagery of each row's
+``patch_index``. Through ``datasets``' own ``__getitem__`` a row costs about 90 µs of formatting
+before the transform even runs (slicing the Arrow table, ``to_pydict``, the custom formatter), as
+much as a whole LMDB sample. ``JoinedDataset`` answers ``ds[i]``, ``ds[[i, j, ...]]`` and
+``ds.__getitems__([...])`` itself when the format is still such a join: the text straight from the
+memory-mapped Arrow buffers (:class:`bigearthnet_txt.arrow_rows.ArrowRows`, through the indices
+mapping of ``select``/``shuffle``/``filter``) and one batched store read. The result is the one
+``datasets`` gives, key for key and value for value (tested); anything else (slices, column names,
+another format, features that need decoding) goes through ``datasets`` unchanged.
+
+Every ``datasets`` method that returns datasets (``map``, ``filter``, ``select``, ``shuffle``,
+``sort``, ``shard``, ``train_test_split``, ``skip``, ``take``, ...,
+``datasets.distributed.split_dataset_by_node``) returns a ``JoinedDataset`` again, with the imagery
+still joined (the format is carried by ``datasets`` itself). The subclass holds no state of its own
+(the row getters live in a weak cache keyed by the dataset object), so it pickles, copies and
+saves exactly like a ``datasets.Dataset``.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from bigearthnet_txt.arrow_rows import ArrowRows
+from bigearthnet_txt.imagery_join import ImageryJoin
+
+_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> (key, rows, indices)
+
+# ``Dataset`` methods whose ``Dataset`` / ``DatasetDict`` results keep the subclass.
+RETURNING_DATASETS = (
+    "map", "filter", "select", "shuffle", "sort", "shard", "train_test_split", "skip", "take",
+    "repeat", "flatten_indices", "rename_column", "rename_columns", "remove_columns",
+    "select_columns", "add_column", "cast", "cast_column", "with_format", "with_transform",
+    "flatten", "class_encode_column", "add_item", "batch",
+)  # fmt: skip
+
+
+def _promote(result):
+    """``result`` with every plain ``Dataset`` in it turned into a ``JoinedDataset``."""
+    if type(result) is Dataset:
+        result.__class__ = JoinedDataset
+    elif isinstance(result, DatasetDict):
+        for value in result.values():
+            _promote(value)
+    return result
+
+
+class JoinedDataset(Dataset):
+    """A ``datasets.Dataset`` with imagery joined and fast integer indexing (module docstring)."""
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> JoinedDataset:
+        """``dataset`` itself, as a ``JoinedDataset``."""
+        return _promote(dataset)
+
+    def _join(self) -> ImageryJoin | None:
+        """The imagery join of the current format, when the fast path applies."""
+        if self._format_type != "custom" or self._format_columns is not None:
+            return None
+        transform = (self._format_kwargs or {}).get("transform")
+        if not isinstance(transform, ImageryJoin) or transform.share_rows:
+            return None
+        if any(getattr(f, "decode", False) for f in self._info.features.values()):
+            return None
+        return transform
+
+    def _rows(self) -> tuple[ArrowRows, np.ndarray | None]:
+        """Row getters of the table and the indices mapping, made once per table and mapping."""
+        key = (id(self._data), id(self._indices))
+        cached = _ROWS.get(self)
+        if cached is None or cached[0] != key:
+            indices = None
+            if self._indices is not None:
+                indices = self._indices.column(0).to_numpy().astype(np.int64)
+            cached = (key, ArrowRows(self._data.table), indices)
+            _ROWS[self] = cached
+        return cached[1], cached[2]
+
+    def _positions(self, keys) -> list[int]:
+        n = len(self)
+        out = []
+        for k in keys:
+            i = int(k)
+            if not -n <= i < n:
+                raise IndexError(f"Invalid key: {k} is out of bounds for size {n}")
+            out.append(i + n if i < 0 else i)
+        return out
+
+    def _texts(self, positions: list[int]) -> list[dict]:
+        rows, indices = self._rows()
+        if indices is not None:
+            return [rows.row(int(indices[i])) for i in positions]
+        return [rows.row(i) for i in positions]
+
+    @staticmethod
+    def _is_row_key(key) -> bool:
+        return isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
+
+    @staticmethod
+    def _is_rows_key(key) -> bool:
+        if isinstance(key, np.ndarray):
+            return key.ndim == 1 and key.dtype.kind in "iu"
+        return isinstance(key, (list, tuple)) and all(JoinedDataset._is_row_key(k) for k in key)
+
+    def __getitem__(self, key):
+        join = self._join() if not isinstance(key, (str, slice)) else None
+        if join is not None and self._is_row_key(key):
+            (row,) = self._texts(self._positions([key]))
+            for name, values in join.read([row["patch_index"]]).items():
+                row[name] = values[0]
+            return row
+        if join is not None and self._is_rows_key(key) and len(key):
+            texts = self._texts(self._positions(key))
+            batch = {name: [t[name] for t in texts] for name in texts[0]}
+            return {**batch, **join.read(batch["patch_index"])}
+        return super().__getitem__(key)
+
+    def __getitems__(self, keys: list) -> list:
+        """``[ds[k] for k in keys]`` with one store read (what a ``DataLoader`` batch calls)."""
+        join = self._join()
+        if join is None or not self._is_rows_key(keys) or not len(keys):
+            return super().__getitems__(keys)
+        texts = self._texts(self._positions(keys))
+        arrays = join.read([t["patch_index"] for t in texts])
+        for j, row in enumerate(texts):
+            for name, values in arrays.items():
+                row[name] = values[j]
+        return texts
+
+
+def _returning_subclass(name: str):
+    method = getattr(Dataset, name)
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        return _promote(method(self, *args, **kwargs))
+
+    return wrapper
+
+
+for _name in set(RETURNING_DATASETS):
+    if hasattr(Dataset, _name):
+        setattr(JoinedDataset, _name, _returning_subclass(_name))

@@ -1,0 +1,162 @@
+"""``JoinedDataset`` (map-style ``load_dataset``'s result) gives what ``datasets``' own path gives,
+stays joined through ``datasets``' methods; ``has_s1``/``has_reference_map``; ``LoadConfig``."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from datasets import Dataset
+from datasets.distributed import split_dataset_by_node
+from imagery_support import METADATA
+
+from bigearthnet_txt.conversion.imagery.convert import convert_imagery
+from bigearthnet_txt.conversion.sample_data import V2_REFERENCE_MAPS_DIR
+from bigearthnet_txt.imagery_join import ImageryJoin
+from bigearthnet_txt.joined_dataset import JoinedDataset
+from bigearthnet_txt.load_config import LoadConfig
+from bigearthnet_txt.loading import load_dataset
+from bigearthnet_txt.random_access import BigEarthNetTxt
+from bigearthnet_txt.store import ImageryStore
+
+REFERENCE_MAP_PATCH = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_26_57"
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("hf_cache_joined"))
+
+
+@pytest.fixture(scope="module")
+def ds(converted_sample, cache_dir):
+    return load_dataset(converted_sample, "all", "train", cache_dir=cache_dir)
+
+
+def assert_same(a, b):
+    """Equal keys in the same order, equal values of the same Python types / dtypes."""
+    assert list(a) == list(b)
+    for key in a:
+        x, y = a[key], b[key]
+        assert type(x) is type(y), key
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape, key
+            np.testing.assert_array_equal(x, y, err_msg=key)
+        else:
+            assert x == y, key
+
+
+def plain(dataset, key):
+    """``datasets``' own ``__getitem__`` (the formatter and the transform)."""
+    return Dataset.__getitem__(dataset, key)
+
+
+def test_rows_and_batches_equal_the_datasets_path(ds):
+    assert isinstance(ds, JoinedDataset) and isinstance(ds, Dataset)
+    n = len(ds)
+    assert n > 3
+    for i in (0, n - 1, -1, np.int64(2)):
+        assert_same(ds[i], plain(ds, i))
+    picked = [n - 1, 0, 2, 0]
+    assert_same(ds[picked], plain(ds, picked))
+    assert_same(ds[np.array(picked)], plain(ds, picked))
+    for got, want in zip(ds.__getitems__(picked), Dataset.__getitems__(ds, picked), strict=True):
+        assert_same(got, want)
+    with pytest.raises(IndexError):
+        ds[n]
+    assert ds[1:3]["ID"] == plain(ds, slice(1, 3))["ID"]
+    assert ds["ID"][:5] == plain(ds, "ID")[:5]
+
+
+def test_datasets_methods_keep_the_join_and_the_fast_path(ds):
+    ids = ds["ID"]
+    derived = {
+        "select": ds.select([3, 1, 2]),
+        "shuffle": ds.shuffle(seed=0),
+        "filter": ds.filter(lambda row: row["type"] != "binary"),
+        "train_test_split": ds.train_test_split(test_size=0.5, seed=0)["test"],
+        "split_dataset_by_node": split_dataset_by_node(ds, rank=1, world_size=2),
+        "map": ds.map(lambda row: {"n_chars": len(row["input"])}),
+        "sort": ds.sort("ID"),
+    }
+    for name, sub in derived.items():
+        assert isinstance(sub, JoinedDataset), name
+        assert len(sub) and set(sub["ID"]) <= set(ids), name
+        for i in (0, len(sub) - 1):
+            row = sub[i]
+            assert row["s2_10m"].shape == (4, 120, 120) and "has_s1" in row, name
+            assert_same(row, plain(sub, i))
+        assert_same(sub[[len(sub) - 1, 0]], plain(sub, [len(sub) - 1, 0]))
+    assert derived["map"][0]["n_chars"] == len(derived["map"][0]["input"])
+    torch_format = ds.with_format("numpy")  # another format: datasets' own path, no imagery
+    assert "s2_10m" not in torch_format[0]
+    clone = pickle.loads(pickle.dumps(derived["shuffle"]))
+    assert isinstance(clone, JoinedDataset)
+    assert_same(clone[0], derived["shuffle"][0])
+
+
+def test_has_s1_says_whether_s1_is_missing_in_every_reader(converted_sample, ds, cache_dir):
+    store = ImageryStore(converted_sample)
+    has_s1 = dict(
+        zip(
+            store.patches["patch_index"].to_pylist(),
+            store.patches["has_s1"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert set(has_s1.values()) == {True, False}  # the sample has patches without S1
+    lean = BigEarthNetTxt(converted_sample, "all", "train", cache_dir=cache_dir)
+    streamed = list(load_dataset(converted_sample, "all", "train", streaming=True))
+    assert len(lean) == len(ds) == len(streamed)
+    seen = set()
+    for example in [ds[i] for i in range(len(ds))] + [lean[i] for i in range(len(lean))] + streamed:
+        flag = example["has_s1"]
+        assert type(flag) is bool and flag == has_s1[example["patch_index"]]
+        assert np.isnan(example["s1"]).all() != flag
+        seen.add(flag)
+    assert seen == {True, False}
+    for row in lean.__getitems__(list(range(len(lean)))):
+        assert row["has_s1"] == has_s1[row["patch_index"]]
+
+
+def test_has_reference_map(tmp_path):
+    """From the patch table for a store; from the values (not all 0) for a bare reader."""
+    convert_imagery(
+        tmp_path, reference_maps=[V2_REFERENCE_MAPS_DIR], metadata=METADATA,
+        patch_ids=[REFERENCE_MAP_PATCH], shard_size=4, progress=False,
+    )  # fmt: skip
+    store = ImageryStore(tmp_path)
+    (index,) = store.indices_of([REFERENCE_MAP_PATCH]).tolist()
+    join = ImageryJoin(store, ("reference_map",))
+    batch = join({"patch_index": [index, index]})
+    assert list(batch)[-2:] == ["reference_map", "has_reference_map"]
+    assert batch["has_reference_map"] == [True, True] and batch["reference_map"].any()
+
+    class BareReader:  # a store-like object without a patch table
+        def read(self, indices, arrays):
+            values = store.read(indices, arrays)["reference_map"].copy()
+            values[1:] = 0  # the second patch has no map
+            return {"reference_map": values}
+
+    batch = ImageryJoin(BareReader(), ("reference_map",))({"patch_index": [index, index]})
+    assert batch["has_reference_map"] == [True, False]
+
+
+def test_load_config_object_equals_keyword_options(converted_sample, cache_dir):
+    by_keywords = load_dataset(
+        converted_sample, "vqa", "train", countries=["Ireland", "Austria"], imagery=("s1",),
+        cache_dir=cache_dir,
+    )  # fmt: skip
+    cfg = LoadConfig("vqa", countries=("Ireland", "Austria"), imagery=("s1",), cache_dir=cache_dir)
+    by_config = load_dataset(converted_sample, cfg, "train")
+    assert by_keywords["ID"] == by_config["ID"]
+    assert_same(by_keywords[0], by_config[0])
+    assert list(by_config[0])[-2:] == ["s1", "has_s1"]
+    text = load_dataset(converted_sample, cfg, "train", imagery=())  # keywords override
+    assert "s1" not in text[0]
+    with pytest.raises(TypeError, match="unknown options"):
+        load_dataset(converted_sample, "vqa", "train", shuffle=True)
+    with pytest.raises(ValueError, match="unknown config"):
+        LoadConfig("nope")
+    with pytest.raises(ValueError, match="imagery"):
+        LoadConfig(imagery=("s3",))
