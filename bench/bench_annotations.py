@@ -7,17 +7,19 @@ time, rows/s and the peak RSS.
 
     python bench/bench_annotations.py [--rows N] [--patches N] [--workers N] [--results FILE]
 
-``--workers N`` converts on N processes (``convert_annotations(..., workers=N)``); the peak memory
-is then the largest sum of the resident sets of the conversion process and its workers, sampled
-every 0.2 s.
+``--workers 2,1`` converts the same file once per count, one after the other, on that many
+processes (``convert_annotations(..., workers=N)``), reports each run and its speed-up over the
+one-process run, and checks that every output file is byte-identical between runs. Peak memory is
+the largest resident set of one process, and the largest sum over the conversion process and its
+workers, sampled every 0.2 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,7 +38,7 @@ from bigearthnet_txt.conversion.synthetic import (
 
 HERE = Path(__file__).resolve().parent
 CHILD = """
-import json, os, sys, threading, time
+import json, os, resource, sys, threading, time
 from bigearthnet_txt.conversion.annotations import convert_annotations, AnnotationSettings
 
 def tree_rss():
@@ -66,8 +68,10 @@ if __name__ == "__main__":
                             overwrite=True, workers=int(sys.argv[3]))
     seconds = time.perf_counter() - t
     done.set()
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(json.dumps({"seconds": seconds, "files": len(s.files), "rows": s.rows,
-                      "peak_tree_bytes": peak[0]}))
+                      "peak_tree_bytes": peak[0], "peak_process_bytes": max(own, workers)}))
 """
 
 
@@ -76,7 +80,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=FULL_ROWS)
     parser.add_argument("--patches", type=int, default=FULL_PATCHES)
     parser.add_argument("--work", type=Path, default=HERE / "work")
-    parser.add_argument("--workers", type=int, default=1, help="conversion processes")
+    parser.add_argument(
+        "--workers", default="2,1", help="comma-separated process counts, run in this order"
+    )
     parser.add_argument("--results", type=Path, default=HERE / "results" / "annotations.md")
     args = parser.parse_args()
 
@@ -89,47 +95,66 @@ def main() -> None:
     meta = pq.ParquetFile(source).metadata
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()  # fmt: skip
-    out = args.work / "annotations-out"
-    shutil.rmtree(out, ignore_errors=True)
-    t = time.perf_counter()
+    counts = [int(w) for w in args.workers.split(",")]
     script = args.work / "convert_child.py"  # a file: worker processes re-import the main module
     script.write_text(CHILD)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(source), str(out), str(args.workers)],
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - t
-    if proc.returncode:
-        sys.exit(proc.stderr)
-    child = json.loads(proc.stdout.strip().splitlines()[-1])
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
-    tree_gb = child["peak_tree_bytes"] / 1e9
+    runs, digests = {}, {}
+    for workers in counts:
+        out = args.work / f"annotations-out-{workers}"
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, str(script), str(source), str(out), str(workers)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - t
+        if proc.returncode:
+            sys.exit(proc.stderr)
+        runs[workers] = {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall": wall}
+        digests[workers] = {
+            str(f.relative_to(out)): hashlib.md5(f.read_bytes()).hexdigest()
+            for f in sorted(out.rglob("*.parquet"))
+        }
+        shutil.rmtree(out)
+        print(f"workers={workers}: {wall:.1f} s", flush=True)
+    identical = all(d == digests[counts[0]] for d in digests.values())
     rows = meta.num_rows
+    base = runs[1]["seconds"] if 1 in runs else None
+
+    def speedup(r: dict) -> str:
+        return f"{base / r['seconds']:.2f}×" if base else "—"
+
     lines = [
         "# Annotation conversion at full size",
         "",
         f"Input: synthetic release file, {rows:,} rows, {meta.num_row_groups} row groups, "
         f"{source.stat().st_size / 1e6:.0f} MB. Command: `python bench/bench_annotations.py "
         f"--rows {args.rows} --workers {args.workers}`, commit `{commit}`, {date.today()}, "
-        f"{os.cpu_count()} CPU cores shared with other jobs.",
+        f"{os.cpu_count()} CPU cores; the runs follow each other in one invocation.",
         "",
-        "| measure | value |",
-        "|---|---|",
-        f"| wall time (child process) | {wall:.1f} s |",
-        f"| rows/s | {rows / child['seconds']:,.0f} |",
-        f"| output files | {child['files']} |",
-        f"| worker processes | {args.workers} |",
-        f"| peak RSS, largest single process | {peak_gb:.2f} GB |",
-        f"| peak RSS, conversion process + workers together | {tree_gb:.2f} GB |",
+        "| worker processes | wall s (child process) | rows/s | vs 1 process | peak RSS, one "
+        "process | peak RSS, process + workers | output files |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *[
+            f"| {w} | {r['wall']:.1f} | {rows / r['seconds']:,.0f} | {speedup(r)} | "
+            f"{r['peak_process_bytes'] / 1e9:.2f} GB | {r['peak_tree_bytes'] / 1e9:.2f} GB | "
+            f"{r['files']} |"
+            for w, r in runs.items()
+        ],
         "",
-        "Conversion includes validation, parsing, sorting by patch, the redundancy weights of "
-        "every patch group and writing the per-task Parquet shards.",
+        "Output files of all runs byte-identical (md5 of every Parquet file): "
+        f"**{'yes' if identical else 'NO'}** ({len(digests[counts[0]])} files). Conversion "
+        "includes validation, parsing, sorting by patch, the redundancy weights of every patch "
+        "group and writing the per-task Parquet shards.",
     ]
     text = "\n".join(lines)
     print(text)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(text + "\n")
+    if not identical:
+        sys.exit("outputs differ between worker counts")
 
 
 if __name__ == "__main__":

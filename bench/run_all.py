@@ -40,13 +40,15 @@ class Benchmark:
 
 BENCHMARKS = (
     Benchmark("redundancy", ("bench/bench_redundancy.py",), ("redundancy.md",)),
-    Benchmark("annotations", ("bench/bench_annotations.py",), ("annotations.md",)),
+    Benchmark(
+        "annotations", ("bench/bench_annotations.py", "--workers", "2,1"), ("annotations.md",)
+    ),
     Benchmark(
         "imagery",
         ("bench/bench_imagery.py", "--patches", "1200", "--workers", "2", "--rounds", "2"),
         ("imagery.md",),
     ),
-    Benchmark("loading", ("bench/bench_loading.py", "--patches", "1000"), ("loading.md",)),
+    Benchmark("reads", ("bench/reads.py", "--patches", "3400", "--rounds", "3"), ("reads.md",)),
     Benchmark("collate", ("bench/bench_collate.py",), ("collate.md",)),
     Benchmark(
         "sampler", ("bench/bench_sampler.py", "--patches", "512", "--rounds", "3"), ("sampler.md",)
