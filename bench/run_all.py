@@ -91,9 +91,12 @@ BENCHMARKS = (
 
 def git_commit() -> str:
     """Short commit of the checkout, with ``+changes`` when tracked files differ from it."""
-    run = lambda *a: subprocess.run(
-        ["git", *a], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
+
+    def run(*a):
+        return subprocess.run(
+            ["git", *a], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
     dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
     return run("rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
 
