@@ -1,7 +1,8 @@
 """Collate benchmark: ``bigearthnet_txt.collate.Collator`` on batches of 256 text rows.
 
 Data: ``--patches`` copies (hard links) of the three real v1.0 S1/S2 pairs, converted once
-into ``bench/work/collate-<patches>/`` with ~20 synthetic texts per patch (``bigearthnet_txt.conversion.synthetic``).
+into ``bench/work/collate-<patches>/`` with ~20 synthetic texts per patch
+(``bigearthnet_txt.conversion.synthetic``).
 Batches are 256 random ``train`` rows (several rows can share a patch, as in training).
 
 Measured, in one process unless stated:
@@ -12,7 +13,8 @@ Measured, in one process unless stated:
   read (target <= 15 %), for several settings;
 * throughput: samples/s through ``DataLoader(batch_size=256, num_workers=2, shuffle=True)``.
 
-Usage: ``python bench/bench_collate.py [--patches 512] [--batches 8] [--out bench/results/collate.md]``
+Usage: ``python bench/bench_collate.py [--patches 512] [--batches 8]
+[--out bench/results/collate.md]``
 """
 
 from __future__ import annotations
@@ -97,8 +99,15 @@ def time_settings(
 
 def loader_rate(dataset, collator: Collator, n_batches: int, device: torch.device) -> float:
     """Samples/s of a training loop's input side: DataLoader batches moved by ``to_device``."""
-    loader = DataLoader(dataset, batch_size=BATCH, num_workers=2, shuffle=True, collate_fn=collator,
-                        generator=torch.Generator().manual_seed(0), persistent_workers=False)  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch_size=BATCH,
+        num_workers=2,
+        shuffle=True,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(0),
+        persistent_workers=False,
+    )
     it = iter(loader)
     next(it)  # worker start-up and the first batch are not counted
     start = time.perf_counter()
@@ -136,13 +145,24 @@ def main() -> int:
     tokenizer = TextTokenizer(special_tokens=TAG_TOKENS)
     settings = {
         "S1S2-10m20m, nearest, tokens": {"bands": "S1S2-10m20m", "tokenizer": tokenizer},
-        "S1S2-10m20m, nearest, tokens, augment": {"bands": "S1S2-10m20m", "tokenizer": tokenizer,
-                                                      "augment": Augmenter(seed=0)},
-        "all, bilinear, tokens, augment": {"bands": "all", "resample": "bilinear", "tokenizer": tokenizer,
-                                               "augment": Augmenter(seed=0)},
+        "S1S2-10m20m, nearest, tokens, augment": {
+            "bands": "S1S2-10m20m",
+            "tokenizer": tokenizer,
+            "augment": Augmenter(seed=0),
+        },
+        "all, bilinear, tokens, augment": {
+            "bands": "all",
+            "resample": "bilinear",
+            "tokenizer": tokenizer,
+            "augment": Augmenter(seed=0),
+        },
         "all, device_transform (GPU resamples), tokens, augment": {
-            "bands": "all", "tokenizer": tokenizer, "augment": Augmenter(seed=0), "device_transform": True},
-    }  # fmt: skip
+            "bands": "all",
+            "tokenizer": tokenizer,
+            "augment": Augmenter(seed=0),
+            "device_transform": True,
+        },
+    }
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
     timings = time_settings(
@@ -172,9 +192,12 @@ def write_report(
         "# Collate benchmark (`bench/bench_collate.py`)",
         "",
         (
-            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (load average "
-            f"{os.getloadavg()[0]:.1f} at the end of the run), torch {torch.__version__}, 1 torch thread per process. Store: {patches:,} replicated real patches; train split "
-            f"{n_rows:,} text rows; batches of {BATCH} random train rows (median {unique:.0f} distinct patches)."
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+            f"(load average {os.getloadavg()[0]:.1f} at the end of the run), "
+            f"torch {torch.__version__}, "
+            f"1 torch thread per process. Store: {patches:,} replicated real patches; train split "
+            f"{n_rows:,} text rows; batches of {BATCH} random train rows "
+            f"(median {unique:.0f} distinct patches)."
         ),
         "",
         f"| setting | read (ms / batch) | collate (ms / batch) | `to_device({device.type!r})` "
@@ -185,14 +208,22 @@ def write_report(
             for name, read, collate, dev in rows
         ],
         "",
-        "Read = `Collator.read_native`, one batched `ImageryStore.read` of the batch's native arrays;",
+        (
+            "Read = `Collator.read_native`, one batched `ImageryStore.read` of the batch's "
+            "native arrays;"
+        ),
         "collate = `Collator.collate`, everything after the read on the CPU (augmentation,",
         "resampling + normalisation, tokenisation, label tensors); `to_device` = "
-        "`Collator.to_device`, the transfer plus, with `device_transform`, the deferred resampling,",
-        f"normalisation and image flips, run on `{device.type}` in this run (synchronised). Times are",
+        "`Collator.to_device`, the transfer plus, with `device_transform`, the deferred "
+        "resampling,",
+        f"normalisation and image flips, run on `{device.type}` in this run (synchronised). "
+        "Times are",
         "means per batch; every setting collates the same batches, read once.",
         "",
-        f"| DataLoader (2 workers, batch 256, shuffled) + `to_device({device.type!r})` | samples/s |",
+        (
+            f"| DataLoader (2 workers, batch 256, shuffled) + `to_device({device.type!r})` "
+            "| samples/s |"
+        ),
         "|---|---:|",
         *[f"| {name} | {rate:,.0f} |" for name, rate in rates.items()],
         "",

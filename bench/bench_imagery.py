@@ -48,9 +48,19 @@ def make_archive(folder: Path, out: Path) -> Path:
     """GNU tar (members sorted, hard links stored as files) piped through ``zstd -6``."""
     with open(out, "wb") as fh:
         tar = subprocess.Popen(
-            ["tar", "--sort=name", "--format=gnu", "--hard-dereference", "-cf", "-", "-C", str(folder.parent), folder.name],
+            [
+                "tar",
+                "--sort=name",
+                "--format=gnu",
+                "--hard-dereference",
+                "-cf",
+                "-",
+                "-C",
+                str(folder.parent),
+                folder.name,
+            ],
             stdout=subprocess.PIPE,
-        )  # fmt: skip
+        )
         subprocess.run(["zstd", "-q", "-6", "-c"], stdin=tar.stdout, stdout=fh, check=True)
         tar.wait()
     return out
@@ -198,11 +208,17 @@ def main() -> None:
         folders_1, tar_1 = rate["ours folders, 1 process"], rate["ours .tar.zst, 1 process"]
         lines += [
             "",
-            f"* `.tar.zst` vs folders: {tar_1 / folders_1:.2f}× (1 process), {tar_w / folders_w:.2f}× ({w} processes)",
             (
-                f"* store bytes vs LMDB bytes: default ({DEFAULT_PRESET}) preset {default_bytes / lmdb_total:.3f}×, "
-                f"size preset {size_bytes / lmdb_total:.3f}× (LMDB {lmdb_total / n / 1024:.1f} KiB/patch, "
-                f"raw bands {raw / n / 1024:.1f} KiB/patch, default {default_bytes / n / 1024:.1f} KiB/patch, "
+                f"* `.tar.zst` vs folders: {tar_1 / folders_1:.2f}× (1 process), "
+                f"{tar_w / folders_w:.2f}× ({w} processes)"
+            ),
+            (
+                f"* store bytes vs LMDB bytes: default ({DEFAULT_PRESET}) preset "
+                f"{default_bytes / lmdb_total:.3f}×, "
+                f"size preset {size_bytes / lmdb_total:.3f}× "
+                f"(LMDB {lmdb_total / n / 1024:.1f} KiB/patch, "
+                f"raw bands {raw / n / 1024:.1f} KiB/patch, "
+                f"default {default_bytes / n / 1024:.1f} KiB/patch, "
                 f"size {size_bytes / n / 1024:.1f} KiB/patch)"
             ),
             (
@@ -211,8 +227,14 @@ def main() -> None:
                 f"LMDB+safetensors {decoded / lmdb_s:.0f} samples/s"
             ),
             "",
-            "Note: the replicated patches repeat three real patches, so zstd inside a shard sees no cross-patch",
-            "redundancy only because every patch is its own chunk; the ratios match the per-patch codec ratios",
+            (
+                "Note: the replicated patches repeat three real patches, so zstd inside a shard "
+                "sees no cross-patch"
+            ),
+            (
+                "redundancy only because every patch is its own chunk; the ratios match the "
+                "per-patch codec ratios"
+            ),
             "measured on the distinct sample patches (see `conversion/imagery/codecs.py`).",
         ]
         text = "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """Throughput of the BLEU redundancy weights against a loop over ``sacrebleu.sentence_bleu``.
 
 Both run in the same process on the same synthetic BigEarthNet.txt-like texts (~21 per patch,
-``bigearthnet_txt.conversion.synthetic.templated_texts``). The sacrebleu loop runs on a subset of the patches (it is slow);
-the results agree to 1e-6 on that subset. Writes ``bench/results/redundancy.md``.
+``bigearthnet_txt.conversion.synthetic.templated_texts``). The sacrebleu loop runs on a subset
+of the patches (it is slow); the results agree to 1e-6 on that subset. Writes
+``bench/results/redundancy.md``.
 
     .venv/bin/python bench/bench_redundancy.py [--patches 20000] [--loop-patches 150]
 """
@@ -109,23 +110,28 @@ def main() -> None:
         [
             "# BLEU redundancy weights: throughput",
             "",
-            f"Synthetic BigEarthNet.txt-like texts, {len(texts) / args.patches:.1f} texts per patch, "
+            f"Synthetic BigEarthNet.txt-like texts, {len(texts) / args.patches:.1f} "
+            "texts per patch, "
             f"{len(set(texts)) / len(texts):.0%} distinct; groups = patches.",
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, numpy {np.__version__}, sacrebleu {sacrebleu.__version__}; "
+            f"Python {platform.python_version()}, numpy {np.__version__}, "
+            f"sacrebleu {sacrebleu.__version__}; "
             f"1-min load average at the end {load:.1f} (the CPUs are shared).",
-            f"Best of {args.repeats} runs for ours, one run of the sacrebleu loop; both in the same process, "
-            "single-threaded. Rates use process CPU time, which other users of the shared CPUs inflate "
-            "less than wall time; on an idle core the two agree.",
+            f"Best of {args.repeats} runs for ours, one run of the sacrebleu loop; "
+            "both in the same process, "
+            "single-threaded. Rates use process CPU time, which other users of the shared CPUs "
+            "inflate less than wall time; on an idle core the two agree.",
             "",
             *table,
             "",
-            f"**Speed-up: {ratio:.0f}x** the sacrebleu loop (CPU time); projected time for all 9,553,962 rows: "
+            f"**Speed-up: {ratio:.0f}x** the sacrebleu loop (CPU time); "
+            "projected time for all 9,553,962 rows: "
             f"**{projected:.0f} s ({projected / 60:.1f} min)** of one core.",
             f"Largest difference from sacrebleu on the shared rows: {max_err:.1e}.",
             "",
             "Command: `.venv/bin/python bench/bench_redundancy.py "
-            f"--patches {args.patches} --loop-patches {args.loop_patches} --repeats {args.repeats}`",
+            f"--patches {args.patches} --loop-patches {args.loop_patches} "
+            f"--repeats {args.repeats}`",
             "",
         ]
     )

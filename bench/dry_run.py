@@ -226,10 +226,13 @@ def _layout_section(
         )
         tables = r.annotation_serial_seconds + r.annotation_parallel_seconds
         lines.append(
-            f"| {n} | {r.imagery_seconds:.1f} | {passes} | {data.n_patches / r.imagery_seconds:.0f} "
-            f"| {tables:.1f} ({r.annotation_serial_seconds:.1f} / {r.annotation_parallel_seconds:.1f}) "
+            f"| {n} | {r.imagery_seconds:.1f} | {passes} "
+            f"| {data.n_patches / r.imagery_seconds:.0f} "
+            f"| {tables:.1f} ({r.annotation_serial_seconds:.1f} "
+            f"/ {r.annotation_parallel_seconds:.1f}) "
             f"| {data.n_rows / tables:,.0f} | {r.total_seconds:.1f} "
-            f"| {', '.join(f'{b / mib:.0f}' for b in r.worker_peak_rss)} | {r.client_peak_rss / mib:.0f} |"
+            f"| {', '.join(f'{b / mib:.0f}' for b in r.worker_peak_rss)} "
+            f"| {r.client_peak_rss / mib:.0f} |"
         )
     if 1 in runs and 2 in runs:
         one, two = runs[1], runs[2]
@@ -238,15 +241,17 @@ def _layout_section(
             (
                 f"Speed-up 1 → 2 workers: {one.total_seconds / two.total_seconds:.2f}× overall, "
                 f"{one.imagery_seconds / two.imagery_seconds:.2f}× imagery, "
-                f"{one.annotation_parallel_seconds / two.annotation_parallel_seconds:.2f}× weigh+write."
+                f"{one.annotation_parallel_seconds / two.annotation_parallel_seconds:.2f}× "
+                "weigh+write."
             ),
         ]
     if stream:
         lines += [
             "",
             (
-                f"The client alone streams {stream:.0f} patches/s out of the S2 and S1 archives (zstd + "
-                "tar, no decoding): the bound of any cluster reading the monolithic archives."
+                f"The client alone streams {stream:.0f} patches/s out of the S2 and S1 archives "
+                "(zstd + tar, no decoding): the bound of any cluster reading the monolithic "
+                "archives."
             ),
         ]
     lines += [
@@ -275,7 +280,8 @@ def report(data: ArchiveSet, results: dict[str, tuple], args, generate_s: float)
         "",
         (
             f"`python bench/dry_run.py --fraction {args.fraction} --workers {args.workers} "
-            f"--layouts {args.layouts}` on {platform.machine()} with {psutil.cpu_count()} CPU cores "
+            f"--layouts {args.layouts}` on {platform.machine()} with {psutil.cpu_count()} "
+            "CPU cores "
             "shared with other work (the client process competes with the workers for them); "
             "a fresh LocalCluster of single-threaded worker processes per run; commit "
             f"{_git_commit()}, {datetime.date.today().isoformat()}; store codecs: the default "
@@ -284,20 +290,20 @@ def report(data: ArchiveSet, results: dict[str, tuple], args, generate_s: float)
         "",
         (
             f"Data: {data.n_patches:,} patches (S2 + S1 + reference map each) and {data.n_rows:,} "
-            f"annotation rows = {args.fraction:g} of the release, the real sample GeoTIFFs replicated "
-            f"under synthetic names (generated in {generate_s:.0f} s); {RELEASE_BUCKETS} annotation "
-            "buckets, as in the release. Projections: per-worker rates of the 1-worker run scaled to "
-            "the release, N workers at the measured 1 → 2 efficiency (at most 1), annotation "
-            "scan+spill serial on the client, imagery from archives never faster than the client's "
-            "stream."
+            f"annotation rows = {args.fraction:g} of the release, the real sample GeoTIFFs "
+            f"replicated under synthetic names (generated in {generate_s:.0f} s); "
+            f"{RELEASE_BUCKETS} annotation buckets, as in the release. Projections: per-worker "
+            "rates of the 1-worker run scaled to the release, N workers at the measured 1 → 2 "
+            "efficiency (at most 1), annotation scan+spill serial on the client, imagery from "
+            "archives never faster than the client's stream."
         ),
         "",
         (
             "Not modelled: the bandwidth of the shared file system or object store (the release "
             "reads 118 GB of archives or the band files, and writes the store) and the scheduler's "
-            "per-task cost (about 2,150 shard tasks per pass, a few ms each). On this 2-core machine "
-            "the 1 → 2 efficiency is a lower bound: the second worker shares the cores with the "
-            "client and other jobs."
+            "per-task cost (about 2,150 shard tasks per pass, a few ms each). On this 2-core "
+            "machine the 1 → 2 efficiency is a lower bound: the second worker shares the cores "
+            "with the client and other jobs."
         ),
         "",
     ]

@@ -45,9 +45,18 @@ def replicate(root: Path, n: int) -> tuple[Path, Path, Path, list[Path], list[Pa
         s2_folders.append(s2_root / S2_PRODUCT / patch_id)
         s1_folders.append(s1_root / S1_PRODUCT / s1_name)
         split = ("train", "train", "train", "validation", "test")[k % 5]
-        rows.append({"patch_id": patch_id, "labels": ["Pastures"], "split": split, "country": "Ireland",
-                     "s1_name": s1_name, "s2v1_name": f"v1_{k}", "contains_seasonal_snow": False,
-                     "contains_cloud_or_shadow": False})  # fmt: skip
+        rows.append(
+            {
+                "patch_id": patch_id,
+                "labels": ["Pastures"],
+                "split": split,
+                "country": "Ireland",
+                "s1_name": s1_name,
+                "s2v1_name": f"v1_{k}",
+                "contains_seasonal_snow": False,
+                "contains_cloud_or_shadow": False,
+            }
+        )
     metadata = root / "metadata.parquet"
     pq.write_table(pa.Table.from_pylist(rows), metadata)
     return s2_root, s1_root, metadata, s2_folders, s1_folders
@@ -61,8 +70,8 @@ def convert_replicated(
     rows_per_shard: int = 20_000,
     workers: int = 1,
 ) -> tuple[Path, list[Path], list[Path]]:
-    """``work/bigearthnet_txt``: ``n`` replicated patches converted with ~20 release-like texts each;
-    returns the folder and the S2 / S1 patch folders it was converted from."""
+    """``work/bigearthnet_txt``: ``n`` replicated patches converted with ~20 release-like texts
+    each; returns the folder and the S2 / S1 patch folders it was converted from."""
     s2_root, s1_root, metadata, s2_folders, s1_folders = replicate(work / "src", n)
     out = work / "bigearthnet_txt"
     convert_imagery(
@@ -70,10 +79,19 @@ def convert_replicated(
         workers=workers, progress=False,
     )  # fmt: skip
     infos = [
-        PatchInfo(m["patch_id"], m["s1_name"], m["split"], list(m["labels"]), m["country"], "Summer",
-                  CLIMATE_ZONES[0], 53.0, -8.0)
+        PatchInfo(
+            m["patch_id"],
+            m["s1_name"],
+            m["split"],
+            list(m["labels"]),
+            m["country"],
+            "Summer",
+            CLIMATE_ZONES[0],
+            53.0,
+            -8.0,
+        )
         for m in pq.read_table(metadata).to_pylist()
-    ]  # fmt: skip
+    ]
     release = work / "release.parquet"
     pq.write_table(annotations_for(infos, seed=0), release)
     convert_annotations(

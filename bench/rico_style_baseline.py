@@ -2,7 +2,8 @@
 
 Like rico-hdl (the format the official BigEarthNet.txt loader reads): every band GeoTIFF is read
 with rasterio at native resolution, the bands of one patch are saved as one safetensors blob
-(tensor names ``B01`` … ``B12``, ``B8A``, ``VV``, ``VH``) and stored in an LMDB under the patch name.
+(tensor names ``B01`` … ``B12``, ``B8A``, ``VV``, ``VH``) and stored in an LMDB under the patch
+name.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """A synthetic BigEarthNet archive set with the release's layout, made of the real sample patches.
 
 ``make_archive_set(folder, patches, ...)`` writes, for ``patches`` synthetic patches (those of a
-release-sized annotation file from ``bigearthnet_txt.conversion.synthetic.write_full_size``, scaled down):
+release-sized annotation file from ``bigearthnet_txt.conversion.synthetic.write_full_size``,
+scaled down):
 
 * ``BigEarthNet.txt.parquet`` — the annotation rows of those patches;
 * ``metadata.parquet`` — their metadata (split, labels, country, ``s1_name``, ``s2v1_name``);
 * ``BigEarthNet-S2``, ``BigEarthNet-S1``, ``Reference_Maps`` — v2 folder trees
   (``<product>/<patch>/<patch>_<band>.tif``) whose band files are hard links to the real sample
-  GeoTIFFs (``bigearthnet_txt.conversion.sample_data``), cycled over the sample patches: real encodings, value
-  ranges and sizes, no disk cost;
+  GeoTIFFs (``bigearthnet_txt.conversion.sample_data``), cycled over the sample patches: real
+  encodings, value ranges and sizes, no disk cost;
 * with ``archives=True`` also ``BigEarthNet-S2.tar.zst`` … built like the official archives
   (GNU tar, sorted members, zstd level 6, hard links stored as regular files).
 """
@@ -149,7 +150,8 @@ def _write_annotations(path: Path, rows: int, patches: int, seed: int) -> Path:
 def make_archive_set(
     folder: Path, fraction: float, *, archives: bool = True, seed: int = 0
 ) -> ArchiveSet:
-    """Generate the set for ``fraction`` of the release's annotated patches and rows under ``folder``."""
+    """Generate the set for ``fraction`` of the release's annotated patches and rows under
+    ``folder``."""
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

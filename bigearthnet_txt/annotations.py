@@ -2,7 +2,9 @@
 
 Every parser is the exact inverse of its renderer on the release's strings:
 
->>> s = "Which classes share a boundary? a) Broad-leaved forest and Pastures, b) Coastal wetlands and Coniferous forest, c) Coniferous forest and Mixed forest, d) Arable land and Pastures"
+>>> s = ("Which classes share a boundary? a) Broad-leaved forest and Pastures, "
+...      "b) Coastal wetlands and Coniferous forest, c) Coniferous forest and Mixed forest, "
+...      "d) Arable land and Pastures")
 >>> render_mcq(*parse_mcq(s)) == s
 True
 >>> parse_box("[0.64 0.0, 1.0 0.71]")
@@ -72,7 +74,9 @@ def render_mcq(question: str, options: Sequence[str]) -> str:
     """Inverse of :func:`parse_mcq`: ``"<question> a) o1, b) o2, c) o3, d) o4"``."""
     if len(options) != len(MCQ_LETTERS):
         raise ValueError(f"an MCQ needs exactly 4 options, got {len(options)}: {_quote(options)}")
-    body = ", ".join(f"{letter}) {option}" for letter, option in zip(MCQ_LETTERS, options))
+    body = ", ".join(
+        f"{letter}) {option}" for letter, option in zip(MCQ_LETTERS, options, strict=True)
+    )
     return f"{question} {body}" if question else body
 
 

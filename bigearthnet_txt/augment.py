@@ -205,7 +205,8 @@ class Transform:
         return np.stack([x, y], axis=-1)
 
     def apply_boxes(self, boxes: np.ndarray) -> np.ndarray:
-        """float ``[..., 4]`` ``(x1, y1, x2, y2)`` boxes → transformed boxes with x1 ≤ x2, y1 ≤ y2."""
+        """float ``[..., 4]`` ``(x1, y1, x2, y2)`` boxes → transformed boxes with x1 ≤ x2,
+        y1 ≤ y2."""
         b = np.asarray(boxes, dtype=np.float64)
         a = self.apply_points(b[..., 0:2])
         c = self.apply_points(b[..., 2:4])
@@ -307,12 +308,14 @@ def text_can_augment(text: str) -> bool:
 
 
 def can_augment(example: Mapping) -> bool:
-    """Whether every text of the example can follow a flip or rotation (:func:`text_can_augment`)."""
+    """Whether every text of the example can follow a flip or rotation
+    (:func:`text_can_augment`)."""
     return all(text_can_augment(t) for t in texts_of(example))
 
 
 def transform_example(example: Mapping, transform: Transform) -> dict:
-    """A copy of ``example`` with ``box``, ``point`` and the texts transformed (images untouched)."""
+    """A copy of ``example`` with ``box``, ``point`` and the texts transformed
+    (images untouched)."""
     out = dict(example)
     if transform.is_identity:
         return out
@@ -373,7 +376,8 @@ class Augmenter:
         self.epoch = int(epoch)
 
     def key_of(self, example: Mapping) -> int | str:
-        """The value the example's transform is keyed by (``patch_index``/``patch_id`` or ``ID``)."""
+        """The value the example's transform is keyed by (``patch_index``/``patch_id``
+        or ``ID``)."""
         if self.key == "ID":
             return int(example["ID"])
         index = example.get("patch_index")

@@ -1,18 +1,21 @@
-"""Task configs of a converted data set: which Parquet files each ``load_dataset`` config and split reads.
+"""Task configs of a converted data set: which Parquet files each ``load_dataset`` config
+and split reads.
 
-A converted folder ``DIR`` holds ``DIR/data/<task>/<split>-NNNNN.parquet`` (``TABLE_TASKS``); a config
-of ``CONFIGS`` combines one or more tasks (``vqa`` = ``binary`` + ``mcq``, ``all`` = every task).
+A converted folder ``DIR`` holds ``DIR/data/<task>/<split>-NNNNN.parquet`` (``TABLE_TASKS``); a
+config of ``CONFIGS`` combines one or more tasks (``vqa`` = ``binary`` + ``mcq``,
+``all`` = every task).
 
 API::
 
-    card_configs()                       # YAML ``configs:`` entries for the data set card (all globs)
-    card_configs(DIR)                    # the same, keeping only globs that match files in DIR
-    card_yaml(DIR)                       # "---\\nconfigs:\\n...---\\n", the card's front matter
-    config_files(DIR, "vqa", "train")    # [Path, ...] sorted: binary shards, then mcq shards
-    present_splits(DIR)                  # {"binary": {"train", ...}, ...}
+    card_configs()                     # YAML ``configs:`` entries for the data set card (all globs)
+    card_configs(DIR)                  # the same, keeping only globs that match files in DIR
+    card_yaml(DIR)                     # "---\\nconfigs:\\n...---\\n", the card's front matter
+    config_files(DIR, "vqa", "train")  # [Path, ...] sorted: binary shards, then mcq shards
+    present_splits(DIR)                # {"binary": {"train", ...}, ...}
 
-The data set card (``README.md``) embeds ``card_configs()`` so that ``datasets.load_dataset(DIR, CONFIG)``
-and ``datasets.load_dataset("<namespace>/<name>", CONFIG)`` read the text tables without any code of ours.
+The data set card (``README.md``) embeds ``card_configs()`` so that
+``datasets.load_dataset(DIR, CONFIG)`` and ``datasets.load_dataset("<namespace>/<name>", CONFIG)``
+read the text tables without any code of ours.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ from bigearthnet_txt.schema import (
 
 
 def config_tables(config: str) -> tuple[str, ...]:
-    """The table tasks a config reads, e.g. ``("binary", "mcq")`` for ``vqa``; ValueError if unknown."""
+    """The table tasks a config reads, e.g. ``("binary", "mcq")`` for ``vqa``;
+    ValueError if unknown."""
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; expected one of {tuple(CONFIGS)}")
     return CONFIGS[config].tables
 
 
 def present_splits(root: Path | str) -> dict[str, set[str]]:
-    """``{task: {split, ...}}``: the splits that have at least one Parquet file under ``root/data/<task>``."""
+    """``{task: {split, ...}}``: the splits that have at least one Parquet file under
+    ``root/data/<task>``."""
     root = Path(root)
     return {
         task: {split for split in SPLITS if any(root.glob(shard_glob(task, split)))}
@@ -82,7 +87,8 @@ def card_yaml(root: Path | str | None = None) -> str:
 
 
 def config_files(root: Path | str, config: str, split: str) -> list[Path]:
-    """Parquet files of one config and split, task by task in config order, each task's shards sorted."""
+    """Parquet files of one config and split, task by task in config order,
+    each task's shards sorted."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     root = Path(root)

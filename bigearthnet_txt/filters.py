@@ -3,12 +3,12 @@
 ``row_filter(countries=["Austria"], categories=["presence"])`` returns a :class:`RowFilter`, a plain
 ``{column: values}`` mapping (picklable, hashable into ``datasets`` fingerprints) with:
 
-* ``.expression()`` — the ``pyarrow.dataset`` expression (``None`` when nothing is filtered), usable as
-  ``filters=`` of ``datasets``' Parquet builder and with ``pyarrow.Table.filter``;
+* ``.expression()`` — the ``pyarrow.dataset`` expression (``None`` when nothing is filtered), usable
+  as ``filters=`` of ``datasets``' Parquet builder and with ``pyarrow.Table.filter``;
 * ``.mask(table)`` — a boolean ``np.ndarray[len(table)]``.
 
-Values are checked against ``schema`` (a typo raises ``ValueError`` instead of silently matching nothing);
-climate zones are free text in the release and are not checked.
+Values are checked against ``schema`` (a typo raises ``ValueError`` instead of silently matching
+nothing); climate zones are free text in the release and are not checked.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def row_filter(
     categories: Iterable[str] | None = None,
     types: Iterable[str] | None = None,
 ) -> RowFilter:
-    """Build a :class:`RowFilter`; ``None`` leaves a column unfiltered, a string counts as one value."""
+    """Build a :class:`RowFilter`; ``None`` leaves a column unfiltered,
+    a string counts as one value."""
     given = {
         "countries": countries,
         "seasons": seasons,

@@ -24,7 +24,8 @@ from bigearthnet_txt.store import ImageryStore
 def resolve_revision(
     repo_id: str, revision: str | None = None, token: str | bool | None = None
 ) -> str:
-    """The commit sha of ``revision`` (default: the main branch) of data set repository ``repo_id``."""
+    """The commit sha of ``revision`` (default: the main branch) of data set repository
+    ``repo_id``."""
     from huggingface_hub import HfApi
 
     try:
@@ -77,8 +78,8 @@ def hub_store(
 ) -> ImageryStore:
     """The imagery store of the repository, read by byte ranges through ``HfFileSystem``.
 
-    ``revision`` should be a commit sha (see ``resolve_revision``): there is one store per process and
-    ``(repo_id, revision, token)``, so loads of several configs and splits
+    ``revision`` should be a commit sha (see ``resolve_revision``): there is one store per process
+    and ``(repo_id, revision, token)``, so loads of several configs and splits
     at one commit share its metadata and shard indexes (a commit's files never change)."""
     return ImageryStore(
         hub_url(repo_id, revision), storage_options={"token": token} if token is not None else None
@@ -93,8 +94,11 @@ def _empty(streaming: bool, split: str):
 
     if streaming:
         return iterable_dataset([])
-    return Dataset.from_dict({c: [] for c in TABLE_SCHEMA.names}, features=Features.from_arrow_schema(TABLE_SCHEMA),
-                             split=split)  # fmt: skip
+    return Dataset.from_dict(
+        {c: [] for c in TABLE_SCHEMA.names},
+        features=Features.from_arrow_schema(TABLE_SCHEMA),
+        split=split,
+    )
 
 
 def hub_text(

@@ -60,8 +60,15 @@ def describe_tables(root: Path) -> dict | None:
         rows, patches = summary["rows"], summary.get("patches", {})
         settings, source = summary.get("settings", {}), summary.get("source", {})
     else:
-        rows = {task: {split: sum(pq.ParquetFile(p).metadata.num_rows for p in root.glob(shard_glob(task, split)))
-                       for split in SPLITS} for task in TABLE_TASKS}  # fmt: skip
+        rows = {
+            task: {
+                split: sum(
+                    pq.ParquetFile(p).metadata.num_rows for p in root.glob(shard_glob(task, split))
+                )
+                for split in SPLITS
+            }
+            for task in TABLE_TASKS
+        }
         patches, settings, source = {}, {}, {}
     return {
         "rows": rows,

@@ -33,7 +33,8 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def data_home() -> Path:
-    """The folder bare names resolve in: ``$BIGEARTHNET_TXT_HOME``, else ``~/.cache/bigearthnet_txt``."""
+    """The folder bare names resolve in: ``$BIGEARTHNET_TXT_HOME``,
+    else ``~/.cache/bigearthnet_txt``."""
     value = os.environ.get(HOME_ENV)
     return Path(value).expanduser() if value else DEFAULT_HOME.expanduser()
 

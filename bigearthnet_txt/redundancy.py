@@ -16,9 +16,9 @@ statistics of all groups are computed at once with numpy: texts are deduplicated
 distinct space-separated word is tokenised once with sacrebleu's own ``13a`` tokeniser (see
 ``_token_ids`` for why this gives the same tokens), n-grams are mapped to integer ids, and the
 clipped matches against the other texts of the group come from one sort of
-``(group, n-gram, count)`` keys per chunk of about ``_CHUNK_ROWS`` rows. With counts sorted ascending inside each ``(group, n-gram)`` run, the largest count among
-the *other* texts is the run's last count, except for the last text itself, whose best other
-count is the one before it.
+``(group, n-gram, count)`` keys per chunk of about ``_CHUNK_ROWS`` rows. With counts sorted
+ascending inside each ``(group, n-gram)`` run, the largest count among the *other* texts is the
+run's last count, except for the last text itself, whose best other count is the one before it.
 """
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ def _uniqueness(texts: pa.Array, groups: np.ndarray) -> np.ndarray:
     group_end = np.cumsum(np.bincount(groups))
     cuts = group_end[np.searchsorted(group_end, np.arange(_CHUNK_ROWS, n, _CHUNK_ROWS))]
     bounds = np.unique(np.concatenate([[0], cuts, [n]]))
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         rows = by_group[a:b]
         out[rows] = _chunk_uniqueness(codes[rows], groups[rows], flat, offsets)
     sizes = np.bincount(groups)

@@ -1,7 +1,7 @@
 """A picture of one patch: its imagery, the boxes and points of its referring rows, its texts.
 
 >>> show("S2A_MSIL2A_20170617T113321_N9999_R080_T29UPU_36_85", "DIR", "patch.png")  # doctest: +SKIP
->>> show(1234, "DIR", "row.png")  # a row ID: its patch, with that row highlighted   # doctest: +SKIP
+>>> show(1234, "DIR", "row.png")  # a row ID: its patch, with that row highlighted  # doctest: +SKIP
 
 Layout, left to right: three panels of ``panel`` × ``panel`` pixels (the 120 × 120 patch enlarged
 by pixel repetition) — true colour (R=B04, G=B03, B=B02), false colour (R=B08, G=B04, B=B03) and
@@ -373,7 +373,8 @@ def render(sample: Sample, panel: int = PANEL) -> Image.Image:
 
 
 def show(query: str | int, data_dir: Path | str, out: Path | str, panel: int = PANEL) -> Path:
-    """Render the sample of ``query`` (row ID or patch name) under ``data_dir`` to the PNG ``out``."""
+    """Render the sample of ``query`` (row ID or patch name) under ``data_dir`` to the PNG
+    ``out``."""
     if panel < PATCH_SIZE:
         raise ValueError(f"panel must be at least {PATCH_SIZE} pixels, got {panel}")
     out = Path(out)

@@ -1,15 +1,16 @@
-"""Shard-aware streaming of annotation tables: row-group pieces, equal splits by node, resumable state.
+"""Shard-aware streaming of annotation tables: row-group pieces, equal splits by node,
+resumable state.
 
 The unit of streaming is a :class:`Piece`: a range ``[start, stop)`` of the (filtered) rows of one
 Parquet row group. :func:`plan_pieces` makes one piece per non-empty row group, in file order (rows
 sorted by patch, so consecutive rows share imagery). :func:`split_pieces` cuts the concatenated rows
-into ``world_size`` contiguous ranges whose lengths differ by at most one, so every rank gets an equal,
-disjoint share whatever the number of files or row groups; with ``drop_remainder`` every rank gets
-exactly ``N // world_size`` rows (what DDP needs to stay in step).
+into ``world_size`` contiguous ranges whose lengths differ by at most one, so every rank gets an
+equal, disjoint share whatever the number of files or row groups; with ``drop_remainder`` every rank
+gets exactly ``N // world_size`` rows (what DDP needs to stay in step).
 
-:func:`iterable_dataset` turns pieces into a ``datasets.IterableDataset`` (``from_generator``, one shard
-per piece): ``.shuffle(seed, buffer_size)`` shuffles pieces and rows, DataLoader workers split pieces,
-and ``state_dict()`` / ``load_state_dict()`` resume an interrupted iteration.
+:func:`iterable_dataset` turns pieces into a ``datasets.IterableDataset`` (``from_generator``, one
+shard per piece): ``.shuffle(seed, buffer_size)`` shuffles pieces and rows, DataLoader workers split
+pieces, and ``state_dict()`` / ``load_state_dict()`` resume an interrupted iteration.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from bigearthnet_txt.filters import RowFilter
 
 @dataclass(frozen=True)
 class Piece:
-    """Rows ``[start, stop)`` of the filtered rows of row group ``row_group`` of Parquet file ``path``."""
+    """Rows ``[start, stop)`` of the filtered rows of row group ``row_group`` of Parquet file
+    ``path``."""
 
     path: str
     row_group: int
@@ -95,7 +97,8 @@ def read_piece(
 
 
 def generate_rows(pieces: list[dict], row_filter: dict | None = None) -> Iterator[dict]:
-    """Generator of ``from_generator``: the rows of ``pieces`` (``Piece`` fields as dicts) as dicts."""
+    """Generator of ``from_generator``: the rows of ``pieces``
+    (``Piece`` fields as dicts) as dicts."""
     rf = RowFilter(row_filter or {})
     for fields in pieces:
         yield from read_piece(Piece(**fields), rf).to_pylist()

@@ -79,11 +79,10 @@ def parsed_row_groups(pool: Executor, path: str, row_groups: int, ahead: int) ->
     return in_order(pool, parse_row_group, ((path, rg) for rg in range(row_groups)), ahead)
 
 
-def weigh_bucket_file(job: tuple[Path, object]) -> Path:
-    """Weigh one bucket file (``weigh_bucket``) and write the result beside it."""
-    from bigearthnet_txt.conversion.annotations import weigh_bucket
-
-    path, settings = job
+def weigh_bucket_file(job: tuple[Callable, Path, object]) -> Path:
+    """Weigh one bucket file with ``weigh_bucket(path, settings)`` (a module-level function, sent
+    to the worker by name) and write the result beside it."""
+    weigh_bucket, path, settings = job
     table = weigh_bucket(path, settings)
     target = path.with_name(path.name.removesuffix(".arrow") + WEIGHED_SUFFIX)
     options = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -93,13 +92,14 @@ def weigh_bucket_file(job: tuple[Path, object]) -> Path:
 
 
 class ProcessBucketWeigher:
-    """``weigh`` for ``convert_annotations``: buckets weighed in ``pool``, handed back in order."""
+    """``weigh`` for ``convert_annotations``: buckets weighed in ``pool`` by ``weigh_bucket``,
+    handed back in order."""
 
-    def __init__(self, pool: Executor, ahead: int):
-        self.pool, self.ahead = pool, ahead
+    def __init__(self, pool: Executor, ahead: int, weigh_bucket: Callable):
+        self.pool, self.ahead, self.weigh_bucket = pool, ahead, weigh_bucket
 
     def __call__(self, buckets: list[Path], settings) -> Iterator[pa.Table]:
-        jobs = ((path, settings) for path in buckets)
+        jobs = ((self.weigh_bucket, path, settings) for path in buckets)
         for weighed in in_order(self.pool, weigh_bucket_file, jobs, self.ahead):
             table = pa.ipc.open_file(pa.memory_map(str(weighed))).read_all()
             weighed.unlink()  # the mapping stays valid until the table is dropped

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from bigearthnet_txt import redundancy
+from bigearthnet_txt.conversion import annotation_workers as aw
 from bigearthnet_txt.conversion.annotation_table import (
     AnnotationError,
     open_annotation_file,
@@ -456,12 +457,10 @@ def convert_annotations(
             parsed = None
             spilled = settings  # bucket sizes do not change the output (ShardWriter)
             if workers > 1:
-                from bigearthnet_txt.conversion import annotation_workers as aw
-
                 pool = stack.enter_context(aw.worker_pool(workers))
                 parsed = aw.parsed_row_groups(pool, str(source), pf.num_row_groups, workers)
                 if weigh is weigh_buckets:
-                    weigh = aw.ProcessBucketWeigher(pool, workers)
+                    weigh = aw.ProcessBucketWeigher(pool, workers, weigh_bucket)
                     # workers + 1 buckets in memory at once: smaller ones
                     spilled = aw.bucket_settings(settings, workers)
             buckets = spill(pf, str(source), order, patch_index, tmp, spilled, progress, parsed)

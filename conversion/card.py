@@ -57,18 +57,28 @@ TAGS = (
 
 def _size_category(n: int) -> str:
     """The Hub's ``size_categories`` value for ``n`` rows."""
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]  # fmt: skip
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+        (100_000_000, "10M<n<100M"),
+    ]
     return next((label for bound, label in bounds if n < bound), "n>1T")
 
 
 def row_counts(out_dir: Path) -> dict[str, dict[str, int]]:
     """``{config: {split: rows}}`` from the Parquet footers of the files each config reads."""
     return {
-        config: {split: sum(pq.ParquetFile(p).metadata.num_rows for p in config_files(out_dir, config, split))
-                 for split in SPLITS}
+        config: {
+            split: sum(
+                pq.ParquetFile(p).metadata.num_rows for p in config_files(out_dir, config, split)
+            )
+            for split in SPLITS
+        }
         for config in CONFIGS
-    }  # fmt: skip
+    }
 
 
 def patch_counts(out_dir: Path) -> dict[str, dict[str, int]]:
@@ -161,8 +171,20 @@ def band_table(attrs: dict) -> str:
             mean = f"{s['mean']:.2f}" if "mean" in s else "—"
             std = f"{s['std']:.2f}" if "std" in s else "—"
             stored = "yes" if array.name in present else "no"
-            rows.append([f"`{array.name}`", band, shape, f"{array.resolution_m} m", array.dtype, array.units,
-                         "—" if array.nodata is None else array.nodata, mean, std, stored])  # fmt: skip
+            rows.append(
+                [
+                    f"`{array.name}`",
+                    band,
+                    shape,
+                    f"{array.resolution_m} m",
+                    array.dtype,
+                    array.units,
+                    "—" if array.nodata is None else array.nodata,
+                    mean,
+                    std,
+                    stored,
+                ]
+            )
     return _table(
         [
             "array",
@@ -209,7 +231,8 @@ def render_card(out_dir: Path | str, repo_id: str | None = None) -> str:
     attrs = store_attrs(out_dir)
     stats = attrs.get("stats") or {}
     stats_note = (
-        f" The mean/std columns are population statistics of the `{attrs.get('stats_split', 'train')}` "
+        " The mean/std columns are population statistics of the "
+        f"`{attrs.get('stats_split', 'train')}` "
         "split (S2 no-data pixels and non-finite S1 values excluded)."
         if stats
         else ""

@@ -1,9 +1,9 @@
 """Verified, resumable download of the BigEarthNet v2.0 files (Zenodo record 10891137) and of the
 text release ``BigEarthNet.txt.parquet`` (Hugging Face Hub).
 
-Every file has a name, a size and an md5 (``catalogue``, from ``bigearthnet_txt.conversion.imagery.checksums``;
-SPEC §2) and a list of URLs tried in order (``resolve_sources``): files of a local folder
-(``--source-dir``), entries of a sources file
+Every file has a name, a size and an md5 (``catalogue``, from
+``bigearthnet_txt.conversion.imagery.checksums``; SPEC §2) and a list of URLs tried in order
+(``resolve_sources``): files of a local folder (``--source-dir``), entries of a sources file
 (``--sources``, JSON or TOML: ``{"<name>": {"url": …, "bytes": …, "md5": …}}``, ``url`` may be a
 list), mirrors (``--mirror BASE``: ``BASE/<name>``); the official sources (Zenodo, and the Hub
 through ``huggingface_hub.hf_hub_download`` for the text file) are used only when none of those
@@ -86,7 +86,8 @@ def catalogue() -> dict[str, SourceFile]:
 
 
 def names_for(what: Iterable[str]) -> list[str]:
-    """File names of the groups in ``what`` (``s2``, ``s1``, ``reference-maps``, ``metadata``, ``text``)."""
+    """File names of the groups in ``what`` (``s2``, ``s1``, ``reference-maps``, ``metadata``,
+    ``text``)."""
     names: list[str] = []
     for group in what:
         if group not in GROUPS:
@@ -232,8 +233,8 @@ def hash_file(path: Path, progress: bool, *digests) -> None:
 
 
 def _open_range(url: str, offset: int):
-    """``(chunks, restart)``: an iterator of bytes from ``offset`` and whether the source ignored the
-    range (``restart``: it sends the whole file)."""
+    """``(chunks, restart)``: an iterator of bytes from ``offset`` and whether the source ignored
+    the range (``restart``: it sends the whole file)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return _file_chunks(Path(unquote(parsed.path)), offset), False
@@ -363,7 +364,8 @@ def _fetch_from_hub(source: SourceFile, url: str, folder: Path, progress: bool) 
 
 
 def fetch(source: SourceFile, folder: Path | str, progress: bool = True) -> Path:
-    """Download one file into ``folder`` (resuming ``<name>.part``), verify it and return its path."""
+    """Download one file into ``folder`` (resuming ``<name>.part``), verify it
+    and return its path."""
     from tqdm.auto import tqdm
 
     folder = Path(folder)

@@ -2,7 +2,8 @@
 
 ``push(folder, repo_id)``:
 
-1. (re)writes the card ``README.md`` for ``repo_id`` (:func:`bigearthnet_txt.conversion.card.write_card`);
+1. (re)writes the card ``README.md`` for ``repo_id``
+   (:func:`bigearthnet_txt.conversion.card.write_card`);
 2. lists the files to publish (``PUBLISHED``: card, summaries, patch table, ``data/``,
    ``imagery.zarr/``; no hidden or ``*.tmp`` files) and checks them against
    the Hub's limits (:func:`check_limits`: < 100,000 files, < 10,000 entries per folder, < 50 GB
@@ -133,9 +134,9 @@ def check_limits(
     n_store = sum(p.startswith(IMAGERY_STORE + "/") for p in paths)
     if len(paths) >= max_files:
         problems.append(
-            f"{len(paths):,} files to publish (the Hub allows fewer than {max_files:,} per repository; "
-            f"{n_store:,} of them are in {IMAGERY_STORE}: convert the imagery with a larger --shard-size, "
-            "and the annotations with a larger --rows-per-shard)"
+            f"{len(paths):,} files to publish (the Hub allows fewer than {max_files:,} per "
+            f"repository; {n_store:,} of them are in {IMAGERY_STORE}: convert the imagery with a "
+            "larger --shard-size, and the annotations with a larger --rows-per-shard)"
         )
     for parent, n in sorted(folder_entries(paths).items()):
         if n >= max_folder_entries:
@@ -144,13 +145,16 @@ def check_limits(
                 if parent.startswith(IMAGERY_STORE)
                 else ""
             )
-            problems.append(f"folder {parent or '.'!r} holds {n:,} entries (the Hub allows fewer than "
-                            f"{max_folder_entries:,} per folder){hint}")  # fmt: skip
+            problems.append(
+                f"folder {parent or '.'!r} holds {n:,} entries (the Hub allows fewer than "
+                f"{max_folder_entries:,} per folder){hint}"
+            )
     for path in paths:
         size = (folder / path).stat().st_size
         if size >= max_file_bytes:
             problems.append(
-                f"{path} is {size / 1e9:.1f} GB (the Hub allows less than {max_file_bytes / 1e9:.0f} GB per file)"
+                f"{path} is {size / 1e9:.1f} GB (the Hub allows less than "
+                f"{max_file_bytes / 1e9:.0f} GB per file)"
             )
     if problems:
         raise HubLimitError(f"{folder} cannot be pushed as is:\n  - " + "\n  - ".join(problems))
@@ -204,8 +208,10 @@ def check_viewer_parquet(
             (meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)), default=0
         )
         if biggest > max_row_group_bytes:
-            problems.append(f"{path}: a row group of {biggest / 2**20:.0f} MiB (the viewer reads row groups up to "
-                            f"{max_row_group_bytes / 2**20:.0f} MiB; convert with smaller row groups)")  # fmt: skip
+            problems.append(
+                f"{path}: a row group of {biggest / 2**20:.0f} MiB (the viewer reads row groups "
+                f"up to {max_row_group_bytes / 2**20:.0f} MiB; convert with smaller row groups)"
+            )
     if problems:
         raise HubLimitError(
             "annotation tables not readable by the Hub viewer:\n  - " + "\n  - ".join(problems)
@@ -233,7 +239,8 @@ def sha256(path: Path) -> str:
 
 
 class HashCache:
-    """Hashes of local files keyed by (path, size, mtime), kept in ``folder/.hub-push-cache.json``."""
+    """Hashes of local files keyed by (path, size, mtime),
+    kept in ``folder/.hub-push-cache.json``."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -397,8 +404,10 @@ def push(
     result = PushResult(repo_url, skipped=[p for p in paths if p not in set(pending)])
     stale = stale_files(remote, paths)
     batches = plan_batches(pending, batch_files)
-    log(f"{repo_id}: {len(paths):,} files, {len(result.skipped):,} already there, "
-        f"{len(pending):,} to upload in {len(batches)} batch(es), {len(stale):,} to delete")  # fmt: skip
+    log(
+        f"{repo_id}: {len(paths):,} files, {len(result.skipped):,} already there, "
+        f"{len(pending):,} to upload in {len(batches)} batch(es), {len(stale):,} to delete"
+    )
     for i, (unit, batch) in enumerate(batches, 1):
         if stale and _goes_last(batch[0]):
             _delete(api, repo_id, stale, batch_files, result, log)
@@ -406,14 +415,18 @@ def push(
         prefix = unit + "/" if unit else ""
         try:
             api.upload_folder(
-                repo_id=repo_id, repo_type=REPO_TYPE, folder_path=folder / unit, path_in_repo=unit or None,
-                allow_patterns=[_pattern(p[len(prefix):]) for p in batch],
+                repo_id=repo_id,
+                repo_type=REPO_TYPE,
+                folder_path=folder / unit,
+                path_in_repo=unit or None,
+                allow_patterns=[_pattern(p[len(prefix) :]) for p in batch],
                 commit_message=f"Upload {unit or 'metadata'} ({i}/{len(batches)})",
-            )  # fmt: skip
+            )
         except Exception as err:
             raise PushInterrupted(
-                f"push to {repo_id} stopped in batch {i}/{len(batches)} ({unit or 'root files'}) after "
-                f"{len(result.uploaded):,} of {len(pending):,} files: {err}\nRerun the same command to resume."
+                f"push to {repo_id} stopped in batch {i}/{len(batches)} ({unit or 'root files'}) "
+                f"after {len(result.uploaded):,} of {len(pending):,} files: {err}\n"
+                "Rerun the same command to resume."
             ) from err
         result.uploaded.extend(batch)
         result.batches += 1
@@ -437,8 +450,9 @@ def _delete(api, repo_id: str, stale: list[str], batch_files: int, result: PushR
             )  # fmt: skip
         except Exception as err:
             raise PushInterrupted(
-                f"push to {repo_id} stopped while deleting stale files after {len(result.deleted):,} of "
-                f"{len(stale):,}: {err}\nRerun the same command to resume."
+                f"push to {repo_id} stopped while deleting stale files after "
+                f"{len(result.deleted):,} of {len(stale):,}: {err}\n"
+                "Rerun the same command to resume."
             ) from err
         result.deleted.extend(chunk)
         log(f"  deleted {len(chunk):,} stale files")

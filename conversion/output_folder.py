@@ -109,7 +109,7 @@ def claim_output_folder(
         ) from None
     _HELD.add(key)
     try:
-        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
                   "started": started}  # fmt: skip
         _write_json(out / HOLDER_FILE, holder)

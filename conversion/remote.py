@@ -208,8 +208,8 @@ class ResumingReader:
 
 
 def expect_md5(sources: Iterable[object], expected: Mapping[str, str] | None) -> None:
-    """Attach the expected md5 (by file name; default: the published sums) to remote sources, so that
-    their stream is verified on the fly."""
+    """Attach the expected md5 (by file name; default: the published sums) to remote sources, so
+    that their stream is verified on the fly."""
     if expected is None:
         expected = {name: md5 for name, (_, md5) in PUBLISHED_FILES.items()}
     for source in sources:
@@ -225,8 +225,8 @@ LOCAL_COPIES = ".sources"
 
 
 def localize(source: object, folder: Path, progress: bool = True) -> Path:
-    """A local path for a Parquet input: a URL is fetched (resumable, md5-verified when its name is a
-    published file) into ``folder``; local paths are returned as they are."""
+    """A local path for a Parquet input: a URL is fetched (resumable, md5-verified when its name is
+    a published file) into ``folder``; local paths are returned as they are."""
     if not is_url(source):
         return Path(source)
     url = str(source)

@@ -1,4 +1,5 @@
-"""Annotation files in the exact schema of ``BigEarthNet.txt.parquet``, for tests, demos and benchmarks.
+"""Annotation files in the exact schema of ``BigEarthNet.txt.parquet``, for tests, demos
+and benchmarks.
 
 The text release is not redistributable offline, so the project builds stand-ins that follow its
 schema (``RELEASE_SCHEMA``) and every format variant SPEC §1 lists: MCQ options containing commas,
@@ -230,8 +231,11 @@ def patch_rows(p: PatchInfo, rng: np.random.Generator, counts: dict[str, int]) -
 def _table(
     rows: list[tuple], patches: list[PatchInfo], owner: list[int], ids: np.ndarray
 ) -> pa.Table:
-    cols = list(zip(*rows)) if rows else [[], [], [], []]
-    get = lambda attr: [getattr(patches[i], attr) for i in owner]
+    cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+
+    def get(attr):
+        return [getattr(patches[i], attr) for i in owner]
+
     return pa.Table.from_arrays(
         [
             pa.array(ids, pa.int64()),
@@ -315,7 +319,7 @@ def patch_infos_from_metadata(
 
     table = pq.read_table(metadata, columns=["patch_id", "labels", "country", "s1_name"])
     table = table.filter(pc.is_in(table["patch_id"], pa.array(list(splits))))
-    found = dict(zip(table["patch_id"].to_pylist(), table.to_pylist()))
+    found = dict(zip(table["patch_id"].to_pylist(), table.to_pylist(), strict=True))
     missing = [pid for pid in splits if pid not in found]
     if missing:
         raise ValueError(f"{metadata}: no metadata row for patch(es) {', '.join(missing)}")
@@ -361,7 +365,10 @@ def templated_texts(num_patches: int, seed: int = 0) -> tuple[list[str], list[st
     """``(texts, patch_ids)``: ``input + " " + output`` of release-like rows for made-up patches."""
     rng = np.random.default_rng(seed)
     table = annotations_for(synthetic_patches(num_patches, rng), seed=seed, every_category=False)
-    texts = [f"{i} {o}" for i, o in zip(table["input"].to_pylist(), table["output"].to_pylist())]
+    texts = [
+        f"{i} {o}"
+        for i, o in zip(table["input"].to_pylist(), table["output"].to_pylist(), strict=True)
+    ]
     return texts, table["patch_id"].to_pylist()
 
 

@@ -1,7 +1,8 @@
 """The data set card template of BigEarthNet.txt.
 
-``TEMPLATE_PATH`` is a :class:`string.Template` Markdown file; ``bigearthnet_txt.conversion.card`` fills it with
-the YAML front matter and the statistics, band table and loading snippets of one converted folder.
+``TEMPLATE_PATH`` is a :class:`string.Template` Markdown file; ``bigearthnet_txt.conversion.card``
+fills it with the YAML front matter and the statistics, band table and loading snippets of one
+converted folder.
 """
 
 from __future__ import annotations

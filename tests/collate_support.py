@@ -1,4 +1,5 @@
-"""Builds the converted embedded sample (imagery store + annotation tables) for the collate tests."""
+"""Builds the converted embedded sample (imagery store + annotation tables) for the collate
+tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A local stand-in of the Hugging Face Hub HTTP API, enough for ``huggingface_hub`` and ``datasets``.
+"""A local stand-in of the Hugging Face Hub HTTP API, enough for ``huggingface_hub`` and
+``datasets``.
 
 Serves, in memory, the endpoints that ``create_repo``, ``upload_folder`` and ``create_commit``
 (preupload + NDJSON commit with additions and deletions, every file as a regular base64 blob, so
@@ -157,13 +158,18 @@ class Handler(BaseHTTPRequestHandler):
         self._error(404, f"stand-in: no route for {self.command} {path}")
 
     def do_GET(self):
-        self._route([
-            (r"/api/whoami-v2", self.whoami),
-            (rf"/api/{REPO}(?:/revision/(?P<revision>.+))?", self.info),
-            (rf"/api/{REPO}/tree/(?P<revision>[^/]+)(?:/(?P<path>.*))?", self.tree),
-            (rf"/{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", self.resolve),
-            (r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>.+)", self.resolve_model),
-        ])  # fmt: skip
+        self._route(
+            [
+                (r"/api/whoami-v2", self.whoami),
+                (rf"/api/{REPO}(?:/revision/(?P<revision>.+))?", self.info),
+                (rf"/api/{REPO}/tree/(?P<revision>[^/]+)(?:/(?P<path>.*))?", self.tree),
+                (rf"/{REPO}/resolve/(?P<revision>[^/]+)/(?P<path>.+)", self.resolve),
+                (
+                    r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>.+)",
+                    self.resolve_model,
+                ),
+            ]
+        )
 
     do_HEAD = do_GET
 
@@ -237,13 +243,28 @@ class Handler(BaseHTTPRequestHandler):
         if readme:
             match = re.match(r"---\n(.*?)\n---\n", readme.decode(), re.DOTALL)
             card = yaml.safe_load(match.group(1)) if match else {}
-        self._send(200, {
-            "_id": commit.oid[:24], "id": repo, "author": repo.split("/")[0], "sha": commit.oid,
-            "private": repo_obj.private, "gated": False, "disabled": False, "downloads": 0, "likes": 0,
-            "tags": [], "cardData": card, "lastModified": "2026-01-01T00:00:00.000Z",
-            "createdAt": "2026-01-01T00:00:00.000Z",
-            "siblings": [{"rfilename": p, "size": len(b), "blobId": git_blob_sha1(b)} for p, b in sorted(commit.files.items())],
-        })  # fmt: skip
+        self._send(
+            200,
+            {
+                "_id": commit.oid[:24],
+                "id": repo,
+                "author": repo.split("/")[0],
+                "sha": commit.oid,
+                "private": repo_obj.private,
+                "gated": False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "cardData": card,
+                "lastModified": "2026-01-01T00:00:00.000Z",
+                "createdAt": "2026-01-01T00:00:00.000Z",
+                "siblings": [
+                    {"rfilename": p, "size": len(b), "blobId": git_blob_sha1(b)}
+                    for p, b in sorted(commit.files.items())
+                ],
+            },
+        )
 
     @staticmethod
     def _entry(path: str, content: bytes | None) -> dict:
@@ -308,8 +329,12 @@ class Handler(BaseHTTPRequestHandler):
         content = commit.files.get(unquote(path))
         if content is None:
             return self._error(404, "Entry not found", "EntryNotFound")
-        headers = {"ETag": f'"{git_blob_sha1(content)}"', "X-Repo-Commit": commit.oid, "Accept-Ranges": "bytes",
-                   "Content-Type": "application/octet-stream"}  # fmt: skip
+        headers = {
+            "ETag": f'"{git_blob_sha1(content)}"',
+            "X-Repo-Commit": commit.oid,
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+        }
         status, body = 200, content
         m = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
         if m and content:
@@ -341,8 +366,14 @@ class Handler(BaseHTTPRequestHandler):
         out = []
         for f in files:
             existing = commit.files.get(f["path"])
-            out.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                        "oid": git_blob_sha1(existing) if existing is not None else None})  # fmt: skip
+            out.append(
+                {
+                    "path": f["path"],
+                    "uploadMode": "regular",
+                    "shouldIgnore": False,
+                    "oid": git_blob_sha1(existing) if existing is not None else None,
+                }
+            )
         self._send(200, {"files": out, "commitOid": commit.oid})
 
     def commit(self, kind, repo, revision):
@@ -401,7 +432,8 @@ class HubStandIn:
         return list(self.state.committed_paths)
 
     def fail_commits_after(self, n_files: int | None) -> None:
-        """Refuse every commit once ``n_files`` files have been committed (``None``: accept again)."""
+        """Refuse every commit once ``n_files`` files have been committed (``None``: accept
+        again)."""
         self.state.fail_after_files = n_files
 
     def files(self, repo_id: str, repo_type: str = "dataset") -> dict[str, bytes]:

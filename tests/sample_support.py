@@ -1,4 +1,5 @@
-"""The embedded real sample converted with imagery, as the tests that read a converted folder need it."""
+"""The embedded real sample converted with imagery, as the tests that read a converted folder
+need it."""
 
 from __future__ import annotations
 

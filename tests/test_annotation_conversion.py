@@ -47,7 +47,7 @@ def converted(sample_release_file, tmp_path_factory):
 
 def test_fixture_covers_every_release_variant(sample_release_table):
     t = sample_release_table
-    combos = set(zip(t["type"].to_pylist(), t["category"].to_pylist()))
+    combos = set(zip(t["type"].to_pylist(), t["category"].to_pylist(), strict=True))
     assert combos == {(ty, c) for ty, cats in CATEGORIES_BY_TYPE.items() for c in cats}
     assert set(t["split"].to_pylist()) == set(SPLITS)
     mcq = t.filter(pc.equal(t["type"], "mcq"))["input"].to_pylist()
@@ -94,7 +94,7 @@ def test_rows_sorted_by_patch_and_patches_never_split(converted):
             keys = []
             for f in files:
                 t = pq.read_table(f)
-                for pid, row_id in zip(t["patch_id"].to_pylist(), t["ID"].to_pylist()):
+                for pid, row_id in zip(t["patch_id"].to_pylist(), t["ID"].to_pylist(), strict=True):
                     assert owners.setdefault(pid, f) == f, f"{pid} split over files"
                     keys.append((pid, row_id))
             assert keys == sorted(keys)
@@ -134,7 +134,10 @@ def test_redundancy_weights_per_patch(converted):
     t = read_all(converted)
     for pid in set(t["patch_id"].to_pylist()):
         rows = t.filter(pc.equal(t["patch_id"], pid)).sort_by("ID")
-        texts = [f"{i} {o}" for i, o in zip(rows["input"].to_pylist(), rows["output"].to_pylist())]
+        texts = [
+            f"{i} {o}"
+            for i, o in zip(rows["input"].to_pylist(), rows["output"].to_pylist(), strict=True)
+        ]
         np.testing.assert_allclose(
             rows["uniqueness"].to_numpy(), redundancy.uniqueness(texts), atol=1e-6
         )
@@ -158,7 +161,10 @@ def test_group_key_patch_type(sample_release_file, tmp_path):
     rows = t.filter(pc.and_(pc.equal(t["patch_id"], pid), pc.equal(t["type"], "binary"))).sort_by(
         "ID"
     )
-    texts = [f"{i} {o}" for i, o in zip(rows["input"].to_pylist(), rows["output"].to_pylist())]
+    texts = [
+        f"{i} {o}"
+        for i, o in zip(rows["input"].to_pylist(), rows["output"].to_pylist(), strict=True)
+    ]
     np.testing.assert_allclose(
         rows["redundancy_weight"].to_numpy(), redundancy.weights(texts), atol=1e-6
     )
@@ -170,7 +176,8 @@ def test_patch_index_mapping_fills_and_orders(sample_release_file, tmp_path, sam
     convert_annotations(sample_release_file, tmp_path, patch_index=mapping, progress=False)
     t = read_all(tmp_path)
     assert all(
-        mapping[p] == i for p, i in zip(t["patch_id"].to_pylist(), t["patch_index"].to_pylist())
+        mapping[p] == i
+        for p, i in zip(t["patch_id"].to_pylist(), t["patch_index"].to_pylist(), strict=True)
     )
     for f in (tmp_path / "data").rglob("*.parquet"):
         idx = pq.read_table(f)["patch_index"].to_numpy()

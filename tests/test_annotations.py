@@ -27,8 +27,9 @@ MCQ_VARIANTS = [
     # options containing commas, the SPEC's own example
     "Which classes share a boundary? a) Broad-leaved forest and Pastures, b) Coastal wetlands and "
     "Coniferous forest, c) Coniferous forest and Mixed forest, d) Arable land and Pastures",
-    "Which class covers the largest area? a) Industrial or commercial units, b) Beaches, dunes, sands, "
-    "c) Land principally occupied by agriculture, with significant areas of natural vegetation, d) Pastures",
+    "Which class covers the largest area? a) Industrial or commercial units, b) Beaches, dunes, "
+    "sands, c) Land principally occupied by agriculture, with significant areas of natural "
+    "vegetation, d) Pastures",
     "How many separate regions of arable land are there? a) 7, b) 4, c) 2, d) 1",
     "In which season was this image taken? a) Spring, b) Summer, c) Fall, d) Winter",
     "What is the climate zone of this region? a) Cold, no dry season, warm summer, b) Temperate, "

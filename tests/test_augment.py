@@ -138,7 +138,10 @@ RELATIVE = {
     "ID": 7,
     "type": "mcq",
     "category": "relative pos",
-    "input": "Where is the pastures relative to the arable land? a) top left, b) bottom, c) right, d) top right",
+    "input": (
+        "Where is the pastures relative to the arable land? a) top left, b) bottom, c) right, "
+        "d) top right"
+    ),
     "output": "a",
     "options": ["top left", "bottom", "right", "top right"],
     "answer_index": 0,
@@ -157,7 +160,9 @@ RELATIVE = {
 def test_relative_position_options_are_rewritten(transform, options):
     out = transform_example(RELATIVE, transform)
     assert out["options"] == options
-    assert out["input"].endswith(", ".join(f"{letter}) {o}" for letter, o in zip("abcd", options)))
+    assert out["input"].endswith(
+        ", ".join(f"{letter}) {o}" for letter, o in zip("abcd", options, strict=True))
+    )
     assert out["output"] == "a" and out["answer_index"] == 0
 
 
@@ -264,7 +269,10 @@ def test_referring_texts_follow_box_and_point():
         "ID": 11,
         "type": "bounding box",
         "category": "point",
-        "input": "Provide a bounding box for the land cover class instance at <point>(0.82, 0.28)</point>",
+        "input": (
+            "Provide a bounding box for the land cover class instance at "
+            "<point>(0.82, 0.28)</point>"
+        ),
         "output": "[0.55 0.58, 1.0 1.0]",
         "box": [0.55, 0.58, 1.0, 1.0],
         "point": [0.82, 0.28],

@@ -183,8 +183,21 @@ def test_cli_with_scheduler_address_equals_local(process_cluster, sample_release
     )
     release = tmp_path / "release.parquet"
     pq.write_table(table, release, row_group_size=20)
-    common = ["convert", "--annotations", str(release), "--metadata", str(METADATA[0]), "--metadata", str(METADATA[1]),
-              "--allow-missing-s1", "--shard-size", "2", "--rows-per-shard", "30", "--quiet"]  # fmt: skip
+    common = [
+        "convert",
+        "--annotations",
+        str(release),
+        "--metadata",
+        str(METADATA[0]),
+        "--metadata",
+        str(METADATA[1]),
+        "--allow-missing-s1",
+        "--shard-size",
+        "2",
+        "--rows-per-shard",
+        "30",
+        "--quiet",
+    ]
     for source in S2_SOURCES:
         common += ["--s2", str(source)]
     common += ["--s1", str(V1_S1_DIR)]
@@ -233,7 +246,8 @@ def test_remote_folder_listing_rejects_a_foreign_band_file():
 
 
 def test_worker_never_creates_or_deletes_the_store(tmp_path):
-    """A worker that cannot see the store (not mounted) fails clearly and leaves the folder as is."""
+    """A worker that cannot see the store (not mounted) fails clearly and leaves the folder as
+    is."""
     out = tmp_path / "out"
     (out / ".imagery-progress" / "s2").mkdir(parents=True)
     (out / ".imagery-progress" / "s2" / "000000.json").write_text("{}")

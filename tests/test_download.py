@@ -1,4 +1,5 @@
-"""``download``: resume after a dropped connection, md5 verification, disk check, configurable sources."""
+"""``download``: resume after a dropped connection, md5 verification, disk check, configurable
+sources."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def md5_of(path) -> str:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """Folder with a sample ``BigEarthNet-S2.tar.zst`` and a sources file giving its size and md5."""
+    """Folder with a sample ``BigEarthNet-S2.tar.zst`` and a sources file giving its size and
+    md5."""
     folder = tmp_path_factory.mktemp("served")
     archive = make_archive(S2_SAMPLES, "BigEarthNet-S2", folder / S2_NAME)
     sources = folder.parent / "sources.json"
@@ -155,8 +157,20 @@ def test_checksum_error_through_the_cli_is_a_clear_message(served, tmp_path, cap
     archive, _ = served
     sources_bad = tmp_path / "sources.toml"
     sources_bad.write_text(f'["{S2_NAME}"]\nbytes = {archive.stat().st_size}\nmd5 = "{"0" * 32}"\n')
-    code = main(["download", "--to", str(tmp_path / "out"), "--what", "s2", "--source-dir", str(archive.parent),
-                 "--sources", str(sources_bad), "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "download",
+            "--to",
+            str(tmp_path / "out"),
+            "--what",
+            "s2",
+            "--source-dir",
+            str(archive.parent),
+            "--sources",
+            str(sources_bad),
+            "--quiet",
+        ]
+    )
     assert code == 2
     assert (
         f"{S2_NAME}: md5 mismatch, expected {'0' * 32}, got {md5_of(archive)}"
@@ -183,8 +197,13 @@ def test_insufficient_disk_is_reported_before_any_transfer(served, tmp_path, mon
 def test_mirrors_are_tried_in_order(served, tmp_path):
     archive, sources = served
     with serve(archive.parent) as server:
-        dl.download(["s2"], tmp_path, mirrors=[server.url + "/missing", server.url], sources_file=sources,
-                    progress=False)  # fmt: skip
+        dl.download(
+            ["s2"],
+            tmp_path,
+            mirrors=[server.url + "/missing", server.url],
+            sources_file=sources,
+            progress=False,
+        )
         assert [r[1] for r in server.requests if r[0] == "GET"] == [f"missing/{S2_NAME}", S2_NAME]
     assert md5_of(tmp_path / S2_NAME) == md5_of(archive)
 

@@ -1,4 +1,5 @@
-"""Hub publishing: the data set card, ``bigearthnet-txt push`` and streaming from a local Hub stand-in.
+"""Hub publishing: the data set card, ``bigearthnet-txt push`` and streaming from a local Hub
+stand-in.
 
 The converted folder is the embedded real sample (imagery + annotation tables). Nothing here
 contacts the real Hub: ``tests/hub_server.py`` serves the HTTP API on 127.0.0.1, and the streaming
@@ -43,7 +44,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, sample_release_file) -> Path:
-    """The real sample converted: imagery (shards of 2 patches) and annotation tables (40 rows/file)."""
+    """The real sample converted: imagery (shards of 2 patches) and annotation tables (40
+    rows/file)."""
     out = convert_sample(
         tmp_path_factory.mktemp("converted"), sample_release_file, shard_size=2,
         settings=AnnotationSettings(rows_per_shard=40),
@@ -67,7 +69,8 @@ def front_matter(card: str) -> dict:
 
 
 def markdown_table(card: str, header_start: str) -> list[list[str]]:
-    """Rows (cells stripped) of the first Markdown table whose header line starts with ``header_start``."""
+    """Rows (cells stripped) of the first Markdown table whose header line starts with
+    ``header_start``."""
     lines = card.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
     rows = []
@@ -145,8 +148,10 @@ def test_card_statistics_equal_the_data(converted):
         *(sum(p["split"] == s for p in patches) for s in SPLITS),
         len(patches),
     ]
-    assert stats["with S1"] == [*(sum(p["split"] == s and p["has_s1"] for p in patches) for s in SPLITS),
-                                sum(p["has_s1"] for p in patches)]  # fmt: skip
+    assert stats["with S1"] == [
+        *(sum(p["split"] == s and p["has_s1"] for p in patches) for s in SPLITS),
+        sum(p["has_s1"] for p in patches),
+    ]
 
 
 def test_card_band_table_citations_and_attribution(converted):
@@ -165,10 +170,20 @@ def test_card_band_table_citations_and_attribution(converted):
         "stats"
     ]
     assert float(by_band["VV"][7]) == pytest.approx(store_stats["VV"]["mean"], abs=0.01)
-    for text in ("arXiv", "2603.29630", "BigEarthNet.txt: A Large-Scale Multi-Sensor Image-Text Dataset",
-                 "2407.03653", "reBEN: Refined BigEarthNet Dataset for Remote Sensing Image Analysis",
-                 "Clasen", "IGARSS", "CDLA-Permissive-1.0", "TU Berlin", "Copernicus Sentinel",
-                 "CORINE Land Cover 2018", "load_dataset("):  # fmt: skip
+    for text in (
+        "arXiv",
+        "2603.29630",
+        "BigEarthNet.txt: A Large-Scale Multi-Sensor Image-Text Dataset",
+        "2407.03653",
+        "reBEN: Refined BigEarthNet Dataset for Remote Sensing Image Analysis",
+        "Clasen",
+        "IGARSS",
+        "CDLA-Permissive-1.0",
+        "TU Berlin",
+        "Copernicus Sentinel",
+        "CORINE Land Cover 2018",
+        "load_dataset(",
+    ):
         assert text in card, text
 
 
@@ -233,18 +248,29 @@ CLIENT = textwrap.dedent(
     import numpy as np, zarr
     from datasets import load_dataset
 
-    repo, configs, splits, out = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4]
+    repo, configs, splits, out = (
+        sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4]
+    )
     rows, arrays = {}, {}
     for config in configs:
         for split in splits:
             try:
                 ds = load_dataset(repo, config, split=split, streaming=True)
-                rows[f"{config}/{split}"] = [{k: r[k] for k in ("ID", "split", "patch_index", "box", "options")} for r in ds]
+                rows[f"{config}/{split}"] = [
+                    {k: r[k] for k in ("ID", "split", "patch_index", "box", "options")} for r in ds
+                ]
             except ValueError as err:
                 rows[f"{config}/{split}"] = str(err)
     imagery = zarr.open_group(f"hf://datasets/{repo}/imagery.zarr", mode="r")
     index = sorted({r["patch_index"] for v in rows.values() if isinstance(v, list) for r in v})
-    np.savez(out + ".npz", index=np.array(index), **{name: imagery[name].get_orthogonal_selection((index,)) for name in imagery.array_keys()})
+    np.savez(
+        out + ".npz",
+        index=np.array(index),
+        **{
+            name: imagery[name].get_orthogonal_selection((index,))
+            for name in imagery.array_keys()
+        },
+    )
     json.dump(rows, open(out + ".json", "w"))
     """
 )
@@ -253,21 +279,47 @@ CLIENT = textwrap.dedent(
 def stream_from_stand_in(
     server: HubStandIn, repo_id: str, tmp_path: Path, configs, splits
 ) -> tuple[dict, dict]:
-    """Rows per ``config/split`` (or the error text) and the imagery arrays, read through ``datasets``
-    and ``zarr`` in a subprocess pointed at the stand-in."""
-    env = dict(os.environ, HF_ENDPOINT=server.url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_TOKEN="dummy",
-               HF_HOME=str(tmp_path / "client-home"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
+    """Rows per ``config/split`` (or the error text) and the imagery arrays, read through
+    ``datasets`` and ``zarr`` in a subprocess pointed at the stand-in."""
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=server.url,
+        HF_HUB_OFFLINE="0",
+        HF_DATASETS_OFFLINE="0",
+        HF_TOKEN="dummy",
+        HF_HOME=str(tmp_path / "client-home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
     out = tmp_path / "streamed"
-    proc = subprocess.run([sys.executable, "-c", CLIENT, repo_id, ",".join(configs), ",".join(splits), str(out)],
-                          check=False, env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", CLIENT, repo_id, ",".join(configs), ",".join(splits), str(out)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(str(out) + ".npz") as arrays:
         return json.loads((out.with_suffix(".json")).read_text()), dict(arrays)
 
 
 def test_push_then_stream_every_config_and_split(converted, stand_in, tmp_path, capsys):
-    code = cli.main(["push", str(converted), "--repo-id", "ns/bigearthnet_txt", "--endpoint", stand_in.url,
-                     "--token", "dummy", "--batch-files", "8"])  # fmt: skip
+    code = cli.main(
+        [
+            "push",
+            str(converted),
+            "--repo-id",
+            "ns/bigearthnet_txt",
+            "--endpoint",
+            stand_in.url,
+            "--token",
+            "dummy",
+            "--batch-files",
+            "8",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     remote = stand_in.files("ns/bigearthnet_txt")
     assert sorted(remote) == sorted(hub.publishable_files(converted))
@@ -309,8 +361,19 @@ def test_push_then_stream_every_config_and_split(converted, stand_in, tmp_path, 
 def test_interrupted_push_resumes_with_the_remaining_files(converted, stand_in, capsys):
     total = sorted(hub.publishable_files(converted))
     stand_in.fail_commits_after(10)
-    args = ["push", str(converted), "--repo-id", "ns/resume", "--endpoint", stand_in.url, "--token", "t",
-            "--batch-files", "4", "--private"]  # fmt: skip
+    args = [
+        "push",
+        str(converted),
+        "--repo-id",
+        "ns/resume",
+        "--endpoint",
+        stand_in.url,
+        "--token",
+        "t",
+        "--batch-files",
+        "4",
+        "--private",
+    ]
     assert cli.main(args) == 1
     assert "Rerun the same command to resume" in capsys.readouterr().err
     first = stand_in.committed_paths
@@ -355,8 +418,14 @@ def test_push_after_reconversion_deletes_what_the_folder_no_longer_has(
     )
 
     def reconvert(rows_per_shard: int) -> None:
-        convert_annotations(sample_release_file, copy, AnnotationSettings(rows_per_shard=rows_per_shard),
-                            patch_index=index, overwrite=True, progress=False)  # fmt: skip
+        convert_annotations(
+            sample_release_file,
+            copy,
+            AnnotationSettings(rows_per_shard=rows_per_shard),
+            patch_index=index,
+            overwrite=True,
+            progress=False,
+        )
 
     reconvert(5)
     repo = "ns/reconverted"
@@ -425,13 +494,26 @@ OUR_CLIENT = textwrap.dedent(
     KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 
     def digest(example):
-        return {k: [str(example[k].dtype), list(example[k].shape), hashlib.sha1(np.ascontiguousarray(example[k]).tobytes()).hexdigest()]
-                for k in KEYS}
+        return {
+            k: [
+                str(example[k].dtype),
+                list(example[k].shape),
+                hashlib.sha1(np.ascontiguousarray(example[k]).tobytes()).hexdigest(),
+            ]
+            for k in KEYS
+        }
 
     def record(example):
-        return {"ID": example["ID"], "split": example["split"], "patch_index": example["patch_index"], **digest(example)}
+        return {
+            "ID": example["ID"],
+            "split": example["split"],
+            "patch_index": example["patch_index"],
+            **digest(example),
+        }
 
-    repo, configs, splits, map_config, out = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4], sys.argv[5]
+    repo, configs, splits, map_config, out = (
+        sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4], sys.argv[5]
+    )
     result = {"streamed": {}, "map": {}}
     for config in configs:
         for split in splits:
@@ -446,7 +528,9 @@ OUR_CLIENT = textwrap.dedent(
         result["map"][split] = rows
     from bigearthnet_txt import split_by_node
     country = sys.argv[6]
-    filtered = load_dataset(repo, "all", split="train", streaming=True, countries=[country], imagery=())
+    filtered = load_dataset(
+        repo, "all", split="train", streaming=True, countries=[country], imagery=()
+    )
     result["filtered"] = [r["ID"] for r in filtered]
     stream = load_dataset(repo, "all", split="train", streaming=True)
     result["ranks"] = [[r["ID"] for r in split_by_node(stream, rank, 2)] for rank in range(2)]
@@ -463,10 +547,16 @@ def digests(store, indices) -> list[dict]:
 
     batch = store.read(indices, ("s2_10m", "s2_20m", "s2_60m", "s1"))
     return [
-        {k: [str(v[j].dtype), list(v[j].shape), hashlib.sha1(np.ascontiguousarray(v[j]).tobytes()).hexdigest()]
-         for k, v in batch.items()}
+        {
+            k: [
+                str(v[j].dtype),
+                list(v[j].shape),
+                hashlib.sha1(np.ascontiguousarray(v[j]).tobytes()).hexdigest(),
+            ]
+            for k, v in batch.items()
+        }
         for j in range(len(indices))
-    ]  # fmt: skip
+    ]
 
 
 def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
@@ -477,11 +567,35 @@ def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
     )
     train = pa.concat_tables([pq.read_table(p) for p in config_files(converted, "all", "train")])
     country = train["country"][0].as_py()
-    env = dict(os.environ, HF_ENDPOINT=stand_in.url, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_TOKEN="dummy",
-               HF_HOME=str(tmp_path / "client-home"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=stand_in.url,
+        HF_HUB_OFFLINE="0",
+        HF_DATASETS_OFFLINE="0",
+        HF_TOKEN="dummy",
+        HF_HOME=str(tmp_path / "client-home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
     out = tmp_path / "ours.json"
-    proc = subprocess.run([sys.executable, "-c", OUR_CLIENT, "ns/bigearthnet_txt", ",".join(CONFIGS), ",".join(SPLITS),
-                           "vqa", str(out), country], check=False, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            OUR_CLIENT,
+            "ns/bigearthnet_txt",
+            ",".join(CONFIGS),
+            ",".join(SPLITS),
+            "vqa",
+            str(out),
+            country,
+        ],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     local = ImageryStore(converted)

@@ -1,4 +1,5 @@
-"""Bad imagery input: a clear error naming the file/patch and nothing looking complete; --skip-bad."""
+"""Bad imagery input: a clear error naming the file/patch and nothing looking complete;
+--skip-bad."""
 
 from __future__ import annotations
 
@@ -87,7 +88,10 @@ def test_wrong_dtype_names_file(tmp_path):
 def test_missing_s1_pair_names_patch_and_s1_name(tmp_path):
     with pytest.raises(
         ImageryInputError,
-        match="S2 patch .*_T33UUP_89_18: its S1 pair S1A_IW_GRDH_1SDV_20170613T165108_33UUP_89_18 is missing.*also missing: .*_T33UUP_75_43",
+        match=(
+            "S2 patch .*_T33UUP_89_18: its S1 pair S1A_IW_GRDH_1SDV_20170613T165108_33UUP_89_18 "
+            "is missing.*also missing: .*_T33UUP_75_43"
+        ),
     ):
         convert_imagery(
             tmp_path, s2=[V2_S2_DIR], s1=[V1_S1_DIR], metadata=METADATA,
@@ -180,12 +184,25 @@ def test_verify_against_a_checksum_list(tmp_path):
     bad = tmp_path / "bad.md5"
     bad.write_text(good.read_text().replace(sums[archive.name], "0" * 32))
     with pytest.raises(ValueError, match=r"BigEarthNet-S2.tar.zst: md5 .* does not match"):
-        convert_imagery(tmp_path / "no", s2=[archive], metadata=METADATA, patch_ids=list(S2_SAMPLES),
-                        verify=True, checksum_list=bad, progress=False)  # fmt: skip
+        convert_imagery(
+            tmp_path / "no",
+            s2=[archive],
+            metadata=METADATA,
+            patch_ids=list(S2_SAMPLES),
+            verify=True,
+            checksum_list=bad,
+            progress=False,
+        )
     assert not (tmp_path / "no").exists()
     with pytest.raises(ValueError, match="does not match"):  # the published sums
-        convert_imagery(tmp_path / "no", s2=[archive], metadata=METADATA, patch_ids=list(S2_SAMPLES),
-                        verify=True, progress=False)  # fmt: skip
+        convert_imagery(
+            tmp_path / "no",
+            s2=[archive],
+            metadata=METADATA,
+            patch_ids=list(S2_SAMPLES),
+            verify=True,
+            progress=False,
+        )
 
 
 V2_75_43 = S2_SAMPLES["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_75_43"]
@@ -193,7 +210,8 @@ V2_89_18 = S2_SAMPLES["S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP_89_18"]
 
 
 def _v2_copy_with(tmp_path, extra_name: str):
-    """A copy of the v2 sample folder with ``_89_18``'s B02 file added to ``_75_43``'s folder as ``extra_name``."""
+    """A copy of the v2 sample folder with ``_89_18``'s B02 file added to ``_75_43``'s folder as
+    ``extra_name``."""
     s2 = tmp_path / "s2"
     shutil.copytree(V2_S2_DIR, s2)
     target = s2 / V2_75_43.relative_to(V2_S2_DIR)

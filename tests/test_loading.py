@@ -1,4 +1,5 @@
-"""load_dataset on the converted embedded sample: rows, imagery, dtypes, filters, DDP shares, resume."""
+"""load_dataset on the converted embedded sample: rows, imagery, dtypes, filters, DDP shares,
+resume."""
 
 from __future__ import annotations
 
@@ -238,7 +239,10 @@ def test_public_api_is_lazy_and_datasets_pickle(converted, cache_dir):
     import subprocess
     import sys
 
-    code = "import sys, bigearthnet_txt; bigearthnet_txt.load_dataset; print('torch' in sys.modules, 'datasets' in sys.modules)"
+    code = (
+        "import sys, bigearthnet_txt; bigearthnet_txt.load_dataset; "
+        "print('torch' in sys.modules, 'datasets' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()

@@ -13,7 +13,8 @@ from bigearthnet_txt.redundancy import weights_batch
 
 
 def hand_weighted_mean(features, groups, weights, mask, num_groups):
-    """Loop version of the uniqueness pooling: renormalised weights, mean fallback, zeros if empty."""
+    """Loop version of the uniqueness pooling: renormalised weights, mean fallback, zeros if
+    empty."""
     out = torch.zeros(num_groups, features.shape[1], dtype=features.dtype)
     for g in range(num_groups):
         rows = [i for i in range(len(groups)) if groups[i] == g and mask[i]]
@@ -31,9 +32,15 @@ def test_uniqueness_mode_equals_hand_computation_with_real_weights():
         "Is there any arable land in the image? yes",
         "Is there any pastures in the image? no",
         "Is there any arable land in the image? yes",
-        "Identify the location of the <ref>largest connected region of pastures</ref>. [0.64 0.0, 1.0 0.71]",
+        (
+            "Identify the location of the <ref>largest connected region of pastures</ref>. "
+            "[0.64 0.0, 1.0 0.71]"
+        ),
         "The image shows broad-leaved forest.",
-        "Which classes share a boundary? a) Broad-leaved forest and Pastures, b) Urban fabric, d) Arable land d",
+        (
+            "Which classes share a boundary? a) Broad-leaved forest and Pastures, b) Urban fabric, "
+            "d) Arable land d"
+        ),
     ]
     patch = ["p1", "p1", "p1", "p1", "p2", "p2"]
     w = torch.from_numpy(weights_batch(texts, patch))

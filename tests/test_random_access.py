@@ -1,4 +1,5 @@
-"""BigEarthNetTxt (map-style random access) against load_dataset on the converted embedded sample."""
+"""BigEarthNetTxt (map-style random access) against load_dataset on the converted embedded
+sample."""
 
 from __future__ import annotations
 

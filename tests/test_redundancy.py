@@ -262,10 +262,10 @@ def test_word_level_tokens_equal_sacrebleu_13a(texts):
     tok = Tokenizer13a()
     codes, ids, offsets = redundancy._token_ids(pa.array(texts, type=pa.large_string()))
     spelling: dict[int, str] = {}
-    for text, code in zip(texts, codes):
+    for text, code in zip(texts, codes, strict=True):
         expected = tok(text.rstrip()).split()
         got = ids[offsets[code] : offsets[code + 1]].tolist()
         assert len(got) == len(expected)
-        for i, token in zip(got, expected):
+        for i, token in zip(got, expected, strict=True):
             assert spelling.setdefault(i, token) == token
     assert len(set(spelling.values())) == len(spelling)

@@ -109,17 +109,31 @@ def test_convert_from_urls_equals_convert_from_files(served, file_store, tmp_pat
     assert_same_store(file_store, out)
     attrs = json.loads((out / "imagery.zarr" / "zarr.json").read_text())["attributes"]
     assert f"{server.url}/{S2_NAME}" in json.dumps(attrs)
-    assert sorted(p.name for p in (out / remote.LOCAL_COPIES).iterdir() if p.suffix == ".parquet") == [
-        METADATA_FILE.name, SNOW_CLOUD_METADATA_FILE.name, "sample-release.parquet"]  # fmt: skip
+    assert sorted(
+        p.name for p in (out / remote.LOCAL_COPIES).iterdir() if p.suffix == ".parquet"
+    ) == [METADATA_FILE.name, SNOW_CLOUD_METADATA_FILE.name, "sample-release.parquet"]
 
 
 def test_streamed_archive_with_wrong_md5_fails(served, tmp_path, capsys):
     checksums = tmp_path / "sums.md5"
-    checksums.write_text(f"{'0' * 32}  {S2_NAME}\n{md5_of(METADATA_FILE)}  {METADATA_FILE.name}\n"
-                         f"{md5_of(SNOW_CLOUD_METADATA_FILE)}  {SNOW_CLOUD_METADATA_FILE.name}\n")  # fmt: skip
+    checksums.write_text(
+        f"{'0' * 32}  {S2_NAME}\n{md5_of(METADATA_FILE)}  {METADATA_FILE.name}\n"
+        f"{md5_of(SNOW_CLOUD_METADATA_FILE)}  {SNOW_CLOUD_METADATA_FILE.name}\n"
+    )
     with serve(served) as server:
-        argv = ["convert", "--out", str(tmp_path / "out"), "--annotations", str(served / RELEASE_NAME),
-                "--s2", f"{server.url}/{S2_NAME}", "--verify", "--checksums", str(checksums), *FLAGS]  # fmt: skip
+        argv = [
+            "convert",
+            "--out",
+            str(tmp_path / "out"),
+            "--annotations",
+            str(served / RELEASE_NAME),
+            "--s2",
+            f"{server.url}/{S2_NAME}",
+            "--verify",
+            "--checksums",
+            str(checksums),
+            *FLAGS,
+        ]
         assert main(argv) == 2
     assert (
         f"{S2_NAME}: md5 mismatch, expected {'0' * 32}, got {md5_of(served / S2_NAME)}"
@@ -174,8 +188,10 @@ def test_prepare_stream_equals_prepare_download(served, tmp_path):
         served / S2_NAME
     ).read_bytes()
     assert {S2_NAME, S1_NAME, MAPS_NAME, RELEASE_NAME} <= streamed_gets
-    tables = [sorted(p.relative_to(tmp_path / out) for p in (tmp_path / out / "data").rglob("*.parquet"))
-              for out in ("streamed", "downloaded")]  # fmt: skip
+    tables = [
+        sorted(p.relative_to(tmp_path / out) for p in (tmp_path / out / "data").rglob("*.parquet"))
+        for out in ("streamed", "downloaded")
+    ]
     assert tables[0] and tables[0] == tables[1]
 
 

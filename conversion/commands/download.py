@@ -1,4 +1,5 @@
-"""``bigearthnet-txt download``: fetch and verify the BigEarthNet v2.0 files and the text release."""
+"""``bigearthnet-txt download``: fetch and verify the BigEarthNet v2.0 files
+and the text release."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "info",
         help="rows per task and split, patches, store size, codecs and conversion settings",
-        description="Describe a converted data set folder: annotation tables, patch table, imagery store.",
+        description="Describe a converted data set folder: annotation tables, patch table, "
+        "imagery store.",
     )
     parser.add_argument(
         "data",

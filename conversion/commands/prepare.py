@@ -65,8 +65,9 @@ def register(sub) -> None:
 def convert_argv(
     args: argparse.Namespace, files: dict[str, str], checksums: Path | None
 ) -> list[str]:
-    """The ``bigearthnet-txt convert`` arguments for the fetched/streamed ``files`` (name -> path/URL):
-    the text release as ``--annotations``, every other file as ``--<its group>``."""
+    """The ``bigearthnet-txt convert`` arguments for the fetched/streamed ``files``
+    (name -> path/URL): the text release as ``--annotations``, every other file as
+    ``--<its group>``."""
     argv = ["convert", "--out", str(args.out), "--annotations", files[RELEASE_FILENAME]]
     for name, group in FILE_GROUPS.items():
         if name != RELEASE_FILENAME:

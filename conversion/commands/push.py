@@ -13,9 +13,9 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "push",
         help="upload a converted folder to a Hugging Face Hub data set repository (resumable)",
-        description="Write the data set card, check the Hub's limits, create the repository if needed "
-        "and upload every file it does not hold yet, in batches; delete the files it holds that DIR no "
-        "longer has. Rerun after an interruption to resume.",
+        description="Write the data set card, check the Hub's limits, create the repository if "
+        "needed and upload every file it does not hold yet, in batches; delete the files it "
+        "holds that DIR no longer has. Rerun after an interruption to resume.",
     )
     parser.add_argument(
         "dir", type=Path, metavar="DIR", help="converted folder (bigearthnet-txt convert --out)"
@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     except PushInterrupted as err:
         print(f"bigearthnet-txt push: {one_line(err)}", file=sys.stderr)
         return 1
-    print(f"{result.repo_url}: uploaded {len(result.uploaded):,} files in {result.batches} batch(es), "
-          f"{len(result.skipped):,} unchanged, {len(result.deleted):,} stale files deleted")  # fmt: skip
+    print(
+        f"{result.repo_url}: uploaded {len(result.uploaded):,} files in {result.batches} "
+        f"batch(es), {len(result.skipped):,} unchanged, {len(result.deleted):,} stale files deleted"
+    )
     return 0

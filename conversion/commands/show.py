@@ -12,9 +12,9 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "show",
         help="draw a patch (true colour, false colour, S1) with its boxes and texts into a PNG",
-        description="Draw the patch of a row ID or a patch name (patch_id or s1_name): true colour, "
-        "false colour and Sentinel-1 panels with the boxes and points of its referring rows, and "
-        "every text of the patch beside them.",
+        description="Draw the patch of a row ID or a patch name (patch_id or s1_name): true "
+        "colour, false colour and Sentinel-1 panels with the boxes and points of its referring "
+        "rows, and every text of the patch beside them.",
     )
     parser.add_argument(
         "query", metavar="ID_OR_PATCH", help="row ID (digits) or patch_id / s1_name"

@@ -1,12 +1,12 @@
 """Annotation conversion on Dask: one task per patch-range bucket.
 
-``bigearthnet_txt.conversion.annotations`` spills the rows into buckets, each holding a range of patch ranks, so
-every redundancy group (a patch, or a patch and type) lies in one bucket. ``DaskBucketWeigher``
-submits one task per bucket (read, sort, compute the weights, write ``bucket-NNNNN.weighed.arrow``
-beside it) and hands the weighed buckets back in order to the writer of the Parquet files, which
-cuts the files across buckets exactly as the local engine does. Writing overlaps the weighing:
-bucket ``k`` is written while later ones are still computed. Scan and spill read the source file
-once, sequentially, on the client.
+``bigearthnet_txt.conversion.annotations`` spills the rows into buckets, each holding a range of
+patch ranks, so every redundancy group (a patch, or a patch and type) lies in one bucket.
+``DaskBucketWeigher`` submits one task per bucket (read, sort, compute the weights, write
+``bucket-NNNNN.weighed.arrow`` beside it) and hands the weighed buckets back in order to the writer
+of the Parquet files, which cuts the files across buckets exactly as the local engine does. Writing
+overlaps the weighing: bucket ``k`` is written while later ones are still computed. Scan and spill
+read the source file once, sequentially, on the client.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def weigh_bucket_file(path: Path, settings: AnnotationSettings) -> Path:
 
 
 class DaskBucketWeigher:
-    """``weigh`` for ``convert_annotations``: the buckets weighed as tasks on the client's cluster."""
+    """``weigh`` for ``convert_annotations``: the buckets weighed as tasks on the client's
+    cluster."""
 
     def __init__(self, client):
         self.client = client

@@ -27,7 +27,8 @@ _PIXEL_IS_AREA = 1
 
 @dataclass(frozen=True)
 class BandProfile:
-    """Geo-reference of one band: CRS as ``"EPSG:xxxx"`` (or WKT) and the affine a, b, c, d, e, f."""
+    """Geo-reference of one band: CRS as ``"EPSG:xxxx"`` (or WKT)
+    and the affine a, b, c, d, e, f."""
 
     crs: str | None
     transform: tuple[float, float, float, float, float, float]
@@ -46,8 +47,8 @@ class Expected:
         """Raise ``ImageryInputError`` (``wrong-dtype``, ``wrong-shape``) unless they match."""
         if np.dtype(dtype) != np.dtype(self.dtype):
             raise ImageryInputError(
-                f"{path_label}: wrong dtype {np.dtype(dtype)} for band {self.band} of patch {patch} "
-                f"(expected {self.dtype})",
+                f"{path_label}: wrong dtype {np.dtype(dtype)} for band {self.band} "
+                f"of patch {patch} (expected {self.dtype})",
                 kind="wrong-dtype",
                 path=path_label,
                 patch=patch,

@@ -1,4 +1,5 @@
-"""Band-file sources: folders (v2, pre-release flat ``.tiff``, v1.0) and streamed ``.tar.zst`` archives.
+"""Band-file sources: folders (v2, pre-release flat ``.tiff``, v1.0)
+and streamed ``.tar.zst`` archives.
 
 Every source yields ``PatchFiles``: the name of one patch (the folder holding its band files: a v2
 ``patch_id``/``s1_name``, or a v1.0 name) and ``{band: path or bytes}`` for its GeoTIFFs. Band keys
@@ -13,14 +14,14 @@ of several patches: its files are grouped by the patch name in their file names.
 
 Archives are read as one stream (``zstandard`` + ``tarfile`` mode ``'r|'``): no extraction, at
 most one patch's files in memory; a band member larger than ``MAX_MEMBER_BYTES`` is not read and
-makes its patch bad (``oversized-member``). Members are expected grouped by patch folder (the official
-archives are sorted); a truncated archive (also one cut inside the
+makes its patch bad (``oversized-member``). Members are expected grouped by patch folder (the
+official archives are sorted); a truncated archive (also one cut inside the
 zstd frame checksum: ``ZstdFrameTracker``), a member path escaping the archive (``../``, absolute)
 or a damaged stream raises ``ImageryInputError`` naming the archive and member. A stream's integrity
-is only known at its end (zstd frame checksum, end-of-archive marker, the md5 of ``--verify``): those
-failures have the kinds in ``INTEGRITY_KINDS``, and the patches already read from the stream cannot
-be trusted. A remote stream that stops for good (``RemoteReadError``) is kind ``unreadable``: what
-was read before is sound.
+is only known at its end (zstd frame checksum, end-of-archive marker, the md5 of ``--verify``):
+those failures have the kinds in ``INTEGRITY_KINDS``, and the patches already read from the stream
+cannot be trusted. A remote stream that stops for good (``RemoteReadError``) is kind ``unreadable``:
+what was read before is sound.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class PatchFiles:
         elif band in self.files:
             self.reject(
                 "duplicate-band",
-                f"{label}: second file of band {band} of patch {self.name} (first: {self.labels[band]})",
+                f"{label}: second file of band {band} of patch {self.name} "
+                f"(first: {self.labels[band]})",
                 label,
             )
         else:
@@ -264,7 +266,8 @@ def _check_member_name(archive: Path, name: str) -> PurePosixPath:
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or name.startswith(("/", "\\")):
         raise ImageryInputError(
-            f"{archive}: unsafe member path {name!r} (absolute or containing '..'); refusing to read it",
+            f"{archive}: unsafe member path {name!r} (absolute or containing '..'); "
+            "refusing to read it",
             kind="unsafe-member",
             path=f"{archive}:{name}",
         )
@@ -272,7 +275,8 @@ def _check_member_name(archive: Path, name: str) -> PurePosixPath:
 
 
 def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
-    """Stream a ``.tar.zst`` archive and yield one ``PatchFiles`` per patch folder, in archive order.
+    """Stream a ``.tar.zst`` archive and yield one ``PatchFiles`` per patch folder,
+    in archive order.
 
     Every band file must be named after its folder (``PatchFiles.add``)."""
     archive = as_source(archive)

@@ -1,13 +1,14 @@
 """Create ``imagery.zarr``, write whole shards atomically and record per-shard progress.
 
 Layout: every array has shape ``[n_rows, *band_shape]``, inner chunks of one patch and shards of
-``shard_size`` patches along the patch axis. A shard is encoded whole (``bigearthnet_txt.shards``) and
-written to a temporary file of a unique name beside it (``*.partial``), synced, then renamed into
-place, so neither a killed run nor two writers of one shard (a task run twice) leave a torn file. After the shard files of a pass (``s2``: three arrays, ``s1``,
-``reference_map``) are written, a JSON marker ``DIR/.imagery-progress/<pass>/<shard>.json`` records
-the shard as done with its per-patch geo-reference, bad patches and band statistics (sums over the
-train rows). A rerun skips the shards with a marker. The group attribute ``STORE_ATTRS_KEY`` carries
-``"complete": false`` until ``finalize`` writes the full attributes (and the patch table) last.
+``shard_size`` patches along the patch axis. A shard is encoded whole (``bigearthnet_txt.shards``)
+and written to a temporary file of a unique name beside it (``*.partial``), synced, then renamed
+into place, so neither a killed run nor two writers of one shard (a task run twice) leave a torn
+file. After the shard files of a pass (``s2``: three arrays, ``s1``, ``reference_map``) are written,
+a JSON marker ``DIR/.imagery-progress/<pass>/<shard>.json`` records the shard as done with its
+per-patch geo-reference, bad patches and band statistics (sums over the train rows). A rerun skips
+the shards with a marker. The group attribute ``STORE_ATTRS_KEY`` carries ``"complete": false``
+until ``finalize`` writes the full attributes (and the patch table) last.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class StoreWriter:
         return False
 
     def open(self) -> zarr.Group:
-        """Create the group and arrays, or reopen those of an interrupted run with equal settings."""
+        """Create the group and arrays, or reopen those of an interrupted run with equal
+        settings."""
         if self._group is not None:
             return self._group
         if not self.create:
@@ -222,7 +224,8 @@ class StoreWriter:
         return {int(p.stem): json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
     def discard_pass(self, pass_name: str, array_names: Sequence[str]) -> list[int]:
-        """Remove the shard files and markers of every done shard of a pass; returns those shards."""
+        """Remove the shard files and markers of every done shard of a pass;
+        returns those shards."""
         shards = sorted(self.done_shards(pass_name))
         for shard in shards:
             self.discard_shard(pass_name, shard, array_names)
@@ -243,7 +246,8 @@ class StoreWriter:
         """Write rows ``[shard*shard_size, (shard+1)*shard_size)`` of each array, then the marker.
 
         Shard files are encoded by ``bigearthnet_txt.shards`` (byte-compatible with zarr-python,
-        much faster per chunk) and renamed into place; zarr-python writes layouts it does not handle.
+        much faster per chunk) and renamed into place; zarr-python writes layouts it does not
+        handle.
         """
         group = self.open()
         start = shard * self.shard_size
