@@ -49,6 +49,7 @@ from bigearthnet_txt.conversion.annotation_table import (
     open_annotation_file,
     parse_table,
 )
+from bigearthnet_txt.conversion.output_folder import claim_output_folder
 from bigearthnet_txt.schema import (
     ANNOTATION_SUMMARY,
     DATA_DIR,
@@ -432,10 +433,31 @@ def convert_annotations(
     them on a cluster). ``workers > 1`` parses row groups and, with the default ``weigh``, weighs
     buckets in that many local processes
     (:mod:`bigearthnet_txt.conversion.annotation_workers`); the tables are byte-identical.
+    The run holds ``out_dir`` exclusively (``output_folder.claim_output_folder``, lock only);
+    while another run holds it, ``OutputFolderBusyError`` is raised at once.
     """
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise FileNotFoundError(f"annotation file not found: {source}")
+    with claim_output_folder(out_dir, "convert_annotations", check_foreign=False):
+        return _convert_claimed(
+            source, out_dir, settings, patch_index, progress, overwrite, weigh, drop_missing,
+            workers,
+        )  # fmt: skip
+
+
+def _convert_claimed(
+    source: Path,
+    out_dir: Path,
+    settings: AnnotationSettings,
+    patch_index: dict[str, int] | None,
+    progress: bool,
+    overwrite: bool,
+    weigh,
+    drop_missing: bool,
+    workers: int,
+) -> AnnotationSummary:
+    """The conversion of ``convert_annotations``, in an output folder that this run holds."""
     fp = fingerprint(source, settings, patch_index)
     previous = read_summary(out_dir)
     if previous is not None and (out_dir / DATA_DIR).is_dir():

@@ -425,6 +425,27 @@ def test_the_lock_names_its_holder_and_dies_with_it(sample_release_file, tmp_pat
     assert main(argv) == 0  # the killed holder's lock went with it
 
 
+def test_the_python_api_takes_the_lock_too(sample_release_file, tmp_path):
+    from bigearthnet_txt.conversion.annotations import convert_annotations
+    from bigearthnet_txt.conversion.imagery.convert import convert_imagery
+    from bigearthnet_txt.errors import OutputFolderBusyError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with FileLock(out / LOCK_FILE).acquire(timeout=0):  # another run, in the middle of its work
+        with pytest.raises(OutputFolderBusyError, match="another bigearthnet-txt run") as busy:
+            convert_imagery(out, s2=[V1_S2_DIR], metadata=METADATA, patch_ids=V1_PAIRS,
+                            progress=False)  # fmt: skip
+        assert str(out) in str(busy.value)
+        with pytest.raises(OutputFolderBusyError, match=str(out)):
+            convert_annotations(sample_release_file, out, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing written meanwhile
+    result = convert_imagery(out, s2=[V1_S2_DIR], metadata=METADATA, patch_ids=V1_PAIRS,
+                             progress=False)  # fmt: skip
+    assert result.n_patches == len(V1_PAIRS)
+    assert not (out / MARKER_FILE).exists()  # the API locks; the marker is the commands' policy
+
+
 def test_foreign_content_is_replaced_only_with_overwrite(sample_release_file, tmp_path, capsys):
     out = tmp_path / "out"
     (out / "data").mkdir(parents=True)

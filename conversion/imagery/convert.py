@@ -41,6 +41,7 @@ from bigearthnet_txt.conversion.imagery.store_writer import (
     StoreWriter,
     write_json_atomic,
 )
+from bigearthnet_txt.conversion.output_folder import claim_output_folder
 from bigearthnet_txt.conversion.remote import RemoteFile, as_source, expect_md5
 from bigearthnet_txt.schema import IMAGERY_STORE, PATCH_TABLE
 
@@ -255,13 +256,24 @@ def convert_imagery(
     for bad input, unless ``skip_bad`` records it in ``out_dir/imagery_report.json`` and drops
     the patch; when every selected patch is bad nothing is stored and ``ImageryInputError``
     (kind ``no-usable-patches``) is raised.
+
+    The run holds ``out_dir`` exclusively (``output_folder.claim_output_folder``, lock only: the
+    foreign-content check is the commands' policy): while another run holds it,
+    ``OutputFolderBusyError`` is raised at once.
     """
     if config is None:
         config = ImageryConfig(**options)
     elif options:
         raise TypeError(f"give either config or its fields, not both ({sorted(options)})")
+    with claim_output_folder(out_dir, "convert_imagery", check_foreign=False) as out:
+        return _convert_claimed(out, config, executor, progress)
+
+
+def _convert_claimed(
+    out_dir: Path, config: ImageryConfig, executor: ShardExecutor | None, progress: bool
+) -> ImageryResult:
+    """The conversion of ``convert_imagery``, in an output folder that this run holds."""
     started = time.perf_counter()
-    out_dir = Path(out_dir)
     sources = resolve_sources(config)
     metadata_files = [Path(m) for m in config.metadata] or find_metadata(
         p for ps in sources.values() for p in ps if isinstance(p, Path)
