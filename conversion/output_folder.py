@@ -14,8 +14,9 @@
    other output. Other files in the folder are never touched. A folder converted before markers
    were written is recognised by its ``annotations.json``.
 
-Claims nest: a claim of a folder that this process already holds (``prepare`` and ``demo`` run
-``convert``) neither locks again nor checks again.
+A claim that created ``out`` and leaves nothing in it but its lock file (a run that failed before
+writing anything) removes the folder again. Claims nest: a claim of a folder that this process
+already holds (``prepare`` and ``demo`` run ``convert``) neither locks again nor checks again.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def claim_output_folder(
     if key in _HELD:
         yield out
         return
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(out / LOCK_FILE)
     try:
@@ -107,6 +109,9 @@ def claim_output_folder(
             f"{out}: another bigearthnet-txt run is writing this folder ({_holder_text(out)}); "
             "wait for it to finish or choose another output folder"
         ) from None
+    except BaseException:
+        _remove_if_unused(out, created)
+        raise
     _HELD.add(key)
     try:
         started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -130,4 +135,17 @@ def claim_output_folder(
     finally:
         (out / HOLDER_FILE).unlink(missing_ok=True)
         _HELD.discard(key)
-        lock.release()
+        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:
+            (out / LOCK_FILE).unlink(missing_ok=True)  # still locked: no one else starts here
+            lock.release()
+            _remove_if_unused(out, created)
+        else:
+            lock.release()
+
+
+def _remove_if_unused(out: Path, created: bool) -> None:
+    """Remove ``out`` when this claim created it and it is empty (another run may have started
+    in it meanwhile: then it stays)."""
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()

@@ -425,6 +425,30 @@ def test_the_lock_names_its_holder_and_dies_with_it(sample_release_file, tmp_pat
     assert main(argv) == 0  # the killed holder's lock went with it
 
 
+def test_a_patch_without_its_s2_folder_fails_before_any_imagery_work(
+    sample_release_file, tmp_path, capsys
+):
+    ctx = Context(tmp_path, sample_release_file)
+    table = ctx.table()
+    v1 = ctx.write(table.filter(pc.is_in(table["patch_id"], pa.array(V1_PAIRS))), "v1.parquet")
+    rows = pq.read_table(v1)
+    first_row = rows["ID"][pc.index(rows["patch_id"], V1_PATCH).as_py()].as_py()
+    s2 = _v1_copy(ctx)
+    shutil.rmtree(s2 / V1_NAME)
+    argv = _convert_with_imagery(ctx, v1)
+    argv[argv.index(str(V1_S2_DIR))] = str(s2)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no S2 patch folder" in err and V1_PATCH in err, err
+    assert f"row ID={first_row}," in err and str(s2) in err
+    assert not (tmp_path / "out" / "imagery.zarr").exists()  # before any imagery work
+    assert main([*argv, "--skip-bad"]) == 0  # left out and counted instead
+    assert json.loads((tmp_path / "out" / "annotations.json").read_text())["dropped"][
+        "patches"
+    ] == [V1_PATCH]
+
+
 def test_the_python_api_takes_the_lock_too(sample_release_file, tmp_path):
     from bigearthnet_txt.conversion.annotations import convert_annotations
     from bigearthnet_txt.conversion.imagery.convert import convert_imagery

@@ -86,8 +86,9 @@ def print_summary(summary) -> None:
 
 
 def check_annotation_input(args: argparse.Namespace) -> None:
-    """Check the annotation file (and its patches against the metadata, when imagery is converted)
-    before any imagery work: bad annotations fail in seconds, not after the imagery passes."""
+    """Check the annotation file (and its patches against the metadata and the S2 source folders,
+    when imagery is converted) before any imagery work: bad annotations fail in seconds, not after
+    the imagery passes."""
     from bigearthnet_txt.conversion.annotation_check import check_annotations
 
     metadata = None
@@ -99,7 +100,18 @@ def check_annotation_input(args: argparse.Namespace) -> None:
             Path(p) for p in (*args.s2, *args.s1, *args.reference_maps) if Path(p).exists()
         )
         metadata = load_metadata(files) if files else None
-    check_annotations(args.annotations, metadata)
+    check_annotations(args.annotations, metadata, local_s2_folders(args))
+
+
+def local_s2_folders(args: argparse.Namespace) -> list[Path]:
+    """The ``--s2`` sources when every one is a local folder and missing imagery is an error (no
+    ``--skip-bad``): their patch folders are listed before the imagery passes. Archives and URLs
+    cannot be listed without streaming them (the S2 pass reports their missing patches)."""
+    if args.skip_bad or not args.s2:
+        return []
+    if all(isinstance(s, Path) and s.is_dir() for s in args.s2):
+        return list(args.s2)
+    return []
 
 
 def run(args: argparse.Namespace) -> int:
