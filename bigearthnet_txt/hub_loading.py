@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from pathlib import Path
 
-from bigearthnet_txt.errors import HubUnavailableError
+from bigearthnet_txt.errors import BigEarthNetTxtError, HubUnavailableError
 from bigearthnet_txt.filters import RowFilter
 from bigearthnet_txt.store import ImageryStore
 
@@ -116,7 +116,31 @@ def hub_text(
 
     ``splits=None`` gives the splits the repository lists for the config; a requested split that it
     does not list (no rows) gives an empty dataset. ``rows`` is pushed down into the Parquet reads.
+    A failed Hub request (after the revision resolved) raises ``HubUnavailableError`` with a
+    one-line message; a streamed split fetches its files later, while it is iterated.
     """
+    try:
+        return _hub_text(repo_id, config, splits, streaming, revision, token, rows, cache_dir)
+    except BigEarthNetTxtError:
+        raise
+    except hub_errors() as err:
+        raise HubUnavailableError(
+            f"{repo_id!r} at revision {revision}: reading the {config!r} tables from the Hub "
+            f"failed ({hub_reason(err)}); check the network, HF_ENDPOINT and the token, and try "
+            "again"
+        ) from err
+
+
+def _hub_text(
+    repo_id: str,
+    config: str,
+    splits: Sequence[str] | None,
+    streaming: bool,
+    revision: str,
+    token: str | bool | None,
+    rows: RowFilter | None,
+    cache_dir: str | None,
+) -> dict:
     from datasets import load_dataset_builder
 
     kwargs = {"filters": rows.expression()} if rows else {}

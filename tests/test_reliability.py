@@ -676,3 +676,20 @@ def test_a_folder_converted_before_markers_is_recognised(sample_release_file, tm
     assert main(argv) == 0
     (out / MARKER_FILE).unlink()  # as an earlier version left it
     assert main(argv) == 0 and (out / MARKER_FILE).is_file()
+
+
+def test_a_hub_failure_after_the_revision_resolved_is_one_line(monkeypatch):
+    import datasets
+
+    from bigearthnet_txt.errors import HubUnavailableError
+    from bigearthnet_txt.hub_loading import hub_text
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Max retries exceeded with url: /api/datasets/ns/name\nmore lines")
+
+    monkeypatch.setattr(datasets, "load_dataset_builder", unreachable)
+    with pytest.raises(HubUnavailableError) as raised:
+        hub_text("ns/name", "vqa", ["test"], streaming=False, revision="abc123")
+    message = str(raised.value)
+    assert "\n" not in message and "'ns/name'" in message and "abc123" in message
+    assert "ConnectionError: Max retries exceeded" in message and "'vqa'" in message
