@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rico_style_baseline as rico
 from replicated import replicate
 
-from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET
+from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET, PRESETS
 from bigearthnet_txt.conversion.imagery.convert import convert_imagery
 from bigearthnet_txt.store import ImageryStore
 
@@ -80,16 +80,6 @@ def git_commit() -> str:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
         cwd=Path(__file__).resolve().parent,
     ).stdout.strip()  # fmt: skip
-
-
-def kept_sections(report: Path) -> str:
-    """The ``## `` sections of an existing report that this script does not write (measured by
-    other means, e.g. the codec table), to append after the new results."""
-    if not report.is_file():
-        return ""
-    old = report.read_text()
-    start = old.find("\n## ")
-    return "" if start < 0 else old[start:]
 
 
 def best_of(rounds: int, fn) -> float:
@@ -156,6 +146,11 @@ def main() -> None:
         lmdb_total = rico.lmdb_bytes(lmdb_dir / "s2") + rico.lmdb_bytes(lmdb_dir / "s1")
         default_bytes = dir_bytes(store_dir / "imagery.zarr")
         size_bytes = dir_bytes(size_dir / "imagery.zarr")
+        preset_bytes = {DEFAULT_PRESET: default_bytes, "size": size_bytes}
+        for preset in (p for p in PRESETS if p not in preset_bytes):  # sizes only, not timed
+            out = work / f"preset-{preset}"
+            convert_imagery(out, s2=[s2_root], s1=[s1_root], workers=w, preset=preset, **common)
+            preset_bytes[preset] = dir_bytes(out / "imagery.zarr")
         raw = n * (4 * 120 * 120 * 2 + 6 * 60 * 60 * 2 + 2 * 20 * 20 * 2 + 2 * 120 * 120 * 4)
 
         rng = np.random.default_rng(0)
@@ -221,6 +216,10 @@ def main() -> None:
                 f"default {default_bytes / n / 1024:.1f} KiB/patch, "
                 f"size {size_bytes / n / 1024:.1f} KiB/patch)"
             ),
+            "* store bytes vs LMDB bytes, every codec preset: "
+            + ", ".join(
+                f"`{name}` {nbytes / lmdb_total:.3f}×" for name, nbytes in preset_bytes.items()
+            ),
             (
                 f"* decode, random batches of 64 full S1+S2 samples, 1 process, best of "
                 f"{DECODE_ROUNDS}: store {decoded / store_s:.0f} samples/s, rico-style "
@@ -240,7 +239,7 @@ def main() -> None:
         text = "\n".join(lines) + "\n"
         print(text)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + kept_sections(args.out))
+        args.out.write_text(text)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -27,63 +28,54 @@ RESULTS = HERE / "results"
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark: its script and arguments, and the results files it writes."""
+    """One benchmark: its command line (script and arguments) and the results files it writes."""
 
     name: str
-    args: tuple[str, ...]
+    command_line: str
     outputs: tuple[str, ...]
 
     @property
+    def args(self) -> list[str]:
+        return shlex.split(self.command_line)
+
+    @property
     def command(self) -> str:
-        return " ".join(["python", *self.args])
+        return f"python {self.command_line}"
 
 
 BENCHMARKS = (
-    Benchmark("redundancy", ("bench/bench_redundancy.py",), ("redundancy.md",)),
+    Benchmark("redundancy", "bench/bench_redundancy.py", ("redundancy.md",)),
+    Benchmark("annotations", "bench/bench_annotations.py --workers 2,1", ("annotations.md",)),
+    Benchmark("codecs", "bench/bench_codecs.py --rounds 5", ("codecs.md",)),
     Benchmark(
-        "annotations", ("bench/bench_annotations.py", "--workers", "2,1"), ("annotations.md",)
+        "imagery", "bench/bench_imagery.py --patches 1200 --workers 2 --rounds 2", ("imagery.md",)
     ),
+    Benchmark("reads", "bench/reads.py --patches 3400 --rounds 3", ("reads.md",)),
+    Benchmark("collate", "bench/bench_collate.py", ("collate.md",)),
     Benchmark(
-        "imagery",
-        ("bench/bench_imagery.py", "--patches", "1200", "--workers", "2", "--rounds", "2"),
-        ("imagery.md",),
-    ),
-    Benchmark("reads", ("bench/reads.py", "--patches", "3400", "--rounds", "3"), ("reads.md",)),
-    Benchmark("collate", ("bench/bench_collate.py",), ("collate.md",)),
-    Benchmark(
-        "sampler", ("bench/bench_sampler.py", "--patches", "512", "--rounds", "3"), ("sampler.md",)
+        "sampler",
+        "bench/bench_sampler.py --patches 512 --rounds 3 --out bench/results/sampler.md",
+        ("sampler.md",),
     ),
     Benchmark(
         "retrieval",
-        (
-            "bench/bench_retrieval.py",
-            "--images",
-            "116000",
-            "--texts",
-            "1024",
-            "4096",
-            "--dim",
-            "256",
-        ),
+        "bench/bench_retrieval.py --images 116000 --texts 1024 4096 --dim 256 "
+        "--out bench/results/retrieval.md",
         ("retrieval.md",),
     ),
-    Benchmark("wfa", ("bench/wfa_example.py", "--steps", "30", "--seed", "0"), ("wfa_example.md",)),
+    Benchmark(
+        "wfa",
+        "bench/wfa_example.py --steps 30 --seed 0 --out bench/results/wfa_example.md",
+        ("wfa_example.md",),
+    ),
     Benchmark(
         "dask",
-        (
-            "bench/dry_run.py",
-            "--fraction",
-            "0.004",
-            "--workers",
-            "1,2",
-            "--layouts",
-            "archives,folders",
-        ),
+        "bench/dry_run.py --fraction 0.004 --workers 1,2 --layouts archives,folders",
         ("dask.md",),
     ),
     Benchmark(
         "examples",
-        ("bench/show_evaluate_examples.py",),
+        "bench/show_evaluate_examples.py",
         ("evaluate_example.md", "evaluate_comparison.md"),
     ),
 )
