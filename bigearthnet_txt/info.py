@@ -30,6 +30,19 @@ from bigearthnet_txt.schema import (
 )
 
 
+#: Store attributes ``info`` prints (``describe`` also keeps complete, settings and sources).
+STORE_ATTRS_SHOWN = (
+    "codecs",
+    "chunk_patches",
+    "shard_patches",
+    "n_rows",
+    "n_patches",
+    "split_ranges",
+    "stats_split",
+    "format_version",
+)
+
+
 def folder_bytes(path: Path) -> int:
     """Bytes of the files under ``path`` (or of the file itself)."""
     if path.is_file():
@@ -105,19 +118,7 @@ def describe_store(root: Path) -> dict | None:
             "codecs": " -> ".join(_codec_text(c) for c in meta.get("codecs", ())),
             "bytes": folder_bytes(root / IMAGERY_STORE / name),
         }
-    keys = (
-        "codecs",
-        "chunk_patches",
-        "shard_patches",
-        "n_rows",
-        "n_patches",
-        "split_ranges",
-        "stats_split",
-        "format_version",
-        "complete",
-        "settings",
-        "sources",
-    )
+    keys = (*STORE_ATTRS_SHOWN, "complete", "settings", "sources")
     return {**out, "arrays": arrays, **{k: attrs[k] for k in keys if k in attrs}}
 
 
@@ -247,16 +248,7 @@ def format_info(info: dict) -> str:
                 f"shards {a['shards']} {_size(a['bytes'])}"
             )
             lines.append(f"  {'':<14} bands {' '.join(a['bands']) or '-'}; codecs {a['codecs']}")
-        for key in (
-            "codecs",
-            "chunk_patches",
-            "shard_patches",
-            "n_rows",
-            "n_patches",
-            "split_ranges",
-            "stats_split",
-            "format_version",
-        ):
+        for key in STORE_ATTRS_SHOWN:
             if key in store:
                 lines.append(f"  {key}: {json.dumps(store[key])}")
         for key, value in (store.get("settings") or {}).items():

@@ -37,6 +37,7 @@ from bigearthnet_txt.conversion.imagery.checksums import (
     PUBLISHED_FILES,
     RELEASE_FILE,
     ChecksumError,
+    hash_file,
     names_in,
 )
 from bigearthnet_txt.conversion.retry import retry_transient
@@ -210,26 +211,6 @@ def check_disk_space(sources: Sequence[SourceFile], folder: Path) -> int:
             "free space or choose another folder (or stream the archives: prepare --stream)"
         )
     return needed
-
-
-def hash_file(path: Path, progress: bool, *digests) -> None:
-    """Feed the bytes of ``path`` to each of ``digests``."""
-    from tqdm.auto import tqdm
-
-    with (
-        open(path, "rb") as fh,
-        tqdm(
-            total=path.stat().st_size,
-            unit="B",
-            unit_scale=True,
-            desc=f"hash {path.name}",
-            disable=not progress,
-        ) as bar,
-    ):
-        while block := fh.read(8 << 20):
-            for digest in digests:
-                digest.update(block)
-            bar.update(len(block))
 
 
 def _open_range(url: str, offset: int):

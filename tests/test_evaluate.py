@@ -15,23 +15,16 @@ import sacrebleu
 
 from bigearthnet_txt.conversion.annotations import convert_annotations
 from bigearthnet_txt.conversion.cli import main
-from bigearthnet_txt.evaluate import box_iou, evaluate, normalise_answer, read_predictions
+from bigearthnet_txt.evaluate import (
+    REFERENCE_COLUMNS,
+    box_iou,
+    evaluate,
+    normalise_answer,
+    read_predictions,
+)
 from bigearthnet_txt.schema import TABLE_SCHEMA
 from bigearthnet_txt.tables import read_tables
 
-COLUMNS = (
-    "ID",
-    "patch_id",
-    "type",
-    "category",
-    "output",
-    "options",
-    "answer_index",
-    "answer_bool",
-    "country",
-    "season",
-    "climate_zone",
-)
 
 # ID, type, category, output — a tiny bench split whose scores are easy to compute by hand.
 ROWS = [
@@ -64,7 +57,7 @@ PERFECT = {row_id: output for row_id, _, _, output in ROWS}
 def tiny(tmp_path_factory) -> Path:
     """A converted-layout folder holding only the ``ROWS`` above as the bench split."""
     root = tmp_path_factory.mktemp("tiny")
-    schema = pa.schema([TABLE_SCHEMA.field(c) for c in COLUMNS])
+    schema = pa.schema([TABLE_SCHEMA.field(c) for c in REFERENCE_COLUMNS])  # what evaluate reads
     for type_, folder in TASK_FOLDER.items():
         rows = [r for r in ROWS if r[1] == type_]
         table = pa.table(

@@ -1,4 +1,5 @@
-"""Argument types of the command line that reject bad values while parsing (usage error, exit 2)."""
+"""Argument types of the command line that reject bad values while parsing (usage error, exit 2),
+and the data set argument the reading commands share."""
 
 from __future__ import annotations
 
@@ -25,3 +26,15 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
+
+
+DATA_HELP = (
+    "converted data set folder, or a name in the data home as load_dataset takes it "
+    "(default: the current folder if converted, else the data home's bigearthnet_txt)"
+)
+
+
+def add_data_argument(parser: argparse.ArgumentParser, *names: str, **options) -> None:
+    """The data set a reading command works on (``info``, ``show``, ``evaluate``), resolved by
+    ``bigearthnet_txt.paths.local_folder``; ``names`` as for ``add_argument``."""
+    parser.add_argument(*names, default=None, metavar="DIR_OR_NAME", help=DATA_HELP, **options)

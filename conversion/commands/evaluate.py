@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import add_data_argument
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -58,13 +60,7 @@ def register(sub) -> None:
         help="task to score (repeatable; binary, mcq, captioning, 'bounding box', or captions, "
         "referring; default: all)",
     )
-    parser.add_argument(
-        "--data",
-        default=None,
-        metavar="DIR_OR_NAME",
-        help="converted data set folder, or a name in the data home as load_dataset takes it "
-        "(default: the current folder if converted, else the data home's bigearthnet_txt)",
-    )
+    add_data_argument(parser, "--data")
     parser.add_argument(
         "--strict",
         action="store_true",

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from bigearthnet_txt.conversion.commands.argtypes import add_data_argument
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -14,14 +16,7 @@ def register(sub) -> None:
         description="Describe a converted data set folder: annotation tables, patch table, "
         "imagery store.",
     )
-    parser.add_argument(
-        "data",
-        nargs="?",
-        default=None,
-        metavar="DIR_OR_NAME",
-        help="converted data set folder, or a name in the data home as load_dataset takes it "
-        "(default: the current folder if converted, else the data home's bigearthnet_txt)",
-    )
+    add_data_argument(parser, "data", nargs="?")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bigearthnet_txt.conversion.commands.argtypes import positive_int
+from bigearthnet_txt.conversion.commands.argtypes import add_data_argument, positive_int
 
 
 def register(sub) -> None:
@@ -19,13 +19,7 @@ def register(sub) -> None:
     parser.add_argument(
         "query", metavar="ID_OR_PATCH", help="row ID (digits) or patch_id / s1_name"
     )
-    parser.add_argument(
-        "--data",
-        default=None,
-        metavar="DIR_OR_NAME",
-        help="converted data set folder, or a name in the data home as load_dataset takes it "
-        "(default: the current folder if converted, else the data home's bigearthnet_txt)",
-    )
+    add_data_argument(parser, "--data")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.png", help="PNG to write")
     parser.add_argument(
         "--panel",

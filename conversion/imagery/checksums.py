@@ -55,23 +55,30 @@ def names_in(group: str) -> tuple[str, ...]:
     return tuple(name for name, g in FILE_GROUPS.items() if g == group)
 
 
-def md5_file(path: Path | str, progress: bool = False) -> str:
-    """md5 hex digest of a file, read in 8 MiB blocks."""
+def hash_file(path: Path | str, progress: bool, *digests, label: str = "hash") -> None:
+    """Feed the bytes of ``path`` to each of ``digests`` (``hashlib`` objects), read in 8 MiB
+    blocks; ``label`` names the progress bar."""
     path = Path(path)
-    digest = hashlib.md5()
     with (
         open(path, "rb") as fh,
         tqdm(
             total=path.stat().st_size,
             unit="B",
             unit_scale=True,
-            desc=f"md5 {path.name}",
+            desc=f"{label} {path.name}",
             disable=not progress,
         ) as bar,
     ):
         while block := fh.read(8 << 20):
-            digest.update(block)
+            for digest in digests:
+                digest.update(block)
             bar.update(len(block))
+
+
+def md5_file(path: Path | str, progress: bool = False) -> str:
+    """md5 hex digest of a file."""
+    digest = hashlib.md5()
+    hash_file(path, progress, digest, label="md5")
     return digest.hexdigest()
 
 
