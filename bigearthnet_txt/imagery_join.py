@@ -102,11 +102,13 @@ class ImageryJoin:
                 batch[flag] = self._flags(flag, rows, batch[modality])
         return {key: batch[key] for key in self.keys}
 
-    def _flags(self, flag: str, rows: np.ndarray, values: np.ndarray) -> list[bool]:
+    def _flags(self, flag: str, rows: np.ndarray, values: np.ndarray | list) -> list[bool]:
         """``flag`` of each row from the patch table; from the values (not all fill value) for a
         store object without ``patch_flags``."""
         if hasattr(self.store, "patch_flags"):
             return self.store.patch_flags(flag)[rows].tolist()
+        if isinstance(values, list):
+            values = np.stack(values) if values else np.empty((0,))
         filled = np.isnan(values) if values.dtype.kind == "f" else values == 0
         return (~filled.reshape(len(rows), -1).all(axis=1)).tolist()
 
@@ -124,6 +126,48 @@ class ImageryJoin:
             values.flags.writeable = False
             out[key] = [values[j] for j in positions]
         return out
+
+    def read_each(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, list]:
+        """Like :meth:`read`, but ``{key: [value, ...]}`` with each row's arrays decoded into their
+        own read-only memory (``ImageryStore.read_each``), so that a row kept alive (in a shuffle
+        buffer) holds only its own patch."""
+        if any(i is None for i in patch_index):
+            raise ValueError(
+                "rows without patch_index have no imagery (converted without imagery?)"
+            )
+        rows = np.asarray(patch_index, dtype=np.int64)
+        if hasattr(self.store, "read_each"):
+            values = self.store.read_each(rows, self.arrays)
+        else:  # a store object with ``read`` only
+            batch = self.store.read(rows, self.arrays)
+            values = {name: [v.copy() for v in array] for name, array in batch.items()}
+        if "s2" in self.imagery and self.resolution == PATCH_SIZE:
+            bands = [values.pop(name) for name in S2_ARRAY_NAMES]
+            values["s2"] = [
+                s2_to_120({n: b[j][None] for n, b in zip(S2_ARRAY_NAMES, bands, strict=True)})[0]
+                for j in range(len(rows))
+            ]
+        for modality, flag in FLAGS.items():
+            if modality in self.imagery:
+                values[flag] = self._flags(flag, rows, values[modality])
+        for key in self.keys:
+            for value in values[key]:
+                if isinstance(value, np.ndarray):
+                    value.flags.writeable = False
+        return {key: values[key] for key in self.keys}
+
+    def join_rows(self, rows: list[dict]) -> list[dict]:
+        """``rows`` (dicts with ``patch_index``, changed in place) with the imagery of their patch
+        added (the module table, one row each): each patch is decoded once into its own read-only
+        arrays, which the rows of that patch share."""
+        patch_index = [row["patch_index"] for row in rows]
+        where = {p: j for j, p in enumerate(dict.fromkeys(patch_index))}
+        values = self.read_each(list(where))
+        columns = [values[key] for key in self.keys]
+        for row, p in zip(rows, patch_index, strict=True):
+            j = where[p]
+            row.update(zip(self.keys, [c[j] for c in columns], strict=True))
+        return rows
 
     def __call__(self, batch: Mapping[str, Sequence]) -> dict:
         """``batch`` plus the imagery of its ``patch_index`` column (stacked arrays, or per-row

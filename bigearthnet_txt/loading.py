@@ -42,10 +42,14 @@ pushed down) and the imagery is joined by ``Dataset.with_transform``; the result
 ``ds[[i, j, ...]]`` build the rows asked for straight from the Arrow buffers, with one batched
 store read per call (the same values as ``datasets``' own path, at the lean reader's speed).
 
-Streaming: see :mod:`bigearthnet_txt.streaming`; imagery is joined by a batched
-``IterableDataset.map`` after the shuffle buffer, so buffered rows hold text only. The buffer is fed
-from one piece at a time (``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands
-every row over between threads, which cost more than the rest of a text row.
+Streaming: see :mod:`bigearthnet_txt.streaming`; imagery is joined where the rows are read, in file
+order (``batch_size`` rows per store read, each patch decoded once into its own arrays, which the
+rows of that patch share), before the shuffle buffer: a buffered row holds its patch (about
+0.28 MB at native resolution, so the default ``buffer_size`` of 1000 rows keeps about 280 MB). A
+``datasets.IterableDataset`` from elsewhere gets its imagery from :func:`with_imagery`, a batched
+``IterableDataset.map``. The buffer is fed from one piece at a time
+(``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands every row over between
+threads, which cost more than the rest of a text row.
 ``state_dict()`` resumes exactly without ``shuffle_seed``; with it, ``datasets`` restores the
 piece position but the rows that sat in the shuffle buffer are lost on resume (the buffer is
 refilled from new rows).
@@ -135,14 +139,14 @@ def _map_style(root: Path, config: str, split: str, rows, cache_dir):
 
 
 def _streaming(root: Path, config: str, split: str, rows, rank, world_size, drop_remainder,
-               shuffle_seed, buffer_size):  # fmt: skip
+               shuffle_seed, buffer_size, join, batch_size):  # fmt: skip
     pieces = plan_pieces([str(f) for f in config_files(root, config, split)], rows)
     if shuffle_seed is not None:
         order = np.random.default_rng(shuffle_seed).permutation(len(pieces))
         pieces = [pieces[i] for i in order]  # the same order on every rank before splitting
     if world_size > 1:
         pieces = split_pieces(pieces, rank, world_size, drop_remainder)
-    ds = iterable_dataset(pieces, rows)
+    ds = iterable_dataset(pieces, rows, join, batch_size)
     if shuffle_seed is not None:
         ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size, max_buffer_input_shards=1)
     return ds
@@ -185,11 +189,13 @@ def load_dataset(
     result = {}
     for name in _split_names(root, cfg.name, split):
         if cfg.streaming:
+            join = ImageryJoin(store, cfg.imagery, cfg.resolution) if store else None
             ds = _streaming(root, cfg.name, name, rows, cfg.rank, cfg.world_size,
-                            cfg.drop_remainder, cfg.shuffle_seed, cfg.buffer_size)  # fmt: skip
+                            cfg.drop_remainder, cfg.shuffle_seed, cfg.buffer_size, join,
+                            cfg.batch_size)  # fmt: skip
         else:
             ds = _map_style(root, cfg.name, name, rows, cfg.cache_dir)
-        ds = with_imagery(ds, store, cfg.imagery, cfg.resolution, cfg.batch_size) if store else ds
+            ds = with_imagery(ds, store, cfg.imagery, cfg.resolution) if store else ds
         if cfg.streaming:
             setattr(ds, _REBUILD, functools.partial(load_dataset, path, cfg, name))
         result[name] = ds

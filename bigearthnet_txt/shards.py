@@ -18,8 +18,12 @@ writes (shards along the patch axis only, inner chunks of one patch, index at th
   path in the fsspec filesystem ``fs`` (the shard index and the wanted chunks read by byte ranges).
 * ``layout.encode_shard(block)`` → the bytes of one shard file (``block``: ``[shard_size, *chunk]``)
   or ``None`` when every chunk equals the fill value (zarr then stores no file).
-* ``layout.read_rows(rows, pool=None)`` → ``ndarray[len(rows), *chunk]`` for patch rows in any
-  order (repeats allowed), each decoded straight into its place; ``pool`` decodes on threads.
+* ``layout.read_rows(rows, pool=None, out=None)`` → ``ndarray[len(rows), *chunk]`` for patch rows
+  in any order (repeats allowed), each decoded straight into its place; ``pool`` decodes on
+  threads; ``out``: where to decode instead (that array, or a list of one ``chunk`` array per row);
+  a new result lives in recycled memory (:mod:`bigearthnet_txt.recycled`).
+* ``layout.new_rows(n)`` → a list of ``n`` fresh ``chunk`` arrays (an ``out`` whose rows do not
+  share memory, so that one row kept alive does not keep a whole batch alive).
 
 A layout keeps the index of every shard it has read (``MAX_CACHED_INDEXES`` at most, 16 bytes per
 patch each) and, locally, up to ``MAX_OPEN_FILES`` shard files memory-mapped (read-only, so forked
@@ -40,6 +44,8 @@ import google_crc32c
 import numcodecs
 import numpy as np
 from numcodecs import blosc
+
+from bigearthnet_txt import recycled
 
 EMPTY = np.uint64(2**64 - 1)
 EMPTY_OFFSET = 2**64 - 1  # EMPTY as a Python int (index rows read with .tolist())
@@ -213,16 +219,25 @@ class ShardLayout:
         if index is not None:
             self._spans[shard] = index.tolist()  # [offset, nbytes] as Python ints, fast to index
 
-    def read_rows(self, rows: np.ndarray, pool=None) -> np.ndarray:
+    def new_rows(self, n: int) -> list[np.ndarray]:
+        """``n`` separately allocated, uninitialised ``chunk_shape[1:]`` arrays (``dtype``)."""
+        return [np.empty(self.chunk_shape[1:], dtype=self.dtype) for _ in range(n)]
+
+    def read_rows(self, rows: np.ndarray, pool=None, out=None):
         """Decode patch rows (any order, repeats allowed, in range) into ``[len(rows), *chunk]``.
 
         Each row is decoded straight into its place in the result (no reordering copy); a repeated
         row is decoded once and copied. ``pool``: a ``concurrent.futures`` executor; the chunks of
         a local read are split into one contiguous group per worker and decoded on its threads
-        (the compressors release the GIL). None: decoded in this thread.
+        (the compressors release the GIL). None: decoded in this thread. ``out``: the destination
+        (an ``ndarray[len(rows), *chunk]`` or a list of ``len(rows)`` C-contiguous ``chunk``
+        arrays, e.g. from :meth:`new_rows`), returned; None: a new stacked array.
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        out = np.empty((len(rows), *self.chunk_shape[1:]), dtype=self.dtype)
+        if out is None:
+            out = recycled.empty((len(rows), *self.chunk_shape[1:]), self.dtype)
+        elif len(out) != len(rows):
+            raise ValueError(f"out holds {len(out)} rows, {len(rows)} requested")
         if len(rows) == 1:
             row = int(rows[0])
             shard = row // self.shard_size
@@ -253,7 +268,7 @@ class ShardLayout:
                 view, spans = entry
                 offset, nbytes = spans[row - shard * size] if view is not None else EMPTY_SPAN
                 if offset == EMPTY_OFFSET:
-                    out[pos] = self.fill_value
+                    out[pos][...] = self.fill_value
                 else:
                     jobs.append((view[offset : offset + nbytes], pos))
             workers = getattr(pool, "_max_workers", 1) if pool is not None else 1
@@ -270,7 +285,7 @@ class ShardLayout:
                 if view is not None:
                     view.release()
         for pos, seen in repeats:
-            out[pos] = out[seen]
+            out[pos][...] = out[seen]
         return out
 
     def _read_rows_remote(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -287,7 +302,7 @@ class ShardLayout:
         for shard, positions in by_shard.items():
             self._read_remote(shard, rows, positions, out)
         for pos, seen in repeats:
-            out[pos] = out[seen]
+            out[pos][...] = out[seen]
         return out
 
     def _open_local(self, shard: int) -> tuple[memoryview | None, list]:
@@ -343,14 +358,15 @@ class ShardLayout:
         shard ``shard``)."""
         view, spans = self._open_local(shard)
         if view is None:
-            out[[pos for _, pos in items]] = self.fill_value
+            for _, pos in items:
+                out[pos][...] = self.fill_value
             return
         try:
             base = shard * self.shard_size
             for row, pos in items:
                 offset, nbytes = spans[row - base]
                 if offset == EMPTY_OFFSET:
-                    out[pos] = self.fill_value
+                    out[pos][...] = self.fill_value
                 else:
                     self.decode_into(view[offset : offset + nbytes], out[pos])
         finally:
@@ -364,13 +380,15 @@ class ShardLayout:
         known = shard in self._indexes
         index = self._indexes.get(shard)
         if known and index is None:
-            out[positions] = self.fill_value
+            for pos in positions:
+                out[pos][...] = self.fill_value
             return
         try:
             f = self.fs.open(self.shard_path(shard), "rb", cache_type="none")
         except FileNotFoundError:
             self._remember(shard, None)
-            out[positions] = self.fill_value
+            for pos in positions:
+                out[pos][...] = self.fill_value
             return
         with f:
             if index is None:
@@ -383,7 +401,7 @@ class ShardLayout:
             for pos in positions:
                 offset, nbytes = index[int(rows[pos]) - base]
                 if offset == EMPTY:
-                    out[pos] = self.fill_value
+                    out[pos][...] = self.fill_value
                 else:
                     wanted.append((int(offset), int(nbytes), pos))
             for run in _adjacent_runs(wanted):
@@ -391,7 +409,8 @@ class ShardLayout:
                 f.seek(start)
                 data = f.read(run[-1][0] + run[-1][1] - start)
                 for offset, nbytes, pos in run:
-                    out[pos] = self.decode_chunk(data[offset - start : offset - start + nbytes])
+                    chunk = data[offset - start : offset - start + nbytes]
+                    out[pos][...] = self.decode_chunk(chunk)
 
 
 def _adjacent_runs(ranges: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:

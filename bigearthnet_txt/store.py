@@ -31,6 +31,7 @@ API::
     store.indices_of(["S2A_..._75_43"])          # np.ndarray[int64] of patch_index
     store.patch_flags("has_s1")                  # np.ndarray[bool] by patch_index (patch table)
     batch = store.read([5, 1, 9], arrays=("s2_10m", "s1"))   # {"s2_10m": [3,4,120,120], ...}
+    rows = store.read_each([5, 1, 9], arrays=("s1",))  # {"s1": [[2,120,120]] * 3}, own memory
     s2 = store.read_s2_120([5, 1, 9])            # uint16 [3, 12, 120, 120] in S2_BANDS order
     s2_to_120(batch)                             # the same from an already read batch
 
@@ -57,6 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bigearthnet_txt import recycled
 from bigearthnet_txt.schema import (
     IMAGERY_ARRAYS,
     IMAGERY_STORE,
@@ -74,7 +76,7 @@ def s2_to_120(batch: dict[str, np.ndarray]) -> np.ndarray:
     """Stack ``s2_10m``/``s2_20m``/``s2_60m`` of a batch into uint16 ``[B, 12, 120, 120]`` in
     ``S2_BANDS`` order, upsampling 20 m (×2) and 60 m (×6) by nearest neighbour (pixel repeat)."""
     first = batch[S2_ARRAY_NAMES[0]]
-    out = np.empty((first.shape[0], len(S2_BANDS), 120, 120), dtype=first.dtype)
+    out = recycled.empty((first.shape[0], len(S2_BANDS), 120, 120), first.dtype)
     for array in S2_ARRAYS:
         factor = 120 // array.size
         values = batch[array.name]
@@ -315,6 +317,16 @@ class ImageryStore:
 
         Returns ``{array: ndarray[len(indices), ...]}`` in the requested order.
         """
+        return self._read(indices, arrays, separate=False)
+
+    def read_each(
+        self, indices: Sequence[int] | np.ndarray, arrays: Sequence[str] | None = None
+    ) -> dict[str, list[np.ndarray]]:
+        """Like :meth:`read`, but ``{array: [ndarray[...], ...]}``: each row decoded straight into
+        its own array, so a row kept alive (e.g. in a shuffle buffer) holds only its own memory."""
+        return self._read(indices, arrays, separate=True)
+
+    def _read(self, indices, arrays, separate: bool) -> dict:
         names = tuple(arrays) if arrays is not None else self.arrays
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         metas = self.metas
@@ -322,7 +334,7 @@ class ImageryStore:
             lo = hi = int(idx[0])
         else:
             lo, hi = (int(idx.min()), int(idx.max())) if idx.size else (0, -1)
-        out: dict[str, np.ndarray] = {}
+        out: dict = {}
         for name in names:
             if name not in metas:
                 if name not in IMAGERY_ARRAYS:
@@ -337,10 +349,12 @@ class ImageryStore:
                 raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {n})")
             layout = self._layouts[name] if name in self._layouts else self._layout(name)
             if layout is not None:
-                out[name] = layout.read_rows(idx, self._pool())
+                rows = layout.new_rows(idx.size) if separate else None
+                out[name] = layout.read_rows(idx, self._pool(), rows)
             else:
                 unique, inverse = np.unique(idx, return_inverse=True)
-                out[name] = self._read_zarr(name, unique)[inverse]
+                values = self._read_zarr(name, unique)[inverse]
+                out[name] = [v.copy() for v in values] if separate else values
         return out
 
     def _pool(self):

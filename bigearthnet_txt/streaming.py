@@ -96,24 +96,55 @@ def read_piece(
     return table.slice(piece.start, len(piece))
 
 
-def generate_rows(pieces: list[dict], row_filter: dict | None = None) -> Iterator[dict]:
-    """Generator of ``from_generator``: the rows of ``pieces``
-    (``Piece`` fields as dicts) as dicts."""
+def patch_batches(patch_index: pa.ChunkedArray | pa.Array, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` row ranges of about ``size`` rows that never cut the run of rows of one
+    patch (rows are sorted by patch), so each patch is read once."""
+    values = patch_index.to_numpy(zero_copy_only=False)
+    n, start = len(values), 0
+    while start < n:
+        stop = min(start + size, n)
+        while stop < n and values[stop] == values[stop - 1]:
+            stop += 1
+        yield start, stop
+        start = stop
+
+
+def generate_rows(
+    pieces: list[dict], row_filter: dict | None = None, join=None, batch_size: int = 256
+) -> Iterator[dict]:
+    """Generator of ``from_generator``: the rows of ``pieces`` (``Piece`` fields as dicts) as
+    dicts; with ``join`` (an ``ImageryJoin``) each batch of about ``batch_size`` rows gets its
+    imagery (``ImageryJoin.join_rows``: one read per batch, one decode per patch)."""
     rf = RowFilter(row_filter or {})
     for fields in pieces:
-        yield from read_piece(Piece(**fields), rf).to_pylist()
+        table = read_piece(Piece(**fields), rf)
+        if join is None:
+            yield from table.to_pylist()
+            continue
+        for start, stop in patch_batches(table["patch_index"], batch_size):
+            yield from join.join_rows(table.slice(start, stop - start).to_pylist())
 
 
-def iterable_dataset(pieces: Sequence[Piece], row_filter: RowFilter | None = None):
+def iterable_dataset(
+    pieces: Sequence[Piece], row_filter: RowFilter | None = None, join=None, batch_size: int = 256
+):
     """A ``datasets.IterableDataset`` over ``pieces`` (one shard each).
 
-    Examples are the rows as ``pyarrow.Table.to_pylist`` gives them (the ``TABLE_SCHEMA`` columns).
-    No ``features`` are declared: with them ``datasets`` re-encodes every example, which makes
-    iteration about fifteen times slower.
+    Examples are the rows as ``pyarrow.Table.to_pylist`` gives them (the ``TABLE_SCHEMA`` columns),
+    with the keys of ``join`` (an ``ImageryJoin``) added when given: the imagery is read where the
+    rows are made, in file order (so rows of a patch share one decode), before any shuffle buffer;
+    each row then holds its own patch's arrays (about 0.28 MB at native resolution), which a
+    shuffle buffer of ``buffer_size`` rows keeps in memory. No ``features`` are declared: with them
+    ``datasets`` re-encodes every example, which makes iteration about fifteen times slower.
     """
     from datasets import IterableDataset
 
     return IterableDataset.from_generator(
         generate_rows,
-        gen_kwargs={"pieces": [asdict(p) for p in pieces], "row_filter": dict(row_filter or {})},
+        gen_kwargs={
+            "pieces": [asdict(p) for p in pieces],
+            "row_filter": dict(row_filter or {}),
+            "join": join,
+            "batch_size": batch_size,
+        },
     )

@@ -12,6 +12,7 @@ from bigearthnet_txt import configs
 from bigearthnet_txt.loading import load_dataset, split_by_node, with_imagery
 from bigearthnet_txt.schema import CONFIGS, SPLITS, TABLE_COLUMNS, shard_glob
 from bigearthnet_txt.store import ImageryStore
+from bigearthnet_txt.streaming import patch_batches
 
 NATIVE_KEYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 
@@ -352,3 +353,49 @@ def test_store_over_http_range_requests(converted, store):
     for name in store.arrays:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     assert ranged  # shard indexes and chunks come by byte ranges
+
+
+def test_streamed_rows_of_different_patches_hold_only_their_own_patch(converted):
+    examples = list(load_dataset(converted, "captions", "train", streaming=True, imagery=("s2",)))
+    patches = {e["patch_index"]: e for e in examples}
+    assert len(patches) > 1
+    arrays = [e[key] for e in patches.values() for key in ("s2_10m", "s2_20m", "s2_60m")]
+    for j, array in enumerate(arrays):
+        assert array.base is None  # its own allocation, not a view of a batch
+        assert not any(np.shares_memory(array, other) for other in arrays[:j])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"shuffle_seed": 1, "buffer_size": 5},
+        {"batch_size": 1},
+        {"decode_threads": 2, "shuffle_seed": 2},
+        {"resolution": 120, "shuffle_seed": 0},
+    ],
+)
+def test_streaming_options_give_every_row_with_its_imagery(converted, store, options):
+    examples = list(load_dataset(converted, "all", "train", streaming=True, **options))
+    expected = table_rows(converted, "all", "train")["ID"].to_pylist()
+    assert sorted(e["ID"] for e in examples) == sorted(expected)
+    keys = ("s2", "s1") if options.get("resolution") == 120 else NATIVE_KEYS
+    assert_imagery(examples, store, keys=keys)
+
+
+def test_patch_batches_never_cut_the_rows_of_a_patch():
+    patch_index = pa.array([0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 4])
+    batches = list(patch_batches(patch_index, 2))
+    assert batches == [(0, 3), (3, 6), (6, 10), (10, 11)]
+    assert list(patch_batches(patch_index, 100)) == [(0, 11)]
+    assert list(patch_batches(pa.array([], pa.int64()), 4)) == []
+
+
+def test_streaming_in_dataloader_workers(converted, store):
+    from torch.utils.data import DataLoader
+
+    ds = load_dataset(converted, "all", "train", streaming=True, imagery=("s1",), shuffle_seed=0)
+    loader = DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context="spawn")
+    examples = list(loader)
+    expected = table_rows(converted, "all", "train")["ID"].to_pylist()
+    assert sorted(int(e["ID"]) for e in examples) == sorted(expected)
+    assert_imagery([{**e, "s1": np.asarray(e["s1"])} for e in examples], store, keys=("s1",))

@@ -58,6 +58,11 @@ def test_shard_reads_equal_zarr_python_in_any_order(preset_store, decode_threads
             expected = plain.get_orthogonal_selection((rows,) + (slice(None),) * (plain.ndim - 1))
             assert ours.shape == expected.shape and ours.dtype == expected.dtype
             assert ours.tobytes() == expected.tobytes(), (preset, name, rows.tolist())
+            each = store.read_each(rows, [name])[name]
+            assert len(each) == len(rows)
+            for j, row in enumerate(each):
+                assert row.shape == expected.shape[1:] and row.tobytes() == expected[j].tobytes()
+                assert not any(np.shares_memory(row, other) for other in each[:j])
 
 
 def test_read_preset_round_trips_every_sample_patch(tmp_path):
