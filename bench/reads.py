@@ -13,7 +13,7 @@ off, tensorstore's thread pools are limited to one thread in one-thread rows); C
 next to wall time (``time.process_time``), so multi-threaded rows are compared per CPU-second too.
 Ratios are against the LMDB random reader and the physical limit measured in the same run.
 
-Usage: ``python bench/reads.py [--patches 3400] [--rounds 3] [--work DIR] [--out FILE.md]``
+Usage: ``python bench/reads.py [--patches 10000] [--rounds 3] [--work DIR] [--out FILE.md]``
 (``--work``: keep the converted folders there and reuse them in later runs). This script replaces
 the loading figures of the former ``bench_loading.py``.
 """
@@ -26,11 +26,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLOS
     os.environ[_var] = "1"  # one thread unless a row says otherwise
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import deque  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -46,6 +48,7 @@ import rico_style_baseline as rico  # noqa: E402
 from replicated import convert_replicated  # noqa: E402
 
 from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET  # noqa: E402
+from bigearthnet_txt.load_config import LoadConfig  # noqa: E402
 from bigearthnet_txt.loading import load_dataset  # noqa: E402
 from bigearthnet_txt.random_access import BigEarthNetTxt  # noqa: E402
 from bigearthnet_txt.schema import IMAGERY_STORE, S1_BANDS, S2_BANDS  # noqa: E402
@@ -56,6 +59,7 @@ READ_PRESET = "read"
 SPLIT = "train"
 ARRAYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 CONFIGS = ("captions", "all")  # one text per patch; about 20 texts per patch
+BUFFER = LoadConfig("all").buffer_size  # the default shuffle buffer
 
 
 def build(work: Path, n_patches: int) -> dict[str, Path]:
@@ -139,6 +143,24 @@ class Reader:
         return self.n / min(self.cpu)
 
 
+class SteadyReader(Reader):
+    """A streaming reader timed between its first and last ``skip`` samples: with a shuffle buffer
+    of ``skip`` rows, each of those samples reads exactly one new row (no filling, no draining)."""
+
+    def __init__(self, group: str, name: str, make, n: int, skip: int, threads: int = 1):
+        super().__init__(group, name, make, n - 2 * skip, threads)
+        self.skip = skip
+
+    def measure(self) -> None:
+        it = iter(self.make())
+        deque(itertools.islice(it, self.skip), maxlen=0)
+        wall, cpu = time.perf_counter(), time.process_time()
+        deque(itertools.islice(it, self.n), maxlen=0)
+        self.wall.append(time.perf_counter() - wall)
+        self.cpu.append(time.process_time() - cpu)
+        deque(it, maxlen=0)
+
+
 def read_geotiffs(s2_folder: Path, s1_folder: Path) -> dict[str, np.ndarray]:
     """torchgeo-style: open and read every band file of the patch with rasterio."""
     import rasterio
@@ -215,7 +237,9 @@ def zarr_reader(root: Path):
     return read
 
 
-def config_readers(paths: dict, config: str, n_random: int, work: Path, seed: int) -> list[Reader]:
+def config_readers(
+    paths: dict, config: str, n_random: int, work: Path, seed: int, pool
+) -> list[Reader]:
     """The sample readers of one config (rows of the ``train`` split)."""
     root, raw = paths[DEFAULT_PRESET], paths[READ_PRESET]
     cache = work / "arrow_cache"
@@ -241,21 +265,27 @@ def config_readers(paths: dict, config: str, n_random: int, work: Path, seed: in
     src = paths[DEFAULT_PRESET].parent / "src"
     folders = {p.name: p for p in src.glob("BigEarthNet-S*/*/*") if p.is_dir()}
     tif = rand[:64]
-    order = rng.permutation(n_rows)
-    patch_rows = text.table["patch_index"].to_numpy()[order]
+    patch_rows = text.table["patch_index"].to_numpy()
     store = ImageryStore(root)
+    skip = min(BUFFER, n_rows // 4)
 
-    def decode_pass():  # the imagery reads a shuffled streaming pass does, nothing else
+    def decode_pass():  # the imagery reads of a streaming pass (file order), nothing else
         for start in range(0, n_rows, 256):
-            batch = store.read(np.unique(patch_rows[start : start + 256]), ARRAYS)
+            batch = store.read_each(np.unique(patch_rows[start : start + 256]), ARRAYS)
             yield from range(len(batch["s1"]))
+
+    def lmdb_threads(pool):  # random rows split between the pool's threads
+        def part(rows):
+            return [lmdb_random.read(pids[i], s1s[i]) for i in rows]
+
+        return lambda: (s for chunk in pool.map(part, [rand[0::2], rand[1::2]]) for s in chunk)
 
     g = config
     extra = [
         Reader(g, "profile: streaming text only (`imagery=()`), shuffled, incl. start-up",
                lambda: stream(root, shuffle_seed=next(rounds), imagery=())(), n_rows),
-        Reader(g, "profile: the pass's patch reads alone (batches of 256, shuffled order)",
-               decode_pass, n_rows),
+        Reader(g, "profile: the pass's patch reads alone (`read_each`, batches of 256, file "
+               "order)", decode_pass, n_rows),
         Reader(g, "LMDB random + official upsampling to 120 x 120",
                lambda: (lmdb_random.read_upsampled(pids[i], s1s[i]) for i in rand), len(rand)),
         Reader(g, "`load_dataset(..., resolution=120)` random `ds[i]`",
@@ -276,8 +306,12 @@ def config_readers(paths: dict, config: str, n_random: int, work: Path, seed: in
                lambda: (r for b in batches for r in lean.__getitems__(b)), n_batched),
         Reader(g, "`load_dataset` random `__getitems__(256)`",
                lambda: (r for b in batches for r in ds.__getitems__(b)), n_batched),
+        Reader(g, "LMDB native random, 2 threads", lmdb_threads(pool), len(rand), threads=2),
         Reader(g, "streaming, shuffled, one pass incl. start-up",
                lambda: stream(root, shuffle_seed=next(rounds))(), n_rows),
+        SteadyReader(g, f"streaming, shuffled, steady state (between the first and last {skip} "
+                     "rows: buffer full)", lambda: stream(root, shuffle_seed=next(rounds))(),
+                     n_rows, skip),
         Reader(g, "streaming, in order, one pass incl. start-up", lambda: stream(root)(), n_rows),
         Reader(g, "streaming, shuffled, 2 decode threads",
                lambda: stream(root, shuffle_seed=next(rounds), decode_threads=2)(), n_rows,
@@ -334,7 +368,7 @@ def store_bytes(folder: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--patches", type=int, default=3400, help="replicated patches (60% train)")
+    parser.add_argument("--patches", type=int, default=10000, help="replicated patches (60% train)")
     parser.add_argument("--random", type=int, default=2048, help="random samples per reader")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per reader")
     parser.add_argument("--work", type=Path, default=None, help="keep / reuse the data here")
@@ -349,7 +383,8 @@ def main() -> None:
     paths = build(work, args.patches)
     lmdb_size = rico.lmdb_bytes(paths["lmdb"])
     limits = physical_limits(paths[DEFAULT_PRESET], paths[READ_PRESET], 512)
-    readers = [r for c in CONFIGS for r in config_readers(paths, c, args.random, work, 0)]
+    pool = ThreadPoolExecutor(2)
+    readers = [r for c in CONFIGS for r in config_readers(paths, c, args.random, work, 0, pool)]
     readers += batch_readers(paths, args.patches, args.random, 1)
     for reader in readers:  # one unmeasured warm-up round: imports, page cache, first mappings
         deque(reader.make(), maxlen=0)
@@ -424,7 +459,7 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
             full = by_name["streaming, shuffled, one pass incl. start-up"]
             text = by_name["profile: streaming text only (`imagery=()`), shuffled, incl. start-up"]
             reads = by_name[
-                "profile: the pass's patch reads alone (batches of 256, shuffled order)"
+                "profile: the pass's patch reads alone (`read_each`, batches of 256, file order)"
             ]
             us = {
                 name: 1e6 / r.rate for name, r in (("full", full), ("text", text), ("reads", reads))
@@ -435,9 +470,10 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
                 f"Where a shuffled streaming pass of `{group}` spends its time, µs per sample "
                 f"(best rounds): {us['full']:.1f} in all = {us['text']:.1f} text (Parquet → Python "
                 "rows, shuffle buffer, start-up) + "
-                f"{us['reads']:.1f} imagery reads (decode + copies; the decode limit alone is "
-                f"{1e6 / limits['decode']:.1f} per patch) + {rest:.1f} joining (the batched "
-                "`IterableDataset.map`: rows to batches and back, per-row views).",
+                f"{us['reads']:.1f} imagery reads (decode into each row's own arrays; the decode "
+                f"limit alone is {1e6 / limits['decode']:.1f} per patch) + {rest:.1f} the rest "
+                "(adding the arrays to the rows; the shuffle buffer filling with rows that hold "
+                f"their imagery: fresh memory for the first {BUFFER} rows).",
             ]
         else:
             lines += [
