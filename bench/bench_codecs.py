@@ -29,8 +29,8 @@ CANDIDATES = (
     ("zstd 3, byte shuffle (`balanced`)", "zstd", 3, Blosc.SHUFFLE),
     ("zstd 9, byte shuffle (`size`, here without its uint16 Delta)", "zstd", 9, Blosc.SHUFFLE),
     ("lz4hc 9, byte shuffle", "lz4hc", 9, Blosc.SHUFFLE),
-    ("lz4hc 6, byte shuffle (`speed`, S1)", "lz4hc", 6, Blosc.SHUFFLE),
-    ("lz4 9, bit shuffle (`speed`, S2)", "lz4", 9, Blosc.BITSHUFFLE),
+    ("lz4hc 6, byte shuffle (`speed`; `write`, S1)", "lz4hc", 6, Blosc.SHUFFLE),
+    ("lz4 9, bit shuffle (`write`, S2)", "lz4", 9, Blosc.BITSHUFFLE),
     ("lz4 9, byte shuffle", "lz4", 9, Blosc.SHUFFLE),
     ("lz4hc 1, bit shuffle", "lz4hc", 1, Blosc.BITSHUFFLE),
 )

@@ -56,6 +56,7 @@ from bigearthnet_txt.shards import ShardLayout  # noqa: E402
 from bigearthnet_txt.store import ImageryStore  # noqa: E402
 
 READ_PRESET = "read"
+WRITE_PRESET = "write"  # the write-optimised codec (the default before ``speed`` decoded faster)
 SPLIT = "train"
 ARRAYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 CONFIGS = ("captions", "all")  # one text per patch; about 20 texts per patch
@@ -67,7 +68,7 @@ def build(work: Path, n_patches: int) -> dict[str, Path]:
     ``work``."""
     paths = {}
     folders = None
-    for preset in (DEFAULT_PRESET, READ_PRESET):
+    for preset in (DEFAULT_PRESET, READ_PRESET, WRITE_PRESET):
         target = work / preset
         if not (target / "bigearthnet_txt" / "patches.parquet").exists():
             _, s2, s1 = convert_replicated(target, n_patches, preset=preset)
@@ -173,28 +174,35 @@ def read_geotiffs(s2_folder: Path, s1_folder: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def physical_limits(root: Path, raw_root: Path, n: int) -> dict[str, float]:
-    """Patches/s of (a) decoding the default codec's four chunks of a patch from memory into a
-    preallocated patch, (b) a plain memory copy of the raw arrays of a patch, (c) the ``read``
-    preset's reads through ``ImageryStore.read`` (one patch at a time, in order)."""
-    layouts = {a: ShardLayout.load(root / IMAGERY_STORE / a) for a in ARRAYS}
-    encoded = {a: [] for a in ARRAYS}
-    for a, layout in layouts.items():
+def encoded_chunks(root: Path, n: int) -> dict[str, list[bytes]]:
+    """The encoded chunks of the first ``n`` patches of every array of a store."""
+    encoded: dict[str, list[bytes]] = {a: [] for a in ARRAYS}
+    for a in ARRAYS:
+        layout = ShardLayout.load(root / IMAGERY_STORE / a)
         for shard in range((n + layout.shard_size - 1) // layout.shard_size):
             data = Path(layout.shard_path(shard)).read_bytes()
             index = layout.parse_index(data[-(layout.shard_size * 16 + 4) :])
             for offset, nbytes in index.tolist():
                 if offset != 2**64 - 1 and len(encoded[a]) < n:
                     encoded[a].append(data[offset : offset + nbytes])
-    outs = {a: np.empty(layouts[a].chunk_shape[1:], layouts[a].dtype) for a in ARRAYS}
+    return encoded
+
+
+def physical_limits(root: Path, raw_root: Path, write_root: Path, n: int) -> dict[str, float]:
+    """Patches/s of (a) decoding the default codec's four chunks of a patch from memory into a
+    preallocated patch, (b) the same for the ``write`` codec, (c) a plain memory copy of the raw
+    arrays of a patch."""
+    codecs = {"decode": encoded_chunks(root, n), "decode_write": encoded_chunks(write_root, n)}
     raw = ImageryStore(raw_root).read(np.arange(n), ARRAYS)
-    best = {"decode": 0.0, "memcpy": 0.0}
+    outs = {a: np.empty(raw[a].shape[1:], raw[a].dtype) for a in ARRAYS}
+    best = {"decode": 0.0, "decode_write": 0.0, "memcpy": 0.0}
     for _ in range(3):
-        start = time.perf_counter()
-        for i in range(n):
-            for a in ARRAYS:
-                blosc.decompress(encoded[a][i], outs[a])
-        best["decode"] = max(best["decode"], n / (time.perf_counter() - start))
+        for key, encoded in codecs.items():
+            start = time.perf_counter()
+            for i in range(n):
+                for a in ARRAYS:
+                    blosc.decompress(encoded[a][i], outs[a])
+            best[key] = max(best[key], n / (time.perf_counter() - start))
         start = time.perf_counter()
         for i in range(n):
             for a in ARRAYS:
@@ -252,6 +260,7 @@ def config_readers(
     n_batched = 256 * len(batches)
     lean = BigEarthNetTxt(root, config, SPLIT, cache_dir=cache)
     lean_raw = BigEarthNetTxt(raw, config, SPLIT, cache_dir=cache)
+    lean_write = BigEarthNetTxt(paths[WRITE_PRESET], config, SPLIT, cache_dir=cache)
     ds = load_dataset(root, config, SPLIT, cache_dir=str(work / "hf_cache"))
     ds_raw = load_dataset(raw, config, SPLIT, cache_dir=str(work / "hf_cache"))
     lmdb_random = LmdbReader(paths["lmdb"])
@@ -322,6 +331,10 @@ def config_readers(
                lambda: (ds_raw[i] for i in rand), len(rand)),
         Reader(g, "`read` preset: streaming, shuffled, one pass incl. start-up",
                lambda: stream(raw, shuffle_seed=next(rounds))(), n_rows),
+        Reader(g, f"`{WRITE_PRESET}` preset: `BigEarthNetTxt` random `ds[i]`",
+               lambda: (lean_write[i] for i in rand), len(rand)),
+        Reader(g, f"`{WRITE_PRESET}` preset: streaming, shuffled, one pass incl. start-up",
+               lambda: stream(paths[WRITE_PRESET], shuffle_seed=next(rounds))(), n_rows),
     ] + extra  # fmt: skip
 
 
@@ -331,6 +344,7 @@ def batch_readers(paths: dict, n_patches: int, n_random: int, seed: int) -> list
     rng = np.random.default_rng(seed)
     store = ImageryStore(root)
     store2 = ImageryStore(root, decode_threads=2)
+    write_store = ImageryStore(paths[WRITE_PRESET])
     ts1, ts2 = tensorstore_reader(root, 1), tensorstore_reader(root, 2)
     zr = zarr_reader(root)
     out = []
@@ -339,7 +353,7 @@ def batch_readers(paths: dict, n_patches: int, n_random: int, seed: int) -> list
         batches = [rng.integers(0, n_patches, size) for _ in range(count)]
         sorted_batches = [np.sort(b) for b in batches]
 
-        def gather(rows):  # the previous read path: sort, deduplicate, read, reorder at the end
+        def gather(rows, store=store):  # the previous path: sort, deduplicate, read, reorder
             unique, inverse = np.unique(rows, return_inverse=True)
             return {a: v[inverse] for a, v in store.read(unique, ARRAYS).items()}
 
@@ -353,6 +367,10 @@ def batch_readers(paths: dict, n_patches: int, n_random: int, seed: int) -> list
             Reader(g, "ours, same batches handed in sorted",
                    each(lambda b: store.read(b, ARRAYS), sorted_batches), n),
             Reader(g, "previous path (sort, read, reorder)", each(gather), n),
+            Reader(g, f"previous path on the `{WRITE_PRESET}` codec (the previous default)",
+                   each(lambda b: gather(b, write_store)), n),
+            Reader(g, f"ours on the `{WRITE_PRESET}` codec",
+                   each(lambda b: write_store.read(b, ARRAYS)), n),
             Reader(g, "ours, 2 decode threads", each(lambda b: store2.read(b, ARRAYS)), n, 2),
             Reader(g, "tensorstore, 1 thread", each(ts1), n),
             Reader(g, "tensorstore, 2 threads", each(ts2), n, 2),
@@ -382,7 +400,7 @@ def main() -> None:
                             text=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     paths = build(work, args.patches)
     lmdb_size = rico.lmdb_bytes(paths["lmdb"])
-    limits = physical_limits(paths[DEFAULT_PRESET], paths[READ_PRESET], 512)
+    limits = physical_limits(paths[DEFAULT_PRESET], paths[READ_PRESET], paths[WRITE_PRESET], 512)
     pool = ThreadPoolExecutor(2)
     readers = [r for c in CONFIGS for r in config_readers(paths, c, args.random, work, 0, pool)]
     readers += batch_readers(paths, args.patches, args.random, 1)
@@ -392,7 +410,7 @@ def main() -> None:
         for reader in readers:
             reader.measure()
     total = time.perf_counter() - started
-    sizes = {p: store_bytes(paths[p]) for p in (DEFAULT_PRESET, READ_PRESET)}
+    sizes = {p: store_bytes(paths[p]) for p in (DEFAULT_PRESET, WRITE_PRESET, READ_PRESET)}
     report = render(args, readers, limits, sizes, lmdb_size, commit, total)
     print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -421,6 +439,8 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
         "|---|---:|---:|",
         f"| decode the default codec (`{DEFAULT_PRESET}`), four chunks into a preallocated patch | "
         f"{limits['decode']:,.0f} | {1e6 / limits['decode']:.1f} |",
+        f"| decode the `{WRITE_PRESET}` codec (the default before this one), the same way | "
+        f"{limits['decode_write']:,.0f} | {1e6 / limits['decode_write']:.1f} |",
         f"| plain memory copy of the raw arrays | {limits['memcpy']:,.0f} | "
         f"{1e6 / limits['memcpy']:.1f} |",
         "",
@@ -447,8 +467,10 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
                 "|---|---:|---:|---:|---:|---:|",
             ]
             for r in members:
-                limit = limits["memcpy"] if "`read`" in r.name or "LMDB" in r.name else limits[
-                    "decode"]  # fmt: skip
+                limit = limits[
+                    "memcpy" if "`read`" in r.name or "LMDB" in r.name
+                    else "decode_write" if f"`{WRITE_PRESET}`" in r.name else "decode"
+                ]  # fmt: skip
                 lines.append(
                     f"| {r.name} | {r.threads} | {r.rate:,.0f} | {r.cpu_rate:,.0f} | "
                     f"{r.rate / anchor:.2f}× | {r.rate / limit:.2f} |"

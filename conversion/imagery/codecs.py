@@ -1,26 +1,26 @@
 """Codec presets of ``imagery.zarr`` (zarr-python built-in codecs only, all lossless).
 
 Measured on replicated real sample patches, bytes relative to the LMDB of safetensors the official
-loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the codec table):
+loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the store sizes,
+``bench/results/codecs.md`` the per-band-file codec table, ``bench/results/reads.md`` the reads):
 
-* ``speed`` (the default) — S2 and reference maps: Blosc(lz4, level 9, bit shuffle); S1:
-  Blosc(lz4hc, level 6, byte shuffle). Ratio ≈ 0.695 of the LMDB's bytes, written faster than
-  ``balanced`` and decoded ≈ 3.5× faster, which is what bounds random ``dataset[i]`` reads
-  (``bench/results/reads.md``). Per array, measured on the sample bands: for uint16, bit shuffle
-  lets lz4 (≈ 0.9 GB/s to write, 1.5 GB/s to read) match lz4hc 9's ratio, which writes 45× slower;
-  the float32 dB values hardly compress (0.77 whatever the codec) and lz4hc with byte shuffle reads
-  them at ≈ 6.7 GB/s, lz4 with bit shuffle at 2.4 GB/s.
-* ``balanced`` — Blosc(zstd, level 3, byte shuffle): ≈ 3 % fewer bytes (0.674 of the LMDB's),
-  writing ≈ 140 MB/s and decoding ≈ 500 MB/s per core.
+* ``speed`` (the default) — Blosc(lz4hc, level 6, byte shuffle) for every array. The same size as
+  ``write`` (≈ 0.69 of the LMDB's bytes) and decoded ≈ 1.7× faster (byte shuffle undoes in a
+  fraction of the time bit shuffle takes, and lz4hc's longer matches decode faster than lz4's),
+  which is what bounds reading: a patch is decoded at every epoch, written once. Writing costs
+  ≈ 3 ms more per patch than ``write``.
+* ``write`` — S2 and reference maps: Blosc(lz4, level 9, bit shuffle); S1: Blosc(lz4hc, level 6,
+  byte shuffle): the fastest to convert at the same size (for uint16, bit shuffle lets lz4, ≈ 1 GB/s
+  to write, match lz4hc's ratio), decoded ≈ 1.7× slower than ``speed``.
+* ``balanced`` — Blosc(zstd, level 3, byte shuffle): ≈ 3 % fewer bytes, writing ≈ 140 MB/s and
+  decoding ≈ 500 MB/s per core.
 * ``size`` — uint16 S2 / reference maps: Delta (row predictor, wrapping uint16) + Blosc(zstd 9,
-  byte shuffle); float32 S1: Blosc(zstd 9, byte shuffle): ratio ≈ 0.67, slow to write. The S1 dB
+  byte shuffle); float32 S1: Blosc(zstd 9, byte shuffle): ratio ≈ 0.65, slow to write. The S1 dB
   floats carry ~24 bits of noise per value (measured byte entropies 8.0/8.0/7.7/0.4 bits), so no
   lossless predictor available to zarr (Delta on float32 rounds) lowers S1 below ≈ 0.75.
-
 * ``read`` — no compression (the raw little-endian arrays, like the LMDB's safetensors): decoding a
   patch is one memory copy, so random reads are bound by the copy, not the decoder; ≈ 0.97 of the
-  LMDB's bytes (1.4× the ``speed`` preset's). For users who trade disk for read speed
-  (``bench/results/reads.md``).
+  LMDB's bytes (1.4× the ``speed`` preset's). For users who trade disk for read speed.
 
 Each inner chunk is one patch (random access decodes one patch); shards group ``shard_size``
 patches along the patch axis.
@@ -59,7 +59,8 @@ class Preset:
 
 
 PRESET_CODECS: dict[str, Preset] = {
-    "speed": Preset(Blosc("lz4", 9, "bitshuffle"), Blosc("lz4hc", 6)),
+    "speed": Preset(Blosc("lz4hc", 6), Blosc("lz4hc", 6)),
+    "write": Preset(Blosc("lz4", 9, "bitshuffle"), Blosc("lz4hc", 6)),
     "balanced": Preset(Blosc("zstd", 3), Blosc("zstd", 3)),
     "size": Preset(Blosc("zstd", 9), Blosc("zstd", 9), delta_unsigned=True),
     "read": Preset(None, None),
