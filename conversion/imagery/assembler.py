@@ -2,17 +2,17 @@
 pass and the shard's progress record.
 
 A shard's record holds the patches present, their 10 m geo-reference, the bad patches (with
-``--skip-bad``), band sums over its train rows (``band_sums``) and ``source_md5``:
+``--skip-bad``), band sums over its train rows (``band_sums``) and ``source_digest``:
 ``combine_digests`` of the ``patch_digest`` of every patch read for the shard, so that a resumed
 run can tell whether the source bytes behind a finished shard are still those it was built from.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 
 import numpy as np
+import xxhash
 
 from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 from bigearthnet_txt.conversion.imagery.passes import DecodedPatch, Pass
@@ -59,12 +59,12 @@ def _integer_sums(values: np.ndarray, nodata: int | None) -> list[float]:
 
 
 def combine_digests(digests: dict[int, str | None]) -> str | None:
-    """One md5 over the ``{patch_index: patch_digest}`` of a shard's patches (those without a
-    digest left out); None when none has one."""
+    """One 128-bit XXH3 digest (hex) over the ``{patch_index: patch_digest}`` of a shard's
+    patches (those without a digest left out); None when none has one."""
     known = sorted((i, d) for i, d in digests.items() if d is not None)
     if not known:
         return None
-    return hashlib.md5("\n".join(f"{i}:{d}" for i, d in known).encode()).hexdigest()
+    return xxhash.xxh3_128("\n".join(f"{i}:{d}" for i, d in known).encode()).hexdigest()
 
 
 class ShardAssembler:
@@ -141,7 +141,7 @@ class ShardAssembler:
             "bad": self.bad,
             "stats": stats,
         }
-        source_md5 = combine_digests(self.digests)
-        if source_md5 is not None:
-            record["source_md5"] = source_md5
+        source_digest = combine_digests(self.digests)
+        if source_digest is not None:
+            record["source_digest"] = source_digest
         return self.block, record
