@@ -103,7 +103,8 @@ def read_band(
 
     BigEarthNet's GeoTIFFs (one band, an EPSG code, tiepoint + pixel scale) are decoded with
     tifffile, which gives rasterio's result without opening a GDAL dataset (several times
-    faster); any other file goes through rasterio. Returns ``(array, BandProfile)``.
+    faster); any other file goes through rasterio. Returns ``(array, BandProfile)``; the array
+    may be a read-only view of the bytes given (files of a known layout, ``TiffLayout``).
     Raises ``ImageryInputError`` naming the file and patch: ``corrupt-geotiff`` for a file no
     decoder can read (a damaged deflate stream included), ``no-georeference`` for one without CRS
     or with an identity transform (which would put ``crs=None`` into ``patches.parquet``).
@@ -214,14 +215,15 @@ class TiffLayout:
     def read(
         self, data: bytes, expected: Expected | None, path_label: str, patch: str | None
     ) -> tuple[np.ndarray, BandProfile]:
-        """``(array, BandProfile)`` of a matching file (``expected`` checked first)."""
+        """``(array, BandProfile)`` of a matching file (``expected`` checked first); the array is
+        a read-only view of ``data`` when the file's byte order is the machine's."""
         native = self.dtype.newbyteorder("=")
         if expected is not None:
             expected.check(self.shape, native, path_label, patch)
         count = self.shape[0] * self.shape[1]
         pixels = np.frombuffer(data, self.dtype, count, self.pixels).reshape(self.shape)
         tiepoint = np.frombuffer(data, self.tiepoint_dtype, 6, self.tiepoint).tolist()
-        array = pixels.astype(native)  # a copy
+        array = pixels if self.dtype == native else pixels.astype(native)
         return array, BandProfile(self.crs, pixel_is_area_transform(self.scale, tiepoint))
 
 
