@@ -3,6 +3,8 @@ way they are computed (exact integer sums for uint16 bands, float64 beyond 2**53
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,18 @@ def test_float32_sums_leave_out_non_finite_values():
     sums = band_sums(S1, block)
     assert sums == float64_sums(S1, block)
     assert sums["VV"][0] == int(np.isfinite(block[:, 0]).sum())
+
+
+@pytest.mark.parametrize("nodata", [None, 7])
+def test_uint16_sums_with_another_nodata_equal_the_float64_sums(nodata):
+    array = dataclasses.replace(S2_10M, nodata=nodata)
+    block = np.random.default_rng(2).integers(0, 20, size=(11, 4, 120, 120), dtype=np.uint16)
+    sums = band_sums(array, block)
+    assert sums == float64_sums(array, block)
+    left_out = 0 if nodata is None else int((block[:, 0] == nodata).sum())
+    assert sums["B02"][0] == block[:, 0].size - left_out > 0
+
+
+def test_float32_sums_of_finite_values_equal_the_float64_sums():
+    block = (np.random.default_rng(3).normal(size=(13, 2, 120, 120)) * 5 - 15).astype(np.float32)
+    assert band_sums(S1, block[::2]) == float64_sums(S1, block[::2])

@@ -37,25 +37,39 @@ def band_sums(array: ImageryArray, block: np.ndarray) -> dict[str, list[float]]:
         if values.dtype.kind in "ui":
             sums[band] = _integer_sums(values, array.nodata)
         else:
-            v = values[np.isfinite(values)].astype(np.float64)
-            sums[band] = [int(v.size), float(v.sum()), float(np.square(v).sum())]
+            sums[band] = _float_sums(values)
     return sums
 
 
 _EXACT_FLOAT_INT = 2**53
 
 
+def _float_sums(values: np.ndarray) -> list[float]:
+    """``[count, sum, sum of squares]`` of the finite ``values`` as float64."""
+    finite = np.isfinite(values)
+    if finite.all():  # the values in the same order as the selection would give them
+        v = values.astype(np.float64).reshape(-1)
+    else:
+        v = values[finite].astype(np.float64)
+    total = float(v.sum())
+    return [int(v.size), total, float(np.square(v, out=v).sum())]
+
+
 def _integer_sums(values: np.ndarray, nodata: int | None) -> list[float]:
     """``[count, sum, sum of squares]`` of the integer ``values`` other than ``nodata``, equal to
     the float64 sums of those values (see ``band_sums``)."""
-    valid = values.reshape(-1) if nodata is None else values[values != nodata]
-    wide = valid.astype(np.uint64)
+    if nodata is None or nodata == 0:  # nodata 0 adds nothing to the sums: no selection needed
+        count = values.size if nodata is None else int(np.count_nonzero(values))
+        wide = values.astype(np.uint64).reshape(-1)
+    else:
+        valid = values[values != nodata]
+        count, wide = valid.size, valid.astype(np.uint64)
     total = int(np.add.reduce(wide))
     squares = int(np.vdot(wide, wide))
     if max(total, squares) > _EXACT_FLOAT_INT:  # float64 rounding: take the float64 sums
-        v = valid.astype(np.float64)
-        return [int(v.size), float(v.sum()), float(np.square(v).sum())]
-    return [int(valid.size), float(total), float(squares)]
+        kept = values.reshape(-1) if nodata is None else values[values != nodata]
+        return _float_sums(kept)
+    return [int(count), float(total), float(squares)]
 
 
 def combine_digests(digests: dict[int, str | None]) -> str | None:

@@ -204,6 +204,11 @@ class TiffLayout:
     crs: str
     scale: tuple[float, ...]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixels."""
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
     def matches(self, data: bytes) -> bool:
         start = self.tiepoint + 6 * 8
         return (
@@ -228,12 +233,18 @@ class TiffLayout:
 
 
 class KnownLayouts:
-    """The ``TiffLayout`` of files parsed so far (per process; up to ``max_per_size`` of each
-    file size: e.g. one per UTM zone). ``find(data)`` returns the layout ``data`` matches."""
+    """The ``TiffLayout`` of files parsed so far (per process, shared by its threads): up to
+    ``max_per_size`` of each file size (e.g. one per UTM zone) and ``max_total`` in all, each
+    with at most ``MAX_STRUCTURE_BYTES`` outside its pixels. ``find(data)`` returns the layout
+    ``data`` matches."""
 
-    def __init__(self, max_per_size: int = 32):
+    MAX_STRUCTURE_BYTES = 16 << 10  # a BigEarthNet band file has ~400
+
+    def __init__(self, max_per_size: int = 32, max_total: int = 512):
         self.max_per_size = max_per_size
+        self.max_total = max_total
         self._by_size: dict[int, tuple[TiffLayout, ...]] = {}
+        self._count = 0
         self._lock = threading.Lock()
 
     def find(self, data: bytes) -> TiffLayout | None:
@@ -250,7 +261,7 @@ class KnownLayouts:
             layout = _layout_of(tif, page, data, scale, profile.crs)
         except (struct.error, ValueError, IndexError, TypeError):  # an odd file: no layout
             layout = None
-        if layout is None:
+        if layout is None or layout.size - layout.nbytes > self.MAX_STRUCTURE_BYTES:
             return
         again, again_profile = layout.read(data, None, "", None)
         if again_profile != profile or again.dtype != array.dtype or again.shape != array.shape:
@@ -259,8 +270,10 @@ class KnownLayouts:
             return
         with self._lock:
             known = self._by_size.get(layout.size, ())
-            if len(known) < self.max_per_size and layout not in known:
+            full = len(known) >= self.max_per_size or self._count >= self.max_total
+            if not full and layout not in known:
                 self._by_size[layout.size] = (*known, layout)
+                self._count += 1
 
 
 def _layout_of(tif, page, data: bytes, scale, crs: str) -> TiffLayout | None:
