@@ -159,7 +159,7 @@ class ShardLayout:
         buf: bytes | memoryview = memoryview(flat)
         for kind, codec in self.steps:
             if kind == "bytes":
-                buf = bytes(codec.encode(flat.view(self.dtype)))
+                buf = bytes(codec.encode(np.frombuffer(buf, dtype=self.dtype)))
         return buf
 
     def encode_shard(self, block: np.ndarray, map_fn=map) -> bytes | None:

@@ -185,8 +185,9 @@ def pixel_is_area_transform(scale, tiepoint) -> tuple[float, float, float, float
 class TiffLayout:
     """The layout of a single-band GeoTIFF that tifffile parsed and ``read_band_tifffile``
     accepted: ``size`` bytes; pixels ``shape`` of ``dtype`` (file byte order) stored uncompressed
-    at ``pixels`` (offset) up to the end of the structure bytes ``head + tiepoint + tail``; the
-    ``ModelTiepoint`` value (6 doubles) at ``tiepoint``; the CRS and ``ModelPixelScale``.
+    from offset ``pixels`` on, after every structure byte (``head``, the tiepoint value, ``tail``);
+    the ``ModelTiepoint`` value (6 doubles) at offset ``tiepoint``; the CRS and
+    ``ModelPixelScale``.
 
     A file matches when it has ``size`` bytes and equals ``head`` before the tiepoint value,
     ``tail`` from after it to the pixels, and ``after`` behind the pixels. tifffile reads nothing
