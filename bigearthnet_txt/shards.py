@@ -17,7 +17,8 @@ writes (shards along the patch axis only, inner chunks of one patch, index at th
   one of those. ``array_dir`` is a local directory (``fs=None``: shard files memory-mapped) or a
   path in the fsspec filesystem ``fs`` (the shard index and the wanted chunks read by byte ranges).
 * ``layout.encode_shard(block)`` → the bytes of one shard file (``block``: ``[shard_size, *chunk]``)
-  or ``None`` when every chunk equals the fill value (zarr then stores no file).
+  or ``None`` when every chunk equals the fill value (zarr then stores no file);
+  ``encode_shard_parts`` gives them as the buffers to write in turn (no joined copy).
 * ``layout.read_rows(rows, pool=None, out=None)`` → ``ndarray[len(rows), *chunk]`` for patch rows
   in any order (repeats allowed), each decoded straight into its place; ``pool`` decodes on
   threads; ``out``: where to decode instead (that array, or a list of one ``chunk`` array per row);
@@ -138,20 +139,24 @@ class ShardLayout:
     # -- encoding ---------------------------------------------------------------------------------
 
     def _is_fill(self, chunk: np.ndarray) -> bool:
+        first = chunk.flat[0]  # a chunk of data seldom starts with the fill value: decided at once
         if self.dtype.kind == "f" and np.isnan(self.fill_value):
-            return bool(np.isnan(chunk).all())
-        return bool((chunk == self.fill_value).all())
+            return bool(np.isnan(first)) and bool(np.isnan(chunk).all())
+        return bool(first == self.fill_value) and bool((chunk == self.fill_value).all())
 
-    def encode_chunk(self, chunk: np.ndarray) -> bytes:
+    def encode_chunk(self, chunk: np.ndarray) -> bytes | memoryview:
+        """The encoded bytes of one chunk (without codecs: a view of ``chunk``'s memory, or of a
+        little-endian contiguous copy)."""
         data = np.ascontiguousarray(chunk, dtype=self.dtype)
         for kind, codec in self.steps:
             if kind == "delta":
                 data = codec.encode(data)
-        buf = (
-            np.ascontiguousarray(data).view(np.uint8).tobytes()
+        flat = (
+            np.ascontiguousarray(data).reshape(-1).view(np.uint8)
             if isinstance(data, np.ndarray)
-            else bytes(data)
+            else np.frombuffer(bytes(data), dtype=np.uint8)
         )
+        buf: bytes | memoryview = memoryview(flat)
         for kind, codec in self.steps:
             if kind == "bytes":
                 buf = bytes(codec.encode(np.frombuffer(buf, dtype=self.dtype)))
@@ -161,21 +166,28 @@ class ShardLayout:
         """Bytes of one shard file for ``block`` [shard_size, *chunk]; None if all fill value.
 
         ``map_fn`` maps ``encode_chunk`` over the chunks (e.g. a thread pool's ``map``)."""
+        parts = self.encode_shard_parts(block, map_fn)
+        return None if parts is None else b"".join(parts)
+
+    def encode_shard_parts(self, block: np.ndarray, map_fn=map) -> list[bytes | memoryview] | None:
+        """``encode_shard`` as the buffers to write one after the other (chunks without codecs
+        are views of ``block``: write them before changing it); None if all fill value."""
         index = np.full((self.shard_size, 2), EMPTY, dtype="<u8")
-        parts: list[bytes] = []
+        parts: list[bytes | memoryview] = []
         offset = 0
         rows = [row for row in range(self.shard_size) if not self._is_fill(block[row])]
         for row, encoded in zip(
             rows, map_fn(self.encode_chunk, [block[r] for r in rows]), strict=True
         ):
-            index[row] = (offset, len(encoded))
+            size = encoded.nbytes if isinstance(encoded, memoryview) else len(encoded)
+            index[row] = (offset, size)
             parts.append(encoded)
-            offset += len(encoded)
+            offset += size
         if not parts:
             return None
         index_bytes = index.tobytes()
         crc = np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes()
-        return b"".join(parts) + index_bytes + crc
+        return [*parts, index_bytes + crc]
 
     # -- decoding ---------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 Modules, one job each:
 
 * ``errors`` — ``ImageryInputError``, the one error type for bad input (names the file/patch);
-* ``geotiff`` — decodes one band GeoTIFF (path or bytes) with rasterio;
+* ``geotiff`` — decodes one band GeoTIFF (path or bytes) with tifffile or rasterio (files of a
+  layout tifffile has parsed are read without parsing them again);
 * ``sources`` — walks folders (v2, legacy flat, v1) and streams ``.tar.zst`` archives, yielding the
   band files of one patch at a time;
 * ``metadata`` — reads ``metadata.parquet`` and the annotation splits, and plans the patch order;

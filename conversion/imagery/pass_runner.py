@@ -9,7 +9,7 @@ between the engines. At most ``executor.slots`` tasks are in flight.
 
 Resume: shards with a progress marker are not written again, but their source bytes are checked
 (also those of a pass that had finished: the store is not complete until every pass is).
-Every marker records ``source_md5`` (``combine_digests`` over the ``patch_digest`` of the bytes
+Every marker records ``source_digest`` (``combine_digests`` over the ``patch_digest`` of the bytes
 the shard was decoded from, for archives, folders and folder URLs alike); the runner hashes the
 same patches as it streams past them and, at the end of the pass, discards and writes again every
 shard built from other bytes (e.g. from a corrupt archive whose run was killed before the end of
@@ -200,7 +200,11 @@ class PassRun:
         self.spec, self.plan, self.executor, self.skip_bad = spec, plan, executor, skip_bad
         self.pending = pending
         self.remaining = {shard: len(rows) for shard, rows in pending.items()}
-        self.to_check = {s: r["source_md5"] for s, r in done.items() if "source_md5" in r}
+        self.to_check = {  # an older marker's md5 ("source_md5") never matches: shard rewritten
+            s: r.get("source_digest", r.get("source_md5"))
+            for s, r in done.items()
+            if "source_digest" in r or "source_md5" in r
+        }
         self.checked_digests: dict[int, str | None] = {}
         self.store = StoreSpec.of(writer)
         self.lookups = [getattr(plan, name) for name in spec.lookups]
@@ -293,12 +297,14 @@ class PassRun:
         self.in_flight = []
 
     def stale_shards(self) -> list[int]:
-        """Finished shards whose recorded ``source_md5`` differs from the bytes streamed now."""
+        """Finished shards whose recorded ``source_digest`` differs from the bytes streamed now."""
         size = self.plan.shard_size
         by_shard: dict[int, dict[int, str | None]] = {s: {} for s in self.to_check}
         for index, digest in self.checked_digests.items():
             by_shard[index // size][index] = digest
-        return sorted(s for s, md5 in self.to_check.items() if combine_digests(by_shard[s]) != md5)
+        return sorted(
+            s for s, digest in self.to_check.items() if combine_digests(by_shard[s]) != digest
+        )
 
     def close(self) -> None:
         for future in self.in_flight:

@@ -63,8 +63,8 @@ def decode_patch(pass_name: str, patch: PatchFiles, index: int, patch_id: str) -
         arrays: dict[str, np.ndarray] = {}
         crs = transform = None
         for array in spec.arrays:
-            planes = []
-            for band in spec.band_files(array):
+            values = np.empty(band_shape(array), dtype=array.dtype)
+            for b, band in enumerate(spec.band_files(array)):
                 if band not in patch.files:
                     raise ImageryInputError(
                         f"patch {patch.name} ({patch_id}): missing band {band} "
@@ -79,9 +79,8 @@ def decode_patch(pass_name: str, patch: PatchFiles, index: int, patch_id: str) -
                 expected.check(plane.shape, plane.dtype, label, patch_id)
                 if transform is None and array.resolution_m == 10:
                     crs, transform = profile.crs, profile.transform
-                planes.append(plane)
-            arrays[array.name] = np.stack(planes) if array.bands else planes[0]
-            assert arrays[array.name].shape == band_shape(array)
+                (values[b] if array.bands else values)[...] = plane
+            arrays[array.name] = values
         return DecodedPatch(index, patch.name, arrays, crs, transform)
     except ImageryInputError as err:
         return DecodedPatch(index, patch.name, error=err)

@@ -64,12 +64,14 @@ def replace_synced(tmp: Path, path: Path) -> None:
         raise
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a unique temporary file, synced, and ``os.replace``."""
+def write_atomic(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
+    """Write ``data`` (bytes, or buffers written in turn) to ``path`` through a unique temporary
+    file, synced, and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = unique_temp(path)
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as fh:
+            fh.writelines([data] if isinstance(data, bytes) else data)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -260,7 +262,9 @@ class StoreWriter:
             if layout is None:
                 group[name][start : start + self.shard_size] = block
                 continue
-            encoded = layout.encode_shard(block, map_fn=self._encoder.map if self._encoder else map)
+            encoded = layout.encode_shard_parts(
+                block, map_fn=self._encoder.map if self._encoder else map
+            )
             target = layout.shard_path(shard)
             if encoded is None:
                 target.unlink(missing_ok=True)
