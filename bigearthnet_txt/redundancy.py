@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 MAX_ORDER = 4
 """Largest n-gram order (sacrebleu's default)."""
 
-_CHUNK_ROWS = 16_384
+_CHUNK_ROWS = 8_192
 """Rows (whole groups) processed per vectorised step; bounds the memory of one step."""
 
 _KEY_BITS = 63
