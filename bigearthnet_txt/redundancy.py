@@ -16,8 +16,8 @@ statistics of all groups are computed at once with numpy: texts are deduplicated
 distinct space-separated word is tokenised once with sacrebleu's own ``13a`` tokeniser (see
 ``_token_ids`` for why this gives the same tokens), n-grams are mapped to integer ids, and the
 clipped matches against the other texts of the group come from one sort of the
-``(group, n-gram, row)`` keys of every n-gram occurrence, per chunk of about ``_CHUNK_ROWS``
-rows. A row's count of an n-gram is the length of its run of equal keys; inside a
+``(n-gram, row)`` keys of every n-gram occurrence, per chunk of about ``_CHUNK_ROWS`` rows sorted
+by group. A row's count of an n-gram is the length of its run of equal keys; inside a
 ``(group, n-gram)`` run the largest count among the *other* rows is the run's largest count,
 except for a row holding the largest count alone, whose best other count is the second largest.
 """
@@ -39,7 +39,7 @@ _CHUNK_ROWS = 8_192
 """Rows (whole groups) processed per vectorised step; bounds the memory of one step."""
 
 _KEY_BITS = 63
-"""Bits available in the packed int64 sort keys; a chunk that needs more is split in two."""
+"""Bits available in the packed sort keys; a chunk that needs more is split in two."""
 
 
 @lru_cache(maxsize=1)
@@ -415,11 +415,12 @@ def _clipped_matches(gram_offsets, gram, order_of, row_text, row_group) -> np.nd
 
     The reference count of an n-gram is its largest count among the other rows of the group
     (sacrebleu merges references with ``max``); the match is ``min(own count, reference count)``.
-    Every n-gram occurrence of every row is packed into one int64 ``group | n-gram | row`` and
-    sorted: a row's count of an n-gram is the length of its run of equal keys, and inside a
-    ``(group, n-gram)`` run every row but a sole largest count matches its whole count, while
-    that one matches the second largest count (0 if it is alone).
-    Returns ``None`` when the keys of a chunk of several groups do not fit in 63 bits.
+    Every n-gram occurrence of every row is packed into one integer ``n-gram | row`` (uint32
+    when it fits, else int64) and sorted. Rows are sorted by group, so equal keys are one row's
+    count of an n-gram and, inside an n-gram's block, the rows of one group follow each other;
+    inside such a ``(group, n-gram)`` run every row but a sole largest count matches its whole
+    count, while that one matches the second largest count (0 if it is alone).
+    Returns ``None`` when the keys of a chunk of several groups do not fit in ``_KEY_BITS``.
 
     Args:
         gram_offsets, gram, order_of: n-grams per distinct text (``_ngram_occurrences``).
@@ -431,23 +432,29 @@ def _clipped_matches(gram_offsets, gram, order_of, row_text, row_group) -> np.nd
         return np.zeros((0, MAX_ORDER))
     rb = _bits(r)
     gb = _bits(len(order_of))
-    if _bits(int(row_group[-1]) + 1) + gb + rb > _KEY_BITS:
+    if gb + rb > _KEY_BITS:
         if row_group[-1] > 0:
             return None
         raise ValueError(f"a group of {r} texts is too large for 64-bit sort keys")
     occurrence, row = _ragged_take(gram_offsets, row_text)
-    key = (((row_group[row] << gb) | gram[occurrence]) << rb) | row
+    dtype = np.uint32 if gb + rb <= 32 else np.int64
+    key = gram[occurrence].astype(dtype)
+    del occurrence
+    key <<= dtype(rb)
+    key |= row.astype(dtype)
+    del row
     key.sort()
-    first = np.ones(len(key), dtype=bool)  # first occurrence of a (group, n-gram, row)
+    first = np.ones(len(key), dtype=bool)  # first occurrence of an (n-gram, row)
     np.not_equal(key[1:], key[:-1], out=first[1:])
     at = np.flatnonzero(first)
     count = np.diff(at, append=len(key))
-    key = key[at]
+    key = key[at].astype(np.int64)
     row = key & ((1 << rb) - 1)
     key >>= rb
-    slot = row * MAX_ORDER + order_of[key & ((1 << gb) - 1)] - 1
+    slot = row * MAX_ORDER + order_of[key] - 1
+    group = row_group[row]
     new_run = np.ones(len(key), dtype=bool)  # first row of a (group, n-gram)
-    np.not_equal(key[1:], key[:-1], out=new_run[1:])
+    new_run[1:] = (key[1:] != key[:-1]) | (group[1:] != group[:-1])
     starts = np.flatnonzero(new_run)
     run = np.cumsum(new_run) - 1
     largest = np.maximum.reduceat(count, starts)[run]
