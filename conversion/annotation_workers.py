@@ -23,6 +23,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,13 +50,14 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
 
 def in_order(pool: Executor, fn: Callable, items: Iterable, ahead: int) -> Iterator:
     """``fn(item)`` for each item, computed in ``pool`` with at most ``ahead`` items in flight,
-    yielded in the order of ``items``."""
+    yielded in the order of ``items``. The first ``ahead`` items are submitted at once, so the
+    pool works while the caller does something else before it asks for the first result."""
     items = iter(items)
-    pending: deque = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= ahead:
-            break
+    pending = deque(pool.submit(fn, item) for item in islice(items, ahead))
+    return _drain(pool, fn, items, pending)
+
+
+def _drain(pool: Executor, fn: Callable, items: Iterator, pending: deque) -> Iterator:
     try:
         while pending:
             result = pending.popleft().result()
@@ -81,12 +83,12 @@ def parsed_row_groups(pool: Executor, path: str, row_groups: int, ahead: int) ->
 
 def weigh_bucket_file(job: tuple[Callable, Path, object]) -> Path:
     """Weigh one bucket file with ``weigh_bucket(path, settings)`` (a module-level function, sent
-    to the worker by name) and write the result beside it."""
+    to the worker by name) and write the result beside it, uncompressed: the main process maps it
+    without a copy, and deletes it once written to Parquet (at most ``workers`` exist at once)."""
     weigh_bucket, path, settings = job
     table = weigh_bucket(path, settings)
     target = path.with_name(path.name.removesuffix(".arrow") + WEIGHED_SUFFIX)
-    options = pa.ipc.IpcWriteOptions(compression="lz4")
-    with pa.ipc.new_file(str(target), table.schema, options=options) as writer:
+    with pa.ipc.new_file(str(target), table.schema) as writer:
         writer.write_table(table)
     return target
 

@@ -474,17 +474,17 @@ def _convert_claimed(
     tmp.mkdir(parents=True)
     try:
         pf = open_annotation_file(source)
-        order = scan(pf, str(source), patch_index, drop_missing)
         with contextlib.ExitStack() as stack:
             parsed = None
             spilled = settings  # bucket sizes do not change the output (ShardWriter)
-            if workers > 1:
+            if workers > 1:  # the workers start and parse the first row groups during the scan
                 pool = stack.enter_context(aw.worker_pool(workers))
                 parsed = aw.parsed_row_groups(pool, str(source), pf.num_row_groups, workers)
                 if weigh is weigh_buckets:
                     weigh = aw.ProcessBucketWeigher(pool, workers, weigh_bucket)
                     # workers + 1 buckets in memory at once: smaller ones
                     spilled = aw.bucket_settings(settings, workers)
+            order = scan(pf, str(source), patch_index, drop_missing)
             buckets = spill(pf, str(source), order, patch_index, tmp, spilled, progress, parsed)
             counts, files = write_tables(buckets, tmp, settings, progress, weigh)
         summary = AnnotationSummary(
