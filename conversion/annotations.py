@@ -219,6 +219,19 @@ def _with_rank(table: pa.Table, order: PatchOrder, patch_index: dict[str, int] |
     return table.append_column("_rank", pa.array(rank))
 
 
+def _by_bucket(table: pa.Table, patches_per_bucket: int) -> Iterator[tuple[int, pa.Table]]:
+    """``(bucket, rows)`` for each bucket (``_rank // patches_per_bucket``) that ``table`` has rows
+    of, ascending; the rows keep their order. One stable sort, then slices."""
+    bucket = pc.divide(table["_rank"], patches_per_bucket)
+    by_bucket = pc.sort_indices(bucket)
+    table = table.take(by_bucket)
+    bucket = bucket.take(by_bucket).to_numpy()
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(bucket)) + 1, [len(bucket)]])
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        if end > start:
+            yield int(bucket[start]), table.slice(start, end - start)
+
+
 def spill(pf, source, order, patch_index, tmp: Path, settings, progress, parsed=None) -> list[Path]:
     """Append the parsed rows of every row group to the bucket of their patch rank; ``parsed``:
     the parsed row groups in order (default: parsed here, one after the other)."""
@@ -236,9 +249,7 @@ def spill(pf, source, order, patch_index, tmp: Path, settings, progress, parsed=
             if len(dropped):
                 table = table.filter(pc.invert(pc.is_in(table["patch_id"], dropped)))
             table = _with_rank(table, order, patch_index)
-            bucket = pc.divide(table["_rank"], settings.patches_per_bucket)
-            for b in pc.unique(bucket).to_pylist():
-                part = table.filter(pc.equal(bucket, b))
+            for b, part in _by_bucket(table, settings.patches_per_bucket):
                 if b not in buckets:
                     paths[b] = tmp / f"bucket-{b:05d}.arrow"
                     buckets[b] = pa.ipc.new_file(paths[b], part.schema, options=options)
