@@ -370,6 +370,18 @@ def weigh_buckets(buckets: list[Path], settings: AnnotationSettings) -> Iterator
     return (weigh_bucket(path, settings) for path in buckets)
 
 
+def _by_split_and_type(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """``table`` stably sorted by (split, type) in ``SPLITS`` × ``TASK_OF_TYPE`` order, and the
+    ``[len(SPLITS) * len(TASK_OF_TYPE) + 1]`` bounds of each (split, type)'s rows in it."""
+    types = len(TASK_OF_TYPE)
+    split_code = pc.index_in(table["split"], pa.array(SPLITS)).to_numpy(zero_copy_only=False)
+    type_code = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE)))
+    part = split_code * types + type_code.to_numpy(zero_copy_only=False)
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(len(SPLITS) * types + 1))
+    return table.take(pa.array(order)), bounds
+
+
 def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) -> tuple[dict, dict]:
     meta = {
         STORE_ATTRS_KEY.encode(): json.dumps(
@@ -379,25 +391,22 @@ def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) ->
     schema = TABLE_SCHEMA.with_metadata(meta)
     writers: dict[tuple[str, str], ShardWriter] = {}
     rows: dict[str, dict[str, int]] = {t: {s: 0 for s in SPLITS} for t in TABLE_TASKS}
-    patches: dict[str, set] = defaultdict(set)
+    patches = dict.fromkeys(SPLITS, 0)  # a patch is in one bucket: count each bucket's
+    tasks = list(TASK_OF_TYPE.values())
     try:
         weighed = iter(weigh(buckets, settings))
         for path in tqdm(buckets, desc="annotations: write", unit="bucket", disable=not progress):
-            table = next(weighed)
-            task_of_row = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE))).to_numpy()
-            tasks = [TASK_OF_TYPE[t] for t in TASK_OF_TYPE]
-            split_of_row = table["split"]
-            for split in SPLITS:
-                in_split = pc.equal(split_of_row, split).to_numpy(zero_copy_only=False)
-                if in_split.any():
-                    patches[split].update(
-                        pc.unique(table["patch_id"].filter(pa.array(in_split))).to_pylist()
-                    )
+            table, bounds = _by_split_and_type(next(weighed))
+            for s, split in enumerate(SPLITS):
+                first, end = bounds[s * len(tasks)], bounds[(s + 1) * len(tasks)]
+                if end > first:
+                    in_split = table["patch_id"].slice(first, end - first)
+                    patches[split] += pc.count_distinct(in_split).as_py()
                 for code, task in enumerate(tasks):
-                    mask = in_split & (task_of_row == code)
-                    if not mask.any():
+                    first, end = bounds[s * len(tasks) + code], bounds[s * len(tasks) + code + 1]
+                    if end == first:
                         continue
-                    part = table.filter(pa.array(mask))
+                    part = table.slice(first, end - first)
                     rank = part["_rank"].to_numpy()
                     part = part.drop_columns(["_rank"]).cast(schema)
                     key = (task, split)
@@ -410,7 +419,7 @@ def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) ->
         for w in writers.values():
             w.close()
     files = sorted(str(p.relative_to(tmp)) for w in writers.values() for p in w.files)
-    return {"rows": rows, "patches": {s: len(patches[s]) for s in SPLITS}}, files
+    return {"rows": rows, "patches": patches}, files
 
 
 # --- entry point -----------------------------------------------------------------------------
