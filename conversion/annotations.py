@@ -221,15 +221,12 @@ def _with_rank(table: pa.Table, order: PatchOrder, patch_index: dict[str, int] |
 
 def _by_bucket(table: pa.Table, patches_per_bucket: int) -> Iterator[tuple[int, pa.Table]]:
     """``(bucket, rows)`` for each bucket (``_rank // patches_per_bucket``) that ``table`` has rows
-    of, ascending; the rows keep their order. One stable sort, then slices."""
-    bucket = pc.divide(table["_rank"], patches_per_bucket)
-    by_bucket = pc.sort_indices(bucket)
-    table = table.take(by_bucket)
-    bucket = bucket.take(by_bucket).to_numpy()
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(bucket)) + 1, [len(bucket)]])
+    of, ascending; the rows keep their order. One stable sort, then one copy per bucket."""
+    bucket = pc.divide(table["_rank"], patches_per_bucket).to_numpy()
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.flatnonzero(np.diff(bucket[order], prepend=-1, append=-1))
     for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        if end > start:
-            yield int(bucket[start]), table.slice(start, end - start)
+        yield int(bucket[order[start]]), table.take(order[start:end])
 
 
 def spill(pf, source, order, patch_index, tmp: Path, settings, progress, parsed=None) -> list[Path]:
@@ -370,16 +367,16 @@ def weigh_buckets(buckets: list[Path], settings: AnnotationSettings) -> Iterator
     return (weigh_bucket(path, settings) for path in buckets)
 
 
-def _by_split_and_type(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """``table`` stably sorted by (split, type) in ``SPLITS`` × ``TASK_OF_TYPE`` order, and the
-    ``[len(SPLITS) * len(TASK_OF_TYPE) + 1]`` bounds of each (split, type)'s rows in it."""
+def _by_split_and_type(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``table`` stably sorted by (split, type) in ``SPLITS`` × ``TASK_OF_TYPE`` order:
+    ``(order [N] int64 row numbers, bounds [len(SPLITS) * len(TASK_OF_TYPE) + 1])``, the rows of
+    (split ``s``, type ``t``) being ``order[bounds[s * types + t]:bounds[s * types + t + 1]]``."""
     types = len(TASK_OF_TYPE)
     split_code = pc.index_in(table["split"], pa.array(SPLITS)).to_numpy(zero_copy_only=False)
     type_code = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE)))
     part = split_code * types + type_code.to_numpy(zero_copy_only=False)
     order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(len(SPLITS) * types + 1))
-    return table.take(pa.array(order)), bounds
+    return order, np.searchsorted(part[order], np.arange(len(SPLITS) * types + 1))
 
 
 def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) -> tuple[dict, dict]:
@@ -396,17 +393,18 @@ def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) ->
     try:
         weighed = iter(weigh(buckets, settings))
         for path in tqdm(buckets, desc="annotations: write", unit="bucket", disable=not progress):
-            table, bounds = _by_split_and_type(next(weighed))
+            table = next(weighed)
+            order, bounds = _by_split_and_type(table)
             for s, split in enumerate(SPLITS):
                 first, end = bounds[s * len(tasks)], bounds[(s + 1) * len(tasks)]
                 if end > first:
-                    in_split = table["patch_id"].slice(first, end - first)
+                    in_split = table["patch_id"].take(order[first:end])
                     patches[split] += pc.count_distinct(in_split).as_py()
                 for code, task in enumerate(tasks):
                     first, end = bounds[s * len(tasks) + code], bounds[s * len(tasks) + code + 1]
                     if end == first:
                         continue
-                    part = table.slice(first, end - first)
+                    part = table.take(order[first:end])  # a copy: kept rows pin no bucket
                     rank = part["_rank"].to_numpy()
                     part = part.drop_columns(["_rank"]).cast(schema)
                     key = (task, split)
