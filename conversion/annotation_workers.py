@@ -12,9 +12,10 @@ the main process keeps doing what must stay in order:
   step) and write each result, uncompressed, to an Arrow file beside its bucket; the main process
   memory-maps them in bucket order and writes the Parquet shards, so writing overlaps the weighing.
 
-On the release's 9.55 M rows with ``N = 2`` (``bench/results/annotations.md``) the workers spend
-about 80 % of the CPU time, almost all of it weighing, and the main process the rest (scan, spill,
-Parquet writing), so the two cores stay busy and the wall time is close to the CPU time over two.
+On the release's 9.55 M rows with ``N = 2`` the conversion takes 224 s of CPU time over the main
+process and its workers, with 1.76 GB peak memory (``bench/results/annotations.md``); the workers
+do most of it (weighing), the main process the scan, the spill and the Parquet writing, so that
+the two cores stay busy.
 
 Results are handed back in the serial order, so the tables are byte-identical to a one-process run
 (tested). At most ``N`` row groups or buckets are in flight and buckets hold ``2 (N + 1)`` times
