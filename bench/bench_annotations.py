@@ -11,7 +11,7 @@ time, rows/s and the peak RSS.
 processes (``convert_annotations(..., workers=N)``), reports each run and its speed-up over the
 one-process run, and checks that every output file is byte-identical between runs. Peak memory is
 the largest resident set of one process, and the largest sum over the conversion process and its
-workers, sampled every 0.2 s.
+workers, sampled every 0.2 s; CPU time is that of the conversion process and its workers.
 """
 
 from __future__ import annotations
@@ -68,9 +68,11 @@ if __name__ == "__main__":
                             overwrite=True, workers=int(sys.argv[3]))
     seconds = time.perf_counter() - t
     done.set()
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "files": len(s.files), "rows": s.rows,
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, workers = me.ru_maxrss * 1024, kids.ru_maxrss * 1024  # KiB on Linux
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime  # workers have exited
+    print(json.dumps({"seconds": seconds, "files": len(s.files), "rows": s.rows, "cpu": cpu,
                       "peak_tree_bytes": peak[0], "peak_process_bytes": max(own, workers)}))
 """
 
@@ -134,11 +136,12 @@ def main() -> None:
         f"--rows {args.rows} --workers {args.workers}`, commit `{commit}`, {date.today()}, "
         f"{os.cpu_count()} CPU cores; the runs follow each other in one invocation.",
         "",
-        "| worker processes | wall s (child process) | rows/s | vs 1 process | peak RSS, one "
-        "process | peak RSS, process + workers | output files |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| worker processes | wall s (child process) | CPU s, process + workers | rows/s | "
+        "vs 1 process | peak RSS, one process | peak RSS, process + workers | output files |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[
-            f"| {w} | {r['wall']:.1f} | {rows / r['seconds']:,.0f} | {speedup(r)} | "
+            f"| {w} | {r['wall']:.1f} | {r['cpu']:.1f} | {rows / r['seconds']:,.0f} | "
+            f"{speedup(r)} | "
             f"{r['peak_process_bytes'] / 1e9:.2f} GB | {r['peak_tree_bytes'] / 1e9:.2f} GB | "
             f"{r['files']} |"
             for w, r in runs.items()
@@ -147,7 +150,9 @@ def main() -> None:
         "Output files of all runs byte-identical (md5 of every Parquet file): "
         f"**{'yes' if identical else 'NO'}** ({len(digests[counts[0]])} files). Conversion "
         "includes validation, parsing, sorting by patch, the redundancy weights of every patch "
-        "group and writing the per-task Parquet shards.",
+        "group and writing the per-task Parquet shards. CPU s: user + system time of the "
+        "conversion process and its worker processes; on a machine whose cores other jobs share, "
+        "the wall time of the parallel run exceeds CPU s / workers.",
     ]
     text = "\n".join(lines)
     print(text)

@@ -15,10 +15,11 @@ The numbers equal a loop over ``sacrebleu.sentence_bleu`` (to float rounding), b
 statistics of all groups are computed at once with numpy: texts are deduplicated, every
 distinct space-separated word is tokenised once with sacrebleu's own ``13a`` tokeniser (see
 ``_token_ids`` for why this gives the same tokens), n-grams are mapped to integer ids, and the
-clipped matches against the other texts of the group come from one sort of
-``(group, n-gram, count)`` keys per chunk of about ``_CHUNK_ROWS`` rows. With counts sorted
-ascending inside each ``(group, n-gram)`` run, the largest count among the *other* texts is the
-run's last count, except for the last text itself, whose best other count is the one before it.
+clipped matches against the other texts of the group come from one sort of the
+``(n-gram, row)`` keys of every n-gram occurrence, per chunk of about ``_CHUNK_ROWS`` rows sorted
+by group. A row's count of an n-gram is the length of its run of equal keys; inside a
+``(group, n-gram)`` run the largest count among the *other* rows is the run's largest count,
+except for a row holding the largest count alone, whose best other count is the second largest.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ import pyarrow.compute as pc
 MAX_ORDER = 4
 """Largest n-gram order (sacrebleu's default)."""
 
-_CHUNK_ROWS = 16_384
+_CHUNK_ROWS = 8_192
 """Rows (whole groups) processed per vectorised step; bounds the memory of one step."""
 
 _KEY_BITS = 63
-"""Bits available in the packed int64 sort keys; a chunk that needs more is split in two."""
+"""Bits available in the packed sort keys; a chunk that needs more is split in two."""
 
 
 @lru_cache(maxsize=1)
@@ -303,17 +304,18 @@ def _factorize(keys: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _ngram_counts(ids: np.ndarray, lengths: np.ndarray):
-    """Distinct n-grams (orders 1..4) and their counts in each of ``K`` texts.
+def _ngram_occurrences(ids: np.ndarray, lengths: np.ndarray):
+    """Every n-gram (orders 1..4) of each of ``K`` texts, text by text.
 
     Args:
         ids: ``[T]`` int64 token ids of the ``K`` texts laid end to end.
         lengths: ``[K]`` int64 token counts.
 
     Returns:
-        ``(offsets [K+1], gram [P], order [P], count [P])``, all int64: text ``k``'s distinct
-        n-grams are ``offsets[k]:offsets[k+1]``; ``gram`` ids are equal exactly when the
-        n-grams (token sequences) are equal, across texts and orders.
+        ``(offsets [K+1], gram [P], order_of [G])``, all int64: text ``k``'s n-grams (with
+        repeats) are ``gram[offsets[k]:offsets[k+1]]``; ``gram`` ids are equal exactly when the
+        n-grams (token sequences) are equal, across texts and orders, and ``order_of[g]`` is the
+        order (1..4) of n-gram ``g``.
     """
     k = len(lengths)
     text_of = np.repeat(np.arange(k, dtype=np.int64), lengths)
@@ -321,9 +323,10 @@ def _ngram_counts(ids: np.ndarray, lengths: np.ndarray):
     np.cumsum(lengths[:-1], out=starts[1:])
     remaining = lengths[text_of] - (np.arange(len(ids), dtype=np.int64) - starts[text_of])
     width = int(ids.max()) + 1 if len(ids) else 1
+    by_position = np.full((len(ids), MAX_ORDER), -1, dtype=np.int64)  # n-grams starting there
     prev = ids
     base = 0
-    grams, texts, orders = [], [], []
+    orders = []
     for n in range(1, MAX_ORDER + 1):
         at = np.flatnonzero(remaining >= n)
         if n == 1:
@@ -332,19 +335,16 @@ def _ngram_counts(ids: np.ndarray, lengths: np.ndarray):
             local = _factorize(prev[at] * width + ids[at + n - 1])
             prev = np.zeros_like(ids)
             prev[at] = local
-        grams.append(local + base)
-        texts.append(text_of[at])
-        orders.append(np.full(len(at), n, dtype=np.int64))
-        base += int(local.max()) + 1 if len(local) else 0
-    gram = np.concatenate(grams)
-    order_of = np.zeros(max(base, 1), dtype=np.int64)
-    order_of[gram] = np.concatenate(orders)
-    span = max(base, 1)
-    pair, count = np.unique(np.concatenate(texts) * span + gram, return_counts=True)
-    offsets = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pair // span, minlength=k), out=offsets[1:])
-    gram_id = pair % span
-    return offsets, gram_id, order_of[gram_id], count.astype(np.int64)
+        by_position[at, n - 1] = local + base
+        used = int(local.max()) + 1 if len(local) else 0
+        orders.append(np.full(used, n, dtype=np.int64))
+        base += used
+    present = by_position >= 0
+    orders_in_text = np.minimum(lengths, MAX_ORDER)
+    offsets = np.zeros(k + 1, dtype=np.int64)  # a text of L tokens has sum(L - n + 1) n-grams
+    np.cumsum(orders_in_text * (2 * lengths - orders_in_text + 1) // 2, out=offsets[1:])
+    order_of = np.concatenate(orders) if orders else np.zeros(0, dtype=np.int64)
+    return offsets, by_position[present], order_of
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def _chunk_uniqueness(
     distinct, local_text = np.unique(text_codes, return_inverse=True)
     positions, _ = _ragged_take(offsets, distinct)
     lengths = offsets[distinct + 1] - offsets[distinct]
-    grams = _ngram_counts(flat[positions], lengths)
+    grams = _ngram_occurrences(flat[positions], lengths)
     grp = np.zeros(len(groups), dtype=np.int64)
     np.cumsum(groups[1:] != groups[:-1], out=grp[1:])
     correct = _clipped_matches(*grams, local_text.reshape(-1), grp)
@@ -410,18 +410,20 @@ def _bits(n: int) -> int:
     return max(int(n - 1).bit_length(), 1)
 
 
-def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> np.ndarray | None:
+def _clipped_matches(gram_offsets, gram, order_of, row_text, row_group) -> np.ndarray | None:
     """``[R, 4]`` float64 clipped n-gram matches of each row against the other rows of its group.
 
     The reference count of an n-gram is its largest count among the other rows of the group
     (sacrebleu merges references with ``max``); the match is ``min(own count, reference count)``.
-    Every (row, n-gram) pair is packed into one int64 ``group | n-gram | count | order | row``
-    and sorted; inside a ``(group, n-gram)`` run counts ascend, so every pair but the run's last
-    matches its whole count, and the last matches the count before it (0 if alone).
-    Returns ``None`` when the pairs of a chunk of several groups do not fit in 63 bits.
+    Every n-gram occurrence of every row is packed into one integer ``n-gram | row`` (uint32
+    when it fits, else int64) and sorted. Rows are sorted by group, so equal keys are one row's
+    count of an n-gram and, inside an n-gram's block, the rows of one group follow each other;
+    inside such a ``(group, n-gram)`` run every row but a sole largest count matches its whole
+    count, while that one matches the second largest count (0 if it is alone).
+    Returns ``None`` when the keys of a chunk of several groups do not fit in ``_KEY_BITS``.
 
     Args:
-        gram_offsets, gram, order, count: distinct n-grams per distinct text (``_ngram_counts``).
+        gram_offsets, gram, order_of: n-grams per distinct text (``_ngram_occurrences``).
         row_text: ``[R]`` int64 distinct text of each row.
         row_group: ``[R]`` int64 group of each row, ascending from 0.
     """
@@ -429,31 +431,38 @@ def _clipped_matches(gram_offsets, gram, order, count, row_text, row_group) -> n
     if r == 0:
         return np.zeros((0, MAX_ORDER))
     rb = _bits(r)
-    cb = _bits(int(count.max()) + 1 if len(count) else 1)
-    gb = _bits(int(gram.max()) + 1 if len(gram) else 1)
-    if _bits(int(row_group[-1]) + 1) + gb + cb + 2 + rb > _KEY_BITS:
+    gb = _bits(len(order_of))
+    if gb + rb > _KEY_BITS:
         if row_group[-1] > 0:
             return None
         raise ValueError(f"a group of {r} texts is too large for 64-bit sort keys")
-    packed = (((gram << cb) | count) << 2) | (order - 1)
-    pair, row = _ragged_take(gram_offsets, row_text)
-    key = (((row_group[row] << (gb + cb + 2)) | packed[pair]) << rb) | row
+    occurrence, row = _ragged_take(gram_offsets, row_text)
+    dtype = np.uint32 if gb + rb <= 32 else np.int64
+    key = gram[occurrence].astype(dtype)
+    del occurrence
+    key <<= dtype(rb)
+    key |= row.astype(dtype)
+    del row
     key.sort()
+    first = np.ones(len(key), dtype=bool)  # first occurrence of an (n-gram, row)
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    at = np.flatnonzero(first)
+    count = np.diff(at, append=len(key))
+    key = key[at].astype(np.int64)
     row = key & ((1 << rb) - 1)
     key >>= rb
-    slot = row * MAX_ORDER + (key & 3)
-    key >>= 2
-    cnt = key & ((1 << cb) - 1)
-    run = key >> cb
-    last = np.ones(len(key), dtype=bool)
-    np.not_equal(run[:-1], run[1:], out=last[:-1])
-    at_last = np.flatnonzero(last)
-    alone = np.ones(len(at_last), dtype=bool)
-    alone[1:] = at_last[1:] - at_last[:-1] == 1
-    if len(at_last):
-        alone[0] = at_last[0] == 0
-    cnt[at_last] = np.where(alone, 0, cnt[at_last - 1])
-    return np.bincount(slot, weights=cnt, minlength=r * MAX_ORDER).reshape(r, MAX_ORDER)
+    slot = row * MAX_ORDER + order_of[key] - 1
+    group = row_group[row]
+    new_run = np.ones(len(key), dtype=bool)  # first row of a (group, n-gram)
+    new_run[1:] = (key[1:] != key[:-1]) | (group[1:] != group[:-1])
+    starts = np.flatnonzero(new_run)
+    run = np.cumsum(new_run) - 1
+    largest = np.maximum.reduceat(count, starts)[run]
+    top = count == largest
+    sole = (np.add.reduceat(top, starts) == 1)[run] & top
+    second = np.maximum.reduceat(np.where(top, 0, count), starts)[run]
+    match = np.where(sole, second, count)
+    return np.bincount(slot, weights=match, minlength=r * MAX_ORDER).reshape(r, MAX_ORDER)
 
 
 def _closest_ref_len(hyp_len: np.ndarray, grp: np.ndarray) -> np.ndarray:

@@ -146,8 +146,15 @@ def validate(table: pa.RecordBatch, source: str) -> None:
 
 
 def _extract(table, column, mask, pattern, source, parser, fields):
-    """Regex-extract ``fields`` from ``column`` for rows in ``mask``; raise on the first miss."""
-    m = pc.extract_regex(table[column], pattern)
+    """Regex-extract ``fields`` from ``column`` for rows in ``mask``; raise on the first miss.
+
+    The pattern runs on the rows in ``mask`` only; the matches are put back in row order."""
+    rows = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False), bool))
+    position = np.full(len(table), -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    m = pc.extract_regex(table[column].take(pa.array(rows)), pattern).take(
+        pa.array(position, mask=position < 0)
+    )
     missed = pc.and_(mask, pc.is_null(m))
     _fail(table, missed, source, column, lambda i: _parse_error(parser, table[column][i].as_py()))
     return [pc.if_else(mask, pc.struct_field(m, f), pa.scalar(None, pa.string())) for f in fields]

@@ -219,6 +219,16 @@ def _with_rank(table: pa.Table, order: PatchOrder, patch_index: dict[str, int] |
     return table.append_column("_rank", pa.array(rank))
 
 
+def _by_bucket(table: pa.Table, patches_per_bucket: int) -> Iterator[tuple[int, pa.Table]]:
+    """``(bucket, rows)`` for each bucket (``_rank // patches_per_bucket``) that ``table`` has rows
+    of, ascending; the rows keep their order. One stable sort, then one copy per bucket."""
+    bucket = pc.divide(table["_rank"], patches_per_bucket).to_numpy()
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.flatnonzero(np.diff(bucket[order], prepend=-1, append=-1))
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        yield int(bucket[order[start]]), table.take(order[start:end])
+
+
 def spill(pf, source, order, patch_index, tmp: Path, settings, progress, parsed=None) -> list[Path]:
     """Append the parsed rows of every row group to the bucket of their patch rank; ``parsed``:
     the parsed row groups in order (default: parsed here, one after the other)."""
@@ -236,9 +246,7 @@ def spill(pf, source, order, patch_index, tmp: Path, settings, progress, parsed=
             if len(dropped):
                 table = table.filter(pc.invert(pc.is_in(table["patch_id"], dropped)))
             table = _with_rank(table, order, patch_index)
-            bucket = pc.divide(table["_rank"], settings.patches_per_bucket)
-            for b in pc.unique(bucket).to_pylist():
-                part = table.filter(pc.equal(bucket, b))
+            for b, part in _by_bucket(table, settings.patches_per_bucket):
                 if b not in buckets:
                     paths[b] = tmp / f"bucket-{b:05d}.arrow"
                     buckets[b] = pa.ipc.new_file(paths[b], part.schema, options=options)
@@ -359,6 +367,18 @@ def weigh_buckets(buckets: list[Path], settings: AnnotationSettings) -> Iterator
     return (weigh_bucket(path, settings) for path in buckets)
 
 
+def _by_split_and_type(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``table`` stably sorted by (split, type) in ``SPLITS`` × ``TASK_OF_TYPE`` order:
+    ``(order [N] int64 row numbers, bounds [len(SPLITS) * len(TASK_OF_TYPE) + 1])``, the rows of
+    (split ``s``, type ``t``) being ``order[bounds[s * types + t]:bounds[s * types + t + 1]]``."""
+    types = len(TASK_OF_TYPE)
+    split_code = pc.index_in(table["split"], pa.array(SPLITS)).to_numpy(zero_copy_only=False)
+    type_code = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE)))
+    part = split_code * types + type_code.to_numpy(zero_copy_only=False)
+    order = np.argsort(part, kind="stable")
+    return order, np.searchsorted(part[order], np.arange(len(SPLITS) * types + 1))
+
+
 def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) -> tuple[dict, dict]:
     meta = {
         STORE_ATTRS_KEY.encode(): json.dumps(
@@ -368,25 +388,23 @@ def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) ->
     schema = TABLE_SCHEMA.with_metadata(meta)
     writers: dict[tuple[str, str], ShardWriter] = {}
     rows: dict[str, dict[str, int]] = {t: {s: 0 for s in SPLITS} for t in TABLE_TASKS}
-    patches: dict[str, set] = defaultdict(set)
+    patches = dict.fromkeys(SPLITS, 0)  # a patch is in one bucket: count each bucket's
+    tasks = list(TASK_OF_TYPE.values())
     try:
         weighed = iter(weigh(buckets, settings))
         for path in tqdm(buckets, desc="annotations: write", unit="bucket", disable=not progress):
             table = next(weighed)
-            task_of_row = pc.index_in(table["type"], pa.array(list(TASK_OF_TYPE))).to_numpy()
-            tasks = [TASK_OF_TYPE[t] for t in TASK_OF_TYPE]
-            split_of_row = table["split"]
-            for split in SPLITS:
-                in_split = pc.equal(split_of_row, split).to_numpy(zero_copy_only=False)
-                if in_split.any():
-                    patches[split].update(
-                        pc.unique(table["patch_id"].filter(pa.array(in_split))).to_pylist()
-                    )
+            order, bounds = _by_split_and_type(table)
+            for s, split in enumerate(SPLITS):
+                first, end = bounds[s * len(tasks)], bounds[(s + 1) * len(tasks)]
+                if end > first:
+                    in_split = table["patch_id"].take(order[first:end])
+                    patches[split] += pc.count_distinct(in_split).as_py()
                 for code, task in enumerate(tasks):
-                    mask = in_split & (task_of_row == code)
-                    if not mask.any():
+                    first, end = bounds[s * len(tasks) + code], bounds[s * len(tasks) + code + 1]
+                    if end == first:
                         continue
-                    part = table.filter(pa.array(mask))
+                    part = table.take(order[first:end])  # a copy: kept rows pin no bucket
                     rank = part["_rank"].to_numpy()
                     part = part.drop_columns(["_rank"]).cast(schema)
                     key = (task, split)
@@ -399,7 +417,7 @@ def write_tables(buckets, tmp: Path, settings, progress, weigh=weigh_buckets) ->
         for w in writers.values():
             w.close()
     files = sorted(str(p.relative_to(tmp)) for w in writers.values() for p in w.files)
-    return {"rows": rows, "patches": {s: len(patches[s]) for s in SPLITS}}, files
+    return {"rows": rows, "patches": patches}, files
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -474,17 +492,17 @@ def _convert_claimed(
     tmp.mkdir(parents=True)
     try:
         pf = open_annotation_file(source)
-        order = scan(pf, str(source), patch_index, drop_missing)
         with contextlib.ExitStack() as stack:
             parsed = None
             spilled = settings  # bucket sizes do not change the output (ShardWriter)
-            if workers > 1:
+            if workers > 1:  # the workers start and parse the first row groups during the scan
                 pool = stack.enter_context(aw.worker_pool(workers))
                 parsed = aw.parsed_row_groups(pool, str(source), pf.num_row_groups, workers)
                 if weigh is weigh_buckets:
                     weigh = aw.ProcessBucketWeigher(pool, workers, weigh_bucket)
                     # workers + 1 buckets in memory at once: smaller ones
                     spilled = aw.bucket_settings(settings, workers)
+            order = scan(pf, str(source), patch_index, drop_missing)
             buckets = spill(pf, str(source), order, patch_index, tmp, spilled, progress, parsed)
             counts, files = write_tables(buckets, tmp, settings, progress, weigh)
         summary = AnnotationSummary(
