@@ -3,9 +3,10 @@
 ``ImageryJoin(store, imagery=("s2", "s1"), resolution="native")`` is a picklable callable that takes
 a batch ``{column: list | ndarray}`` (``datasets`` batched format) with a ``patch_index`` column of
 length ``B`` and returns the batch with these arrays added (one ``store.read`` per batch, each patch
-decoded once however many rows share it). With ``share_rows=True`` (what streaming uses) each key
-holds a list of ``B`` read-only per-row views instead of one stacked array, so rows of one patch
-share memory instead of being copied:
+decoded once however many rows share it). With ``share_rows=True`` (what ``with_imagery`` gives a
+streamed dataset) each key holds a list of ``B`` read-only per-row arrays instead of one stacked
+array: each patch decoded into its own memory, which the rows of that patch share
+(:meth:`ImageryJoin.read_rows`; local streaming calls :meth:`ImageryJoin.join_rows` on row dicts):
 
 =====================  ========  ======================  =====================================
 key                    dtype     shape                   when
@@ -86,11 +87,7 @@ class ImageryJoin:
 
     def read(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """Imagery arrays ``{key: ndarray[len(patch_index), ...]}`` of the given store rows."""
-        if any(i is None for i in patch_index):
-            raise ValueError(
-                "rows without patch_index have no imagery (converted without imagery?)"
-            )
-        rows = np.asarray(patch_index, dtype=np.int64)
+        rows = _store_rows(patch_index)
         batch = self.store.read(rows, self.arrays)
         if "s2" in self.imagery and self.resolution == PATCH_SIZE:
             s2 = s2_to_120(batch)
@@ -112,30 +109,11 @@ class ImageryJoin:
         filled = np.isnan(values) if values.dtype.kind == "f" else values == 0
         return (~filled.reshape(len(rows), -1).all(axis=1)).tolist()
 
-    def read_shared(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, list[np.ndarray]]:
-        """Like :meth:`read`, but ``{key: [ndarray, ...]}``: one read-only view per row, rows of
-        the same patch sharing memory (each patch is decoded and held once, however many rows)."""
-        unique, inverse = np.unique(np.asarray(patch_index, dtype=np.int64), return_inverse=True)
-        arrays = self.read(unique)
-        out = {}
-        positions = inverse.tolist()
-        for key, values in arrays.items():
-            if isinstance(values, list):  # a flag
-                out[key] = [values[j] for j in positions]
-                continue
-            values.flags.writeable = False
-            out[key] = [values[j] for j in positions]
-        return out
-
     def read_each(self, patch_index: Sequence[int] | np.ndarray) -> dict[str, list]:
         """Like :meth:`read`, but ``{key: [value, ...]}`` with each row's arrays decoded into their
         own read-only memory (``ImageryStore.read_each``), so that a row kept alive (in a shuffle
         buffer) holds only its own patch."""
-        if any(i is None for i in patch_index):
-            raise ValueError(
-                "rows without patch_index have no imagery (converted without imagery?)"
-            )
-        rows = np.asarray(patch_index, dtype=np.int64)
+        rows = _store_rows(patch_index)
         if hasattr(self.store, "read_each"):
             values = self.store.read_each(rows, self.arrays)
         else:  # a store object with ``read`` only
@@ -156,21 +134,31 @@ class ImageryJoin:
                     value.flags.writeable = False
         return {key: values[key] for key in self.keys}
 
-    def join_rows(self, rows: list[dict]) -> list[dict]:
-        """``rows`` (dicts with ``patch_index``, changed in place) with the imagery of their patch
-        added (the module table, one row each): each patch is decoded once into its own read-only
-        arrays, which the rows of that patch share."""
-        patch_index = [row["patch_index"] for row in rows]
+    def read_rows(self, patch_index: Sequence[int]) -> dict[str, list]:
+        """``{key: [value, ...]}``, one value per row: each patch is decoded once into its own
+        read-only arrays (:meth:`read_each`), which the rows of that patch share."""
         where = {p: j for j, p in enumerate(dict.fromkeys(patch_index))}
         values = self.read_each(list(where))
-        columns = [values[key] for key in self.keys]
-        for row, p in zip(rows, patch_index, strict=True):
-            j = where[p]
-            row.update(zip(self.keys, [c[j] for c in columns], strict=True))
+        positions = [where[p] for p in patch_index]
+        return {key: [column[j] for j in positions] for key, column in values.items()}
+
+    def join_rows(self, rows: list[dict]) -> list[dict]:
+        """``rows`` (dicts with ``patch_index``, changed in place) with the imagery of their patch
+        added (:meth:`read_rows`)."""
+        values = self.read_rows([row["patch_index"] for row in rows])
+        for j, row in enumerate(rows):
+            row.update({key: column[j] for key, column in values.items()})
         return rows
 
     def __call__(self, batch: Mapping[str, Sequence]) -> dict:
-        """``batch`` plus the imagery of its ``patch_index`` column (stacked arrays, or per-row
-        read-only views with ``share_rows``)."""
-        read = self.read_shared if self.share_rows else self.read
+        """``batch`` plus the imagery of its ``patch_index`` column (stacked arrays, or one value
+        per row with ``share_rows``: :meth:`read_rows`)."""
+        read = self.read_rows if self.share_rows else self.read
         return {**batch, **read(batch["patch_index"])}
+
+
+def _store_rows(patch_index: Sequence[int] | np.ndarray) -> np.ndarray:
+    """int64 store rows of ``patch_index``; ValueError for a row without one."""
+    if any(i is None for i in patch_index):
+        raise ValueError("rows without patch_index have no imagery (converted without imagery?)")
+    return np.asarray(patch_index, dtype=np.int64)
