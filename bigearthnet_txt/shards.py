@@ -28,13 +28,16 @@ writes (shards along the patch axis only, inner chunks of one patch, index at th
 
 A layout keeps the index of every shard it has read (``MAX_CACHED_INDEXES`` at most, 16 bytes per
 patch each) and, locally, up to ``MAX_OPEN_FILES`` shard files memory-mapped (read-only, so forked
-workers may share them; chunks are decompressed straight from the mapping into the result), so later
-reads of a shard cost only the decoding; shard files are expected not to change while a layout is in
-use (a finished store).
+workers may share them; chunks are decompressed straight from the mapping into the result; the
+least recently used mapping goes first), so later reads of a shard cost only the decoding. Mapping
+a shard again costs a page fault per 64 kB read from it: with 40 shards per array and room for
+32, random reads ran at half speed (``bench/results/reads.md``), hence room for every shard of the
+full release. Shard files are expected not to change while a layout is in use (a finished store).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import mmap
@@ -54,7 +57,7 @@ EMPTY_SPAN = (EMPTY_OFFSET, 0)
 SUPPORTED_INNER = {"numcodecs.delta", "bytes", "blosc", "zstd"}
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 MAX_CACHED_INDEXES = 4096
-MAX_OPEN_FILES = 32  # per local layout
+MAX_OPEN_FILES = 4096  # per local layout (the release has about 2,150 shards per array)
 
 
 class ShardLayout:
@@ -337,20 +340,35 @@ class ShardLayout:
 
     def _map_local(self, shard: int) -> mmap.mmap | None:
         """Read-only mapping of local shard ``shard`` (kept), None when it has no file."""
-        mapped = self._maps.get(shard)
+        mapped = self._maps.pop(shard, None)
         if mapped is None:
             try:
                 fd = os.open(self.shard_path(shard), os.O_RDONLY)
             except FileNotFoundError:
                 return None
             try:
-                mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                while len(self._maps) >= MAX_OPEN_FILES:
+                    self._unmap_oldest()
+                while True:
+                    try:
+                        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                        break
+                    except OSError as err:  # out of mappings (vm.max_map_count): free some
+                        if err.errno != errno.ENOMEM or not self._maps:
+                            raise
+                        for _ in range((len(self._maps) + 1) // 2):
+                            self._unmap_oldest()
             finally:
                 os.close(fd)
-            if len(self._maps) >= MAX_OPEN_FILES:
-                self.close()
-            self._maps[shard] = mapped
+        self._maps[shard] = mapped  # most recently used last
         return mapped
+
+    def _unmap_oldest(self) -> None:
+        oldest = self._maps.pop(next(iter(self._maps)))
+        try:
+            oldest.close()
+        except BufferError:  # a view of it is still in use; unmapped when released
+            pass
 
     def close(self) -> None:
         """Unmap the shard files this layout keeps (reads map them again as needed)."""

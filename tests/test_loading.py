@@ -341,6 +341,37 @@ def test_kept_open_files_and_indexes_give_what_zarr_reads(converted, monkeypatch
     assert layout._maps == {}
 
 
+def test_mappings_are_dropped_least_recently_used_first(converted, monkeypatch):
+    import errno
+    import mmap
+
+    from bigearthnet_txt import shards
+
+    monkeypatch.setattr(shards, "MAX_OPEN_FILES", 2)
+    layout = ImageryStore(converted)._layout("s2_10m")
+    assert layout.shape[0] >= 3 * layout.shard_size
+    for shard in (0, 1, 0, 2):  # shard 1 is the least recently used when shard 2 comes
+        layout._map_local(shard)
+    assert list(layout._maps) == [0, 2]
+
+    real_mmap, calls = mmap.mmap, []
+
+    def out_of_mappings(*args, **kwargs):  # the first mapping fails as at vm.max_map_count
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOMEM, "Cannot allocate memory")
+        return real_mmap(*args, **kwargs)
+
+    monkeypatch.setattr(shards.mmap, "mmap", out_of_mappings)
+    monkeypatch.setattr(shards, "MAX_OPEN_FILES", 3)  # room left: only the failure frees some
+    layout._map_local(1)
+    assert list(layout._maps) == [2, 1] and len(calls) == 2  # half the mappings freed, retried
+    np.testing.assert_array_equal(
+        layout.read_rows(np.array([layout.shard_size])),
+        ImageryStore(converted).read([layout.shard_size], ["s2_10m"])["s2_10m"],
+    )
+
+
 def test_store_over_http_range_requests(converted, store):
     from range_server import serve
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
 from bigearthnet_txt.conversion.imagery.sources import (
@@ -21,7 +22,9 @@ from bigearthnet_txt.conversion.imagery.sources import (
     iter_archive,
     iter_folder,
 )
-from bigearthnet_txt.conversion.remote import RemoteFile
+
+if TYPE_CHECKING:  # fsspec and aiohttp are imported by the sources that need them only
+    from bigearthnet_txt.conversion.remote import RemoteFile
 
 
 def iter_remote_folder(folder: RemoteFile) -> Iterator[PatchFiles]:
@@ -38,6 +41,8 @@ def iter_remote_folder(folder: RemoteFile) -> Iterator[PatchFiles]:
 
 def iter_patches(source: Path | RemoteFile) -> Iterator[PatchFiles]:
     """The patches of a source: an archive (local or URL), a local folder or a folder URL."""
+    from bigearthnet_txt.conversion.remote import RemoteFile
+
     if is_archive(source):
         return iter_archive(source)
     return iter_remote_folder(source) if isinstance(source, RemoteFile) else iter_folder(source)

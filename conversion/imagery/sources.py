@@ -36,7 +36,7 @@ import xxhash
 import zstandard
 
 from bigearthnet_txt.conversion.imagery.errors import ImageryInputError
-from bigearthnet_txt.conversion.remote import ChecksumError, RemoteReadError, as_source, is_url
+from bigearthnet_txt.conversion.imagery.checksums import ChecksumError
 from bigearthnet_txt.schema import S1_BANDS, S2_BANDS
 
 REFERENCE_MAP_BAND = "reference_map"
@@ -128,6 +128,8 @@ def group_folder(folder_name: str, entries: list[tuple[str, object, str]]) -> li
 
 def is_archive(path: Path | str) -> bool:
     """True for a ``.tar.zst`` / ``.tzst`` file."""
+    from bigearthnet_txt.conversion.remote import is_url  # fsspec and aiohttp: only for archives
+
     name = str(path).lower()
     return name.endswith((".tar.zst", ".tzst")) and (is_url(path) or Path(path).is_file())
 
@@ -280,6 +282,8 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
     in archive order.
 
     Every band file must be named after its folder (``PatchFiles.add``)."""
+    from bigearthnet_txt.conversion.remote import as_source
+
     archive = as_source(archive)
     current: PatchFiles | None = None
     current_dir: PurePosixPath | None = None
@@ -343,6 +347,8 @@ def iter_archive(archive: Path | str) -> Iterator[PatchFiles]:
 
 def _is_interruption(err: BaseException | None) -> bool:
     """True when ``err`` comes from a remote read that failed for good (not from bad bytes)."""
+    from bigearthnet_txt.conversion.remote import RemoteReadError
+
     while err is not None:
         if isinstance(err, RemoteReadError):
             return True

@@ -20,13 +20,16 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import zarr
 
 from bigearthnet_txt.conversion.imagery.codecs import codec_kwargs
 from bigearthnet_txt.schema import IMAGERY_STORE, STORE_ATTRS_KEY, ImageryArray
 from bigearthnet_txt.shards import ShardLayout
+
+if TYPE_CHECKING:  # zarr is imported where a group is opened (not in shard-writing workers)
+    import zarr
 
 FORMAT_VERSION = 1
 PROGRESS_DIR = ".imagery-progress"
@@ -116,6 +119,7 @@ class StoreWriter:
         self._layouts: dict[str, ShardLayout | None] = {}
         self._encoder = ThreadPoolExecutor(encode_threads) if encode_threads > 1 else None
         self.create = create
+        self._checked = False
 
     # -- state --------------------------------------------------------------------------------
 
@@ -123,6 +127,8 @@ class StoreWriter:
         """The store's ``STORE_ATTRS_KEY`` attributes, or None when there is no usable group."""
         if not (self.path / "zarr.json").is_file():
             return None
+        import zarr
+
         try:
             return (
                 dict(zarr.open_group(self.path, mode="r").attrs.get(STORE_ATTRS_KEY) or {}) or None
@@ -148,6 +154,8 @@ class StoreWriter:
             return self._group
         if not self.create:
             return self._open_existing()
+        import zarr
+
         attrs = self.existing_attrs()
         if attrs is not None and attrs.get("settings") != self.settings:
             raise FileExistsError(
@@ -192,11 +200,13 @@ class StoreWriter:
             self._group = zarr.open_group(self.path, mode="r+")
         return self._group
 
-    def _open_existing(self) -> zarr.Group:
+    def _check_existing(self) -> None:
+        """Refuse a store that cannot be read or was written with other settings (read from its
+        ``zarr.json``: a shard-writing worker needs no zarr-python)."""
         try:
-            group = zarr.open_group(self.path, mode="r+")
-            settings = dict(group.attrs.get(STORE_ATTRS_KEY) or {}).get("settings")
-        except (OSError, ValueError, KeyError) as err:
+            meta = json.loads((self.path / "zarr.json").read_text())
+            settings = dict(meta.get("attributes", {}).get(STORE_ATTRS_KEY) or {}).get("settings")
+        except (OSError, ValueError, AttributeError) as err:
             raise FileNotFoundError(
                 f"{self.path}: cannot open the store being written ({err}); "
                 "is the output folder reachable from this machine?"
@@ -205,8 +215,14 @@ class StoreWriter:
             raise FileExistsError(
                 f"{self.path}: the store was written by a conversion with other settings"
             )
-        self._group = group
-        return group
+        self._checked = True
+
+    def _open_existing(self) -> zarr.Group:
+        import zarr
+
+        self._check_existing()
+        self._group = zarr.open_group(self.path, mode="r+")
+        return self._group
 
     # -- shards -------------------------------------------------------------------------------
 
@@ -251,7 +267,10 @@ class StoreWriter:
         much faster per chunk) and renamed into place; zarr-python writes layouts it does not
         handle.
         """
-        group = self.open()
+        if self.create:
+            self.open()
+        elif not self._checked:
+            self._check_existing()
         start = shard * self.shard_size
         for name, block in data.items():
             layout = (
@@ -259,8 +278,8 @@ class StoreWriter:
                 if name in self._layouts
                 else self._layouts.setdefault(name, ShardLayout.load(self.path / name))
             )
-            if layout is None:
-                group[name][start : start + self.shard_size] = block
+            if layout is None:  # zarr-python writes it (opened only then: workers skip its import)
+                self.open()[name][start : start + self.shard_size] = block
                 continue
             encoded = layout.encode_shard_parts(
                 block, map_fn=self._encoder.map if self._encoder else map
