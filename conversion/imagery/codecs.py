@@ -5,13 +5,13 @@ loader reads (the raw band bytes + 2.7 %; ``bench/results/imagery.md`` has the s
 ``bench/results/codecs.md`` the per-band-file codec table, ``bench/results/reads.md`` the reads):
 
 * ``speed`` (the default) — Blosc(lz4hc, level 6, byte shuffle) for every array. The same size as
-  ``write`` (≈ 0.69 of the LMDB's bytes) and decoded ≈ 1.7× faster (byte shuffle undoes in a
+  ``write`` (≈ 0.69 of the LMDB's bytes) and decoded ≈ 1.6× faster (byte shuffle undoes in a
   fraction of the time bit shuffle takes, and lz4hc's longer matches decode faster than lz4's),
   which is what bounds reading: a patch is decoded at every epoch, written once. Writing costs
   ≈ 3 ms more per patch than ``write``.
 * ``write`` — S2 and reference maps: Blosc(lz4, level 9, bit shuffle); S1: Blosc(lz4hc, level 6,
   byte shuffle): the fastest to convert at the same size (for uint16, bit shuffle lets lz4, ≈ 1 GB/s
-  to write, match lz4hc's ratio), decoded ≈ 1.7× slower than ``speed``.
+  to write, match lz4hc's ratio), decoded ≈ 1.6× slower than ``speed``.
 * ``balanced`` — Blosc(zstd, level 3, byte shuffle): ≈ 3 % fewer bytes, writing ≈ 140 MB/s and
   decoding ≈ 500 MB/s per core.
 * ``size`` — uint16 S2 / reference maps: Delta (row predictor, wrapping uint16) + Blosc(zstd 9,
