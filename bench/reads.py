@@ -162,6 +162,14 @@ class SteadyReader(Reader):
         deque(it, maxlen=0)
 
 
+def warm(store: ImageryStore) -> None:
+    """Read every patch of ``store`` once, so that its shard files are mapped and their pages
+    faulted in, as the LMDB's one environment per process is by its sequential readers."""
+    n = store.shape("s1")[0]
+    for start in range(0, n, 256):
+        store.read(np.arange(start, min(start + 256, n)), ARRAYS)
+
+
 def read_geotiffs(s2_folder: Path, s1_folder: Path) -> dict[str, np.ndarray]:
     """torchgeo-style: open and read every band file of the patch with rasterio."""
     import rasterio
@@ -271,6 +279,10 @@ def config_readers(
         return lambda: load_dataset(folder, config, SPLIT, streaming=True, **options)
 
     ds120 = load_dataset(root, config, SPLIT, resolution=120, cache_dir=str(work / "hf_cache"))
+    for reader in (lean, lean_raw, lean_write):
+        warm(reader.join.store)
+    for joined in (ds, ds_raw, ds120):
+        warm(joined._format_kwargs["transform"].store)
     src = paths[DEFAULT_PRESET].parent / "src"
     folders = {p.name: p for p in src.glob("BigEarthNet-S*/*/*") if p.is_dir()}
     tif = rand[:64]
@@ -345,6 +357,8 @@ def batch_readers(paths: dict, n_patches: int, n_random: int, seed: int) -> list
     store = ImageryStore(root)
     store2 = ImageryStore(root, decode_threads=2)
     write_store = ImageryStore(paths[WRITE_PRESET])
+    for each_store in (store, store2, write_store):
+        warm(each_store)
     ts1, ts2 = tensorstore_reader(root, 1), tensorstore_reader(root, 2)
     zr = zarr_reader(root)
     out = []
@@ -429,7 +443,10 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
         f"{args.rounds} alternating rounds (best kept) after one warm-up round, one process, "
         "one thread unless the threads column says otherwise (Blosc's threads off, "
         "tensorstore's pools limited). "
-        "Streaming passes include start-up (`load_dataset(...)` + iterating every `train` row).",
+        "Streaming passes include start-up (`load_dataset(...)` + iterating every `train` row). "
+        "The random readers' stores are read through once before the rounds (their shard files "
+        "mapped and paged in), as the LMDB's one environment per process is by its sequential "
+        "readers.",
         "",
         "## Physical limit",
         "",

@@ -16,6 +16,7 @@ least recently used free buffer first.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -49,7 +50,7 @@ _FREE_REFS = _free_refs()
 def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype`` (see the module docstring)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
     with _lock:
