@@ -123,17 +123,20 @@ class StoreWriter:
 
     # -- state --------------------------------------------------------------------------------
 
+    def _stored_attrs(self) -> dict:
+        """The ``STORE_ATTRS_KEY`` attributes in the group's ``zarr.json`` (empty when it has
+        none), read without zarr-python; OSError or ValueError when there is no readable group."""
+        meta = json.loads((self.path / "zarr.json").read_text())
+        if not isinstance(meta, dict) or meta.get("node_type") != "group":
+            raise ValueError("zarr.json does not describe a zarr group")
+        attrs = meta.get("attributes") or {}
+        return dict((attrs.get(STORE_ATTRS_KEY) if isinstance(attrs, dict) else None) or {})
+
     def existing_attrs(self) -> dict | None:
         """The store's ``STORE_ATTRS_KEY`` attributes, or None when there is no usable group."""
-        if not (self.path / "zarr.json").is_file():
-            return None
-        import zarr
-
         try:
-            return (
-                dict(zarr.open_group(self.path, mode="r").attrs.get(STORE_ATTRS_KEY) or {}) or None
-            )
-        except (OSError, ValueError, KeyError):
+            return self._stored_attrs() or None
+        except (OSError, ValueError):
             return None
 
     def is_complete(self) -> bool:
@@ -201,12 +204,11 @@ class StoreWriter:
         return self._group
 
     def _check_existing(self) -> None:
-        """Refuse a store that cannot be read or was written with other settings (read from its
-        ``zarr.json``: a shard-writing worker needs no zarr-python)."""
+        """Refuse a store that cannot be read or was written with other settings (a
+        shard-writing worker needs no zarr-python for it)."""
         try:
-            meta = json.loads((self.path / "zarr.json").read_text())
-            settings = dict(meta.get("attributes", {}).get(STORE_ATTRS_KEY) or {}).get("settings")
-        except (OSError, ValueError, AttributeError) as err:
+            settings = self._stored_attrs().get("settings")
+        except (OSError, ValueError) as err:
             raise FileNotFoundError(
                 f"{self.path}: cannot open the store being written ({err}); "
                 "is the output folder reachable from this machine?"
