@@ -94,10 +94,15 @@ class ImageryJoin:
             for name in S2_ARRAY_NAMES:
                 del batch[name]
             batch["s2"] = s2
+        return self._with_flags(batch, rows)
+
+    def _with_flags(self, values: dict, rows: np.ndarray) -> dict:
+        """``values`` (arrays by name, stacked or one per row) with the modality flags of ``rows``
+        added, reduced to :attr:`keys` in their order."""
         for modality, flag in FLAGS.items():
             if modality in self.imagery:
-                batch[flag] = self._flags(flag, rows, batch[modality])
-        return {key: batch[key] for key in self.keys}
+                values[flag] = self._flags(flag, rows, values[modality])
+        return {key: values[key] for key in self.keys}
 
     def _flags(self, flag: str, rows: np.ndarray, values: np.ndarray | list) -> list[bool]:
         """``flag`` of each row from the patch table; from the values (not all fill value) for a
@@ -125,14 +130,12 @@ class ImageryJoin:
                 s2_to_120({n: b[j][None] for n, b in zip(S2_ARRAY_NAMES, bands, strict=True)})[0]
                 for j in range(len(rows))
             ]
-        for modality, flag in FLAGS.items():
-            if modality in self.imagery:
-                values[flag] = self._flags(flag, rows, values[modality])
-        for key in self.keys:
-            for value in values[key]:
+        values = self._with_flags(values, rows)
+        for column in values.values():
+            for value in column:
                 if isinstance(value, np.ndarray):
                     value.flags.writeable = False
-        return {key: values[key] for key in self.keys}
+        return values
 
     def read_rows(self, patch_index: Sequence[int]) -> dict[str, list]:
         """``{key: [value, ...]}``, one value per row: each patch is decoded once into its own
