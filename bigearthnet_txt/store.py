@@ -323,7 +323,8 @@ class ImageryStore:
         self, indices: Sequence[int] | np.ndarray, arrays: Sequence[str] | None = None
     ) -> dict[str, list[np.ndarray]]:
         """Like :meth:`read`, but ``{array: [ndarray[...], ...]}``: each row decoded straight into
-        its own array, so a row kept alive (e.g. in a shuffle buffer) holds only its own memory."""
+        its own read-only array, so a row kept alive (e.g. in a shuffle buffer) holds only its own
+        memory."""
         return self._read(indices, arrays, separate=True)
 
     def _read(self, indices, arrays, separate: bool) -> dict:
@@ -349,12 +350,12 @@ class ImageryStore:
                 raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {n})")
             layout = self._layouts[name] if name in self._layouts else self._layout(name)
             if layout is not None:
-                rows = layout.new_rows(idx.size) if separate else None
-                out[name] = layout.read_rows(idx, self._pool(), rows)
+                read = layout.read_each if separate else layout.read_rows
+                out[name] = read(idx, self._pool())
             else:
                 unique, inverse = np.unique(idx, return_inverse=True)
                 values = self._read_zarr(name, unique)[inverse]
-                out[name] = [v.copy() for v in values] if separate else values
+                out[name] = [_read_only(v.copy()) for v in values] if separate else values
         return out
 
     def _pool(self):
@@ -390,3 +391,8 @@ class ImageryStore:
     def read_s2_120(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint16 ``[len(indices), 12, 120, 120]`` S2 in ``S2_BANDS`` order (nearest upsampling)."""
         return s2_to_120(self.read(indices, S2_ARRAY_NAMES))
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array

@@ -392,7 +392,9 @@ def test_streamed_rows_of_different_patches_hold_only_their_own_patch(converted)
     assert len(patches) > 1
     arrays = [e[key] for e in patches.values() for key in ("s2_10m", "s2_20m", "s2_60m")]
     for j, array in enumerate(arrays):
-        assert array.base is None  # its own allocation, not a view of a batch
+        owner = array.base  # its own allocation (or decoded bytes), not a view of a batch
+        assert owner is None or (isinstance(owner, bytes) and len(owner) == array.nbytes)
+        assert not array.flags.writeable
         assert not any(np.shares_memory(array, other) for other in arrays[:j])
 
 

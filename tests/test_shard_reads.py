@@ -114,3 +114,44 @@ def test_read_preset_round_trips_every_sample_patch(tmp_path):
         folder = next(V2_S1_DIR.glob(f"*/{s1_name}"))
         for b, band in enumerate(("VV", "VH")):
             assert s1[i, b].tobytes() == read_tif(folder, band).tobytes(), (s1_name, band)
+
+
+@pytest.mark.parametrize("decode_threads", [1, 2])
+def test_damaged_blosc_chunk_is_refused_before_decoding(tmp_path, decode_threads):
+    """A chunk whose Blosc header declares another decoded size than one patch gives a ValueError
+    naming the array (nothing is decompressed into memory of the wrong size)."""
+    convert_imagery(
+        tmp_path, s2=S2_SOURCES, metadata=METADATA, patch_ids=list(S2_SAMPLES), shard_size=3,
+        preset="speed", progress=False,
+    )  # fmt: skip
+    array_dir = tmp_path / IMAGERY_STORE / "s2_10m"
+    layout = ShardLayout.load(array_dir)
+    path = layout.shard_path(0)
+    data = bytearray(path.read_bytes())
+    offset, nbytes = layout.parse_index(bytes(data[-(layout.shard_size * 16 + 4) :]))[1].tolist()
+    declared = int.from_bytes(data[offset + 4 : offset + 8], "little")
+    assert declared == layout.chunk_nbytes
+    data[offset + 4 : offset + 8] = (declared * 4).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    store = ImageryStore(tmp_path, decode_threads=decode_threads)
+    for read in (store.read, store.read_each):
+        for rows in ([1], [0, 1, 2], [2, 1]):
+            with pytest.raises(ValueError, match=f"{array_dir}: a Blosc chunk .* expected"):
+                read(rows, ["s2_10m"])
+    assert store.read([0, 2], ["s2_10m"])["s2_10m"].shape == (2, 4, 120, 120)  # others still read
+
+
+def test_read_rows_refuses_an_out_it_cannot_decode_into(preset_store):
+    _, root = preset_store
+    layout = ShardLayout.load(root / IMAGERY_STORE / "s2_20m")
+    shape = (2, *layout.chunk_shape[1:])
+    for out in (
+        np.empty(shape, np.float32),  # wrong dtype
+        np.empty((3, *shape[1:]), layout.dtype),  # wrong length
+        np.empty((2, *shape[1:], 2), layout.dtype)[..., 0],  # not contiguous
+        [np.empty(shape[1:], layout.dtype) for _ in range(2)],  # not an array
+    ):
+        with pytest.raises(ValueError, match="C-contiguous writeable"):
+            layout.read_rows(np.array([0, 1]), out=out)
+    out = np.empty(shape, layout.dtype)
+    assert layout.read_rows(np.array([1, 0]), out=out) is out
