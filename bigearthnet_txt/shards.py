@@ -29,10 +29,12 @@ writes (shards along the patch axis only, inner chunks of one patch, index at th
 A layout keeps the index of every shard it has read (``MAX_CACHED_INDEXES`` at most, 16 bytes per
 patch each) and, locally, up to ``MAX_OPEN_FILES`` shard files memory-mapped (read-only, so forked
 workers may share them; chunks are decompressed straight from the mapping into the result; the
-least recently used mapping goes first), so later reads of a shard cost only the decoding. Mapping
-a shard again costs a page fault per 64 kB read from it: with 40 shards per array and room for
-32, random reads ran at half speed (``bench/results/reads.md``), hence room for every shard of the
-full release. Shard files are expected not to change while a layout is in use (a finished store).
+least recently used mapping goes first), so later reads of a shard cost only the decoding. The
+mappings come from :data:`bigearthnet_txt.mapped_files.MAPPED`, one per file for the whole process,
+so every store over the same folder shares them. Mapping a shard again costs a page fault per
+64 kB read from it: with 40 shards per array and room for 32, random reads ran at half speed
+(``bench/results/reads.md``), hence room for every shard of the full release. Shard files are
+expected not to change while a layout is in use (a finished store).
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ import errno
 import functools
 import json
 import mmap
-import os
 import struct
 from concurrent.futures import wait
 from pathlib import Path
@@ -53,6 +54,7 @@ import numpy as np
 from blosc import blosc_extension as blosc_c
 
 from bigearthnet_txt import recycled
+from bigearthnet_txt.mapped_files import MAPPED
 
 EMPTY = np.uint64(2**64 - 1)
 EMPTY_OFFSET = 2**64 - 1  # EMPTY as a Python int (index rows read with .tolist())
@@ -421,49 +423,38 @@ class ShardLayout:
             out[pos] = np.ndarray(shape, dtype, buffer=blosc_c.decompress(chunk, False))
 
     def _map_local(self, shard: int) -> mmap.mmap | None:
-        """Read-only mapping of local shard ``shard`` (kept), None when it has no file."""
+        """Read-only mapping of local shard ``shard`` (kept, and shared with the process's other
+        layouts through :data:`~bigearthnet_txt.mapped_files.MAPPED`), None when it has no file."""
         mapped = self._maps.pop(shard, None)
         if mapped is None:
-            try:
-                fd = os.open(self.shard_path(shard), os.O_RDONLY)
-            except FileNotFoundError:
+            while len(self._maps) >= MAX_OPEN_FILES:
+                self._let_go_oldest()
+            path = str(self.shard_path(shard))
+            while True:
+                try:
+                    mapped = MAPPED.get(path)
+                    break
+                except OSError as err:  # out of mappings (vm.max_map_count): let go of some
+                    if err.errno != errno.ENOMEM or not (self._maps or len(MAPPED)):
+                        raise
+                    for _ in range((len(self._maps) + 1) // 2):
+                        self._let_go_oldest()
+                    MAPPED.let_go_oldest((len(MAPPED) + 1) // 2)
+            if mapped is None:
                 return None
-            try:
-                while len(self._maps) >= MAX_OPEN_FILES:
-                    self._unmap_oldest()
-                while True:
-                    try:
-                        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-                        break
-                    except OSError as err:  # out of mappings (vm.max_map_count): free some
-                        if err.errno != errno.ENOMEM or not self._maps:
-                            raise
-                        for _ in range((len(self._maps) + 1) // 2):
-                            self._unmap_oldest()
-            finally:
-                os.close(fd)
         self._maps[shard] = mapped  # most recently used last
         return mapped
 
-    def _unmap_oldest(self) -> None:
-        oldest = self._maps.pop(next(iter(self._maps)))
-        try:
-            oldest.close()
-        except BufferError:  # a view of it is still in use; unmapped when released
-            pass
+    def _let_go_oldest(self) -> None:
+        """Drop this layout's least recently used mapping (unmapped once nothing refers to it)."""
+        self._maps.pop(next(iter(self._maps)))
 
     def close(self) -> None:
-        """Unmap the shard files this layout keeps (reads map them again as needed)."""
+        """Let go of the shard files this layout keeps mapped, here and in the process's shared
+        mappings; each is unmapped once no other layout or view refers to it (reads map them
+        again as needed)."""
         maps, self._maps = self._maps, {}
-        for mapped in maps.values():
-            try:
-                mapped.close()
-            except BufferError:  # a view of it is still in use; unmapped when released
-                pass
-
-    def __del__(self):
-        if getattr(self, "_maps", None):
-            self.close()
+        MAPPED.let_go(str(self.shard_path(shard)) for shard in maps)
 
     def _read_local(self, shard: int, items: list[tuple[int, int]], out: np.ndarray) -> None:
         """Fill ``out[pos]`` with row ``row`` for each ``(row, pos)`` of ``items`` (rows of local

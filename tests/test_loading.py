@@ -3,6 +3,8 @@ resume."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -341,6 +343,33 @@ def test_kept_open_files_and_indexes_give_what_zarr_reads(converted, monkeypatch
     assert layout._maps == {}
 
 
+def test_stores_of_one_folder_share_mappings_and_a_replaced_file_is_mapped_anew(
+    converted, tmp_path
+):
+    import shutil
+
+    from bigearthnet_txt.mapped_files import MAPPED
+
+    root = tmp_path / "copy"
+    shutil.copytree(converted, root)
+    first, second = ImageryStore(root), ImageryStore(root)
+    want = first.read([0, 1], ["s2_10m"])["s2_10m"].copy()
+    np.testing.assert_array_equal(second.read([0, 1], ["s2_10m"])["s2_10m"], want)
+    a, b = first._layout("s2_10m"), second._layout("s2_10m")
+    assert a._maps[0] is b._maps[0]  # one mapping of the shard file for the process
+
+    path = Path(a.shard_path(0))  # rewritten as conversion writes: a new file renamed over it
+    path.with_suffix(".new").write_bytes(path.read_bytes())
+    path.with_suffix(".new").replace(path)
+    third = ImageryStore(root)
+    np.testing.assert_array_equal(third.read([0, 1], ["s2_10m"])["s2_10m"], want)
+    assert third._layout("s2_10m")._maps[0] is not a._maps[0]
+
+    a.close()  # lets go of its mappings and of the shared ones
+    assert a._maps == {} and str(path) not in MAPPED._entries
+    np.testing.assert_array_equal(b.read_rows(np.array([1, 0])), want[::-1])  # still mapped
+
+
 def test_mappings_are_dropped_least_recently_used_first(converted, monkeypatch):
     import errno
     import mmap
@@ -364,6 +393,7 @@ def test_mappings_are_dropped_least_recently_used_first(converted, monkeypatch):
 
     monkeypatch.setattr(shards.mmap, "mmap", out_of_mappings)
     monkeypatch.setattr(shards, "MAX_OPEN_FILES", 3)  # room left: only the failure frees some
+    shards.MAPPED.clear()  # shard 1 is mapped anew, not found among the process's mappings
     layout._map_local(1)
     assert list(layout._maps) == [2, 1] and len(calls) == 2  # half the mappings freed, retried
     np.testing.assert_array_equal(
