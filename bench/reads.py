@@ -492,9 +492,11 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
         "one thread unless the threads column says otherwise (Blosc's threads off, "
         "tensorstore's pools limited). "
         "Streaming passes include start-up (`load_dataset(...)` + iterating every `train` row). "
-        "The random readers' stores are read through once before the rounds (their shard files "
-        "mapped and paged in), as the LMDB's one environment per process is by its sequential "
-        "readers.",
+        "Every store over a folder shares the process's mappings of its shard files "
+        "(`bigearthnet_txt.mapped_files`), as every LMDB reader shares the one environment "
+        "py-lmdb opens per process; both are read through once before the rounds (the random "
+        "readers' stores by one batched pass each, the LMDB by its sequential readers), so every "
+        "reader, streaming passes included, starts with its files mapped and paged in.",
         "",
         "## Physical limit",
         "",
@@ -546,12 +548,14 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
                 continue
             by_name = {r.name: r for r in members}
             full = by_name["streaming, shuffled, one pass incl. start-up"]
+            in_order = by_name["streaming, in order, one pass incl. start-up"]
             text = by_name["profile: streaming text only (`imagery=()`), shuffled, incl. start-up"]
             reads = by_name[
                 "profile: the pass's patch reads alone (`read_each`, batches of 256, file order)"
             ]
             us = {
-                name: 1e6 / r.rate for name, r in (("full", full), ("text", text), ("reads", reads))
+                name: 1e6 / r.rate
+                for name, r in (("full", full), ("text", text), ("reads", reads), ("in", in_order))
             }
             rest = us["full"] - us["text"] - us["reads"]
             lines += [
@@ -561,8 +565,11 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
                 "rows, shuffle buffer, start-up) + "
                 f"{us['reads']:.1f} imagery reads (decode into each row's own arrays; the decode "
                 f"limit alone is {1e6 / limits['decode']:.1f} per patch) + {rest:.1f} the rest "
-                "(adding the arrays to the rows; the shuffle buffer filling with rows that hold "
-                f"their imagery: fresh memory for the first {BUFFER} rows).",
+                "(adding the arrays to the rows, the shuffle buffer holding them). The pass in "
+                f"file order takes {us['in']:.1f} µs per sample: holding the imagery in the "
+                f"{BUFFER}-row shuffle buffer costs {us['full'] - us['in']:.1f} µs per sample "
+                f"({BUFFER} rows × 0.28 MB: each decode writes to memory last used about "
+                f"{BUFFER} rows earlier).",
             ]
         else:
             lines += [

@@ -15,9 +15,10 @@ import pyarrow as pa
 
 
 def _python(values: np.ndarray, valid: np.ndarray | None) -> Callable[[int], object]:
+    item = values.item  # a Python scalar straight away, no numpy scalar in between
     if valid is None:
-        return lambda j: values[j].item()
-    return lambda j: values[j].item() if valid[j] else None
+        return item
+    return lambda j: item(j) if valid[j] else None
 
 
 def _accessor(chunk: pa.Array) -> Callable[[int], object]:

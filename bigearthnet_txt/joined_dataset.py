@@ -31,6 +31,8 @@ from bigearthnet_txt.arrow_rows import ArrowRows
 from bigearthnet_txt.imagery_join import ImageryJoin
 
 _ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> (key, rows, indices)
+# dataset -> (its features object, whether a feature decodes values), checked once per features
+_DECODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # ``Dataset`` methods whose ``Dataset`` / ``DatasetDict`` results keep the subclass.
 RETURNING_DATASETS = (
@@ -66,9 +68,13 @@ class JoinedDataset(Dataset):
         transform = (self._format_kwargs or {}).get("transform")
         if not isinstance(transform, ImageryJoin) or transform.share_rows:
             return None
-        if any(getattr(f, "decode", False) for f in self._info.features.values()):
-            return None
-        return transform
+        features = self._info.features
+        decoded = _DECODED.get(self)
+        if decoded is None or decoded[0] is not features:
+            decoded = _DECODED[self] = (
+                features, any(getattr(f, "decode", False) for f in features.values())
+            )  # fmt: skip
+        return None if decoded[1] else transform
 
     def _rows(self) -> tuple[ArrowRows, np.ndarray | None]:
         """Row getters of the table and the indices mapping, made once per table and mapping."""
@@ -111,7 +117,9 @@ class JoinedDataset(Dataset):
     def __getitem__(self, key):
         join = self._join() if not isinstance(key, (str, slice)) else None
         if join is not None and self._is_row_key(key):
-            (row,) = self._texts(self._positions([key]))
+            rows, indices = self._rows()
+            (i,) = self._positions((key,))
+            row = rows.row(i if indices is None else int(indices[i]))
             for name, values in join.read([row["patch_index"]]).items():
                 row[name] = values[0]
             return row

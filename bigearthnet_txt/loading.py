@@ -79,6 +79,12 @@ from bigearthnet_txt.streaming import iterable_dataset, plan_pieces, split_piece
 _REBUILD = "_bigearthnet_txt_rebuild"  # attribute of streamed datasets: reload for another rank
 
 
+# Rows per record batch of the Arrow cache ``datasets`` writes: one batch per Parquet row group
+# instead of ``datasets``' 1,000 rows, so a random ``ds[i]`` looks its row up among a few large
+# batches (with 1,000-row batches, ``ds[i]`` on ``all`` ran about 10 µs slower).
+CACHE_BATCH_ROWS = 1 << 16
+
+
 def table_features():
     """``datasets.Features`` of the annotation tables (``TABLE_SCHEMA``)."""
     from datasets import Features
@@ -134,7 +140,8 @@ def _map_style(root: Path, config: str, split: str, rows, cache_dir):
     kwargs = {"filters": rows.expression()} if rows else {}
     return hf_load_dataset(
         "parquet", data_files={split: [str(f) for f in files]}, split=split,
-        features=table_features(), cache_dir=cache_dir, **kwargs,
+        features=table_features(), cache_dir=cache_dir, writer_batch_size=CACHE_BATCH_ROWS,
+        **kwargs,
     )  # fmt: skip
 
 

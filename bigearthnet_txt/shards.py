@@ -107,6 +107,7 @@ class ShardLayout:
                 self.steps.append(("bytes", numcodecs.Zstd(level=config.get("level", 0))))
         self.chunk_items = int(np.prod(self.chunk_shape))
         self.chunk_nbytes = self.chunk_items * self.dtype.itemsize
+        self._one_row = (1, *self.chunk_shape[1:])
         self._blosc_only = len(self.steps) == 1 and isinstance(self.steps[0][1], numcodecs.Blosc)
 
     @classmethod
@@ -233,9 +234,18 @@ class ShardLayout:
         elif len(self.steps) == 1 and self.steps[0][0] == "bytes":
             self.steps[0][1].decode(buf, out=out)
         elif not self.steps:
+            self._check_raw(buf)
             out[...] = np.frombuffer(buf, dtype=self.dtype).reshape(out.shape)
         else:
             out[...] = self.decode_chunk(buf)
+
+    def _check_raw(self, buf) -> None:
+        """ValueError unless uncompressed chunk ``buf`` holds exactly one chunk's bytes."""
+        if len(buf) != self.chunk_nbytes:
+            raise ValueError(
+                f"{self.array_dir}: a raw chunk of {len(buf)} bytes, expected "
+                f"{self.chunk_nbytes} (a damaged shard file?)"
+            )
 
     def _check_blosc(self, buf) -> None:
         """ValueError unless Blosc chunk ``buf`` decodes to exactly one chunk's bytes (checked
@@ -272,6 +282,13 @@ class ShardLayout:
         new array in recycled memory.
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if (
+            len(rows) == 1
+            and out is None
+            and self.fs is None
+            and (self._blosc_only or not self.steps)
+        ):
+            return self._read_one(int(rows[0]))
         shape = (len(rows), *self.chunk_shape[1:])
         if out is None:
             out = recycled.empty(shape, self.dtype)
@@ -300,6 +317,29 @@ class ShardLayout:
         for pos, seen in repeats:
             out[pos] = out[seen]
         return out
+
+    def _read_one(self, row: int) -> np.ndarray:
+        """``read_rows([row])`` of a local layout whose chunks are one Blosc buffer or raw bytes:
+        decompressed (or copied) into a new writeable buffer of its own (no destination to
+        allocate and address)."""
+        shard = row // self.shard_size
+        view, spans = self._open_local(shard)
+        if view is None:
+            return np.full((1, *self.chunk_shape[1:]), self.fill_value)
+        try:
+            offset, nbytes = spans[row - shard * self.shard_size]
+            if offset == EMPTY_OFFSET:
+                return np.full((1, *self.chunk_shape[1:]), self.fill_value)
+            with view[offset : offset + nbytes] as chunk:
+                if self._blosc_only:
+                    self._check_blosc(chunk)
+                    data = blosc_c.decompress(chunk, True)
+                else:
+                    self._check_raw(chunk)
+                    data = bytearray(chunk)
+        finally:
+            view.release()
+        return np.frombuffer(data, self.dtype).reshape(self._one_row)
 
     def read_each(self, rows: np.ndarray, pool=None) -> list[np.ndarray]:
         """Like :meth:`read_rows`, but a list of ``len(rows)`` read-only ``chunk`` arrays, each in
