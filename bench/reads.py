@@ -47,7 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import rico_style_baseline as rico  # noqa: E402
 from replicated import convert_replicated  # noqa: E402
 
+from bigearthnet_txt import recycled  # noqa: E402
 from bigearthnet_txt.conversion.imagery.codecs import DEFAULT_PRESET  # noqa: E402
+from bigearthnet_txt.imagery_join import ImageryJoin  # noqa: E402
 from bigearthnet_txt.load_config import LoadConfig  # noqa: E402
 from bigearthnet_txt.loading import load_dataset  # noqa: E402
 from bigearthnet_txt.random_access import BigEarthNetTxt  # noqa: E402
@@ -61,6 +63,7 @@ SPLIT = "train"
 ARRAYS = ("s2_10m", "s2_20m", "s2_60m", "s1")
 CONFIGS = ("captions", "all")  # one text per patch; about 20 texts per patch
 BUFFER = LoadConfig("all").buffer_size  # the default shuffle buffer
+PROFILE_READS = "profile: the shuffled pass's patch reads alone"
 
 
 def build(work: Path, n_patches: int) -> dict[str, Path]:
@@ -253,7 +256,12 @@ class NumcodecsDecoding:
 
     def read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Like ``ImageryStore.read`` (recycled memory, rows in place)."""
-        return {a: self._read(layout, rows, None) for a, layout in self.layouts.items()}
+        return {
+            a: self._read(
+                layout, rows, recycled.empty((len(rows), *layout.chunk_shape[1:]), layout.dtype)
+            )  # fmt: skip
+            for a, layout in self.layouts.items()
+        }
 
     def read_rows_fresh(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The rows into newly allocated arrays (no recycled memory)."""
@@ -335,8 +343,17 @@ def config_readers(
     store = ImageryStore(root)
     skip = min(BUFFER, n_rows // 4)
 
-    def decode_pass():  # the imagery reads of a streaming pass (file order), nothing else
-        for start in range(0, n_rows, 256):
+    join = ImageryJoin(store)
+    shuffled = np.random.default_rng(seed).permutation(patch_rows).tolist()
+
+    how_read = ("`ImageryJoin.read_one` of each row in shuffled order" if config == "captions"
+                else "`read_each`, batches of 256, file order")  # fmt: skip
+
+    def decode_pass():  # the imagery reads of a shuffled streaming pass, nothing else
+        if config == "captions":  # one row per patch: each decoded as its row leaves the buffer
+            yield from (join.read_one(p) for p in shuffled)
+            return
+        for start in range(0, n_rows, 256):  # rows of a patch share a decode before the buffer
             batch = store.read_each(np.unique(patch_rows[start : start + 256]), ARRAYS)
             yield from range(len(batch["s1"]))
 
@@ -350,8 +367,8 @@ def config_readers(
     extra = [
         Reader(g, "profile: streaming text only (`imagery=()`), shuffled, incl. start-up",
                lambda: stream(root, shuffle_seed=next(rounds), imagery=())(), n_rows),
-        Reader(g, "profile: the pass's patch reads alone (`read_each`, batches of 256, file "
-               "order)", decode_pass, n_rows),
+        Reader(g, f"{PROFILE_READS} ({how_read})",
+               decode_pass, n_rows),
         Reader(g, "LMDB random + official upsampling to 120 x 120",
                lambda: (lmdb_random.read_upsampled(pids[i], s1s[i]) for i in rand), len(rand)),
         Reader(g, "`load_dataset(..., resolution=120)` random `ds[i]`",
@@ -550,9 +567,7 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
             full = by_name["streaming, shuffled, one pass incl. start-up"]
             in_order = by_name["streaming, in order, one pass incl. start-up"]
             text = by_name["profile: streaming text only (`imagery=()`), shuffled, incl. start-up"]
-            reads = by_name[
-                "profile: the pass's patch reads alone (`read_each`, batches of 256, file order)"
-            ]
+            reads = next(r for r in members if r.name.startswith(PROFILE_READS))
             us = {
                 name: 1e6 / r.rate
                 for name, r in (("full", full), ("text", text), ("reads", reads), ("in", in_order))
@@ -563,13 +578,11 @@ def render(args, readers, limits, sizes, lmdb_size, commit, total) -> str:
                 f"Where a shuffled streaming pass of `{group}` spends its time, µs per sample "
                 f"(best rounds): {us['full']:.1f} in all = {us['text']:.1f} text (Parquet → Python "
                 "rows, shuffle buffer, start-up) + "
-                f"{us['reads']:.1f} imagery reads (decode into each row's own arrays; the decode "
-                f"limit alone is {1e6 / limits['decode']:.1f} per patch) + {rest:.1f} the rest "
-                "(adding the arrays to the rows, the shuffle buffer holding them). The pass in "
-                f"file order takes {us['in']:.1f} µs per sample: holding the imagery in the "
-                f"{BUFFER}-row shuffle buffer costs {us['full'] - us['in']:.1f} µs per sample "
-                f"({BUFFER} rows × 0.28 MB: each decode writes to memory last used about "
-                f"{BUFFER} rows earlier).",
+                f"{us['reads']:.1f} imagery reads (each row's patch decoded into its own arrays "
+                "as the row leaves the buffer, rows in shuffled order; the decode limit alone is "
+                f"{1e6 / limits['decode']:.1f} per patch) + {rest:.1f} the rest (`datasets`' map "
+                "after the buffer, adding the arrays to the rows). The pass in file order, "
+                f"unshuffled, takes {us['in']:.1f} µs per sample.",
             ]
         else:
             lines += [

@@ -137,6 +137,18 @@ class ImageryJoin:
                     value.flags.writeable = False
         return values
 
+    def read_one(self, patch_index: int) -> dict:
+        """``{key: value}`` of one row: what :meth:`read_each` gives for ``[patch_index]``, with
+        less work per call (``ImageryStore.read_one``) at native resolution."""
+        if self.resolution != "native" or not hasattr(self.store, "read_one"):
+            return {key: column[0] for key, column in self.read_each([patch_index]).items()}
+        (index,) = _store_rows([patch_index]).tolist()
+        values = self.store.read_one(index, self.arrays)
+        for modality, flag in FLAGS.items():
+            if modality in self.imagery:
+                values[flag] = bool(self.store.patch_flags(flag)[index])
+        return {key: values[key] for key in self.keys}
+
     def read_rows(self, patch_index: Sequence[int]) -> dict[str, list]:
         """``{key: [value, ...]}``, one value per row: each patch is decoded once into its own
         read-only arrays (:meth:`read_each`), which the rows of that patch share."""

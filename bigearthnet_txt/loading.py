@@ -42,10 +42,13 @@ pushed down) and the imagery is joined by ``Dataset.with_transform``; the result
 ``ds[[i, j, ...]]`` build the rows asked for straight from the Arrow buffers, with one batched
 store read per call (the same values as ``datasets``' own path, at the lean reader's speed).
 
-Streaming: see :mod:`bigearthnet_txt.streaming`; imagery is joined where the rows are read, in file
-order (``batch_size`` rows per store read, each patch decoded once into its own arrays, which the
-rows of that patch share), before the shuffle buffer: a buffered row holds its patch (about
-0.28 MB at native resolution, so the default ``buffer_size`` of 1000 rows keeps about 280 MB). A
+Streaming: see :mod:`bigearthnet_txt.streaming`; each patch is decoded once into its own read-only
+arrays, which the rows of that patch share. Without ``shuffle_seed`` the imagery is joined where the
+rows are read, in file order (``batch_size`` rows per store read). With it, it is joined around the
+shuffle buffer (``streaming.ShuffleJoin``): before the buffer for batches of rows with two rows or
+more per patch (a buffered row then holds its patch, about 0.28 MB at native resolution: up to
+280 MB for the default ``buffer_size`` of 1000 rows), as each row leaves the buffer otherwise (the
+buffer holds text; a patch decoded for one row is kept while more of its rows are buffered). A
 ``datasets.IterableDataset`` from elsewhere gets its imagery from :func:`with_imagery`, a batched
 ``IterableDataset.map``. The buffer is fed from one piece at a time
 (``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands every row over between
@@ -153,10 +156,8 @@ def _streaming(root: Path, config: str, split: str, rows, rank, world_size, drop
         pieces = [pieces[i] for i in order]  # the same order on every rank before splitting
     if world_size > 1:
         pieces = split_pieces(pieces, rank, world_size, drop_remainder)
-    ds = iterable_dataset(pieces, rows, join, batch_size)
-    if shuffle_seed is not None:
-        ds = ds.shuffle(seed=shuffle_seed, buffer_size=buffer_size, max_buffer_input_shards=1)
-    return ds
+    shuffle = (shuffle_seed, buffer_size) if shuffle_seed is not None else None
+    return iterable_dataset(pieces, rows, join, batch_size, shuffle)
 
 
 def load_dataset(

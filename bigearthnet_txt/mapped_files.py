@@ -4,8 +4,8 @@ Every local :class:`~bigearthnet_txt.shards.ShardLayout` maps its shard files th
 :data:`MAPPED` (``MAPPED.get(path)``), so a file is mapped once whichever store reads it: a second
 ``load_dataset`` or ``BigEarthNetTxt`` over the same folder (another config, a new streaming pass)
 finds the shard pages already mapped, as the LMDB environment the official loader opens once per
-process. Mapping a file anew costs a page fault per 64 kB read from it (on the benchmark machine
-about 20 µs per patch, a third of a patch's decoding).
+process. Mapping a file anew costs a page fault per 64 kB read from it: on the benchmark machine
+a pass over the shards of a fresh mapping read about 20 µs per patch slower than over mapped ones.
 
 A file whose device, inode, size or modification time changed since it was mapped is mapped anew.
 At most ``MAX_MAPPINGS`` are kept here, the least recently used let go first; letting go drops only

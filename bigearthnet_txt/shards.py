@@ -24,7 +24,8 @@ writes (shards along the patch axis only, inner chunks of one patch, index at th
   threads; ``out``: the array to decode into; a new result lives in recycled memory
   (:mod:`bigearthnet_txt.recycled`).
 * ``layout.read_each(rows, pool=None)`` → a list of read-only ``chunk`` arrays, one per row, each
-  in its own memory (so that one row kept alive does not keep a whole batch alive).
+  in its own memory (so that one row kept alive does not keep a whole batch alive);
+  ``layout.read_row(row)`` → one such array.
 
 A layout keeps the index of every shard it has read (``MAX_CACHED_INDEXES`` at most, 16 bytes per
 patch each) and, locally, up to ``MAX_OPEN_FILES`` shard files memory-mapped (read-only, so forked
@@ -107,8 +108,9 @@ class ShardLayout:
                 self.steps.append(("bytes", numcodecs.Zstd(level=config.get("level", 0))))
         self.chunk_items = int(np.prod(self.chunk_shape))
         self.chunk_nbytes = self.chunk_items * self.dtype.itemsize
-        self._one_row = (1, *self.chunk_shape[1:])
         self._blosc_only = len(self.steps) == 1 and isinstance(self.steps[0][1], numcodecs.Blosc)
+        # a local file whose chunks are one Blosc buffer or raw bytes: read_row's direct path
+        self._plain_local = fs is None and (self._blosc_only or not self.steps)
 
     @classmethod
     def load(cls, array_dir: Path | str, fs=None, meta: dict | None = None) -> ShardLayout | None:
@@ -282,13 +284,8 @@ class ShardLayout:
         new array in recycled memory.
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if (
-            len(rows) == 1
-            and out is None
-            and self.fs is None
-            and (self._blosc_only or not self.steps)
-        ):
-            return self._read_one(int(rows[0]))
+        if len(rows) == 1 and out is None and self._plain_local:
+            return self.read_row(int(rows[0]), writeable=True)[None]
         shape = (len(rows), *self.chunk_shape[1:])
         if out is None:
             out = recycled.empty(shape, self.dtype)
@@ -318,28 +315,34 @@ class ShardLayout:
             out[pos] = out[seen]
         return out
 
-    def _read_one(self, row: int) -> np.ndarray:
-        """``read_rows([row])`` of a local layout whose chunks are one Blosc buffer or raw bytes:
-        decompressed (or copied) into a new writeable buffer of its own (no destination to
-        allocate and address)."""
+    def read_row(self, row: int, writeable: bool = False) -> np.ndarray:
+        """Row ``row`` (in range) as a ``chunk`` array in memory of its own, read-only unless
+        ``writeable``. For a local layout whose chunks are one Blosc buffer or raw bytes it is
+        decompressed (or copied) straight into that memory, with no destination to allocate and
+        address; otherwise through :meth:`read_each`."""
+        if not self._plain_local:
+            value = self.read_each(np.array([row]))[0]
+            return value.copy() if writeable else value
         shard = row // self.shard_size
         view, spans = self._open_local(shard)
-        if view is None:
-            return np.full((1, *self.chunk_shape[1:]), self.fill_value)
+        offset, nbytes = spans[row - shard * self.shard_size] if view is not None else EMPTY_SPAN
+        if offset == EMPTY_OFFSET:
+            if view is not None:
+                view.release()
+            value = np.full(self.chunk_shape[1:], self.fill_value)
+            value.flags.writeable = writeable
+            return value
         try:
-            offset, nbytes = spans[row - shard * self.shard_size]
-            if offset == EMPTY_OFFSET:
-                return np.full((1, *self.chunk_shape[1:]), self.fill_value)
             with view[offset : offset + nbytes] as chunk:
                 if self._blosc_only:
                     self._check_blosc(chunk)
-                    data = blosc_c.decompress(chunk, True)
+                    data = blosc_c.decompress(chunk, writeable)  # bytearray or bytes
                 else:
                     self._check_raw(chunk)
-                    data = bytearray(chunk)
+                    data = bytearray(chunk) if writeable else bytes(chunk)
         finally:
             view.release()
-        return np.frombuffer(data, self.dtype).reshape(self._one_row)
+        return np.ndarray(self.chunk_shape[1:], self.dtype, buffer=data)
 
     def read_each(self, rows: np.ndarray, pool=None) -> list[np.ndarray]:
         """Like :meth:`read_rows`, but a list of ``len(rows)`` read-only ``chunk`` arrays, each in

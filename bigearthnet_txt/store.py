@@ -327,28 +327,28 @@ class ImageryStore:
         memory."""
         return self._read(indices, arrays, separate=True)
 
+    def read_one(self, index: int, arrays: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Row ``index`` of ``arrays`` as ``{array: ndarray}``: one row of :meth:`read_each`
+        (read-only, each in its own memory), with less work per call."""
+        out = {}
+        for name in tuple(arrays) if arrays is not None else self.arrays:
+            layout = self._checked_layout(name, index, index)
+            if layout is not None:
+                out[name] = layout.read_row(index)
+            else:
+                out[name] = _read_only(self._read_zarr(name, np.array([index]))[0].copy())
+        return out
+
     def _read(self, indices, arrays, separate: bool) -> dict:
         names = tuple(arrays) if arrays is not None else self.arrays
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        metas = self.metas
         if idx.size == 1:
             lo = hi = int(idx[0])
         else:
             lo, hi = (int(idx.min()), int(idx.max())) if idx.size else (0, -1)
         out: dict = {}
         for name in names:
-            if name not in metas:
-                if name not in IMAGERY_ARRAYS:
-                    raise KeyError(
-                        f"unknown array {name!r}; expected one of {tuple(IMAGERY_ARRAYS)}"
-                    )
-                raise KeyError(
-                    f"{self.zarr_path}: no array {name!r} in this store (have {self.arrays})"
-                )
-            n = metas[name]["shape"][0]
-            if lo < 0 or hi >= n:
-                raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {n})")
-            layout = self._layouts[name] if name in self._layouts else self._layout(name)
+            layout = self._checked_layout(name, lo, hi)
             if layout is not None:
                 read = layout.read_each if separate else layout.read_rows
                 out[name] = read(idx, self._pool())
@@ -357,6 +357,21 @@ class ImageryStore:
                 values = self._read_zarr(name, unique)[inverse]
                 out[name] = [_read_only(v.copy()) for v in values] if separate else values
         return out
+
+    def _checked_layout(self, name: str, lo: int, hi: int) -> ShardLayout | None:
+        """The shard layout of array ``name`` (None: read through zarr-python); KeyError for an
+        array the store does not have, IndexError unless rows ``lo..hi`` are in range."""
+        metas = self.metas
+        if name not in metas:
+            if name not in IMAGERY_ARRAYS:
+                raise KeyError(f"unknown array {name!r}; expected one of {tuple(IMAGERY_ARRAYS)}")
+            raise KeyError(
+                f"{self.zarr_path}: no array {name!r} in this store (have {self.arrays})"
+            )
+        n = metas[name]["shape"][0]
+        if lo < 0 or hi >= n:
+            raise IndexError(f"{self.zarr_path}/{name}: patch index out of range [0, {n})")
+        return self._layouts[name] if name in self._layouts else self._layout(name)
 
     def _pool(self):
         """The decoding thread pool (``decode_threads > 1``, made on first use), else None."""

@@ -15,6 +15,7 @@ pieces, and ``state_dict()`` / ``load_state_dict()`` resume an interrupted itera
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
@@ -109,42 +110,117 @@ def patch_batches(patch_index: pa.ChunkedArray | pa.Array, size: int) -> Iterato
         start = stop
 
 
+class ShuffleJoin:
+    """Joins imagery around a shuffle buffer: before it where rows of a patch are many, after it
+    where they are few, each patch decoded once.
+
+    :meth:`before` takes each batch of rows in file order (the generator's): when the batch has at
+    least two rows per patch they get their imagery there (``ImageryJoin.join_rows``: one decode per
+    patch, shared by its rows, which then wait in the buffer with it); otherwise the rows go into
+    the buffer as text and each patch's rows are counted. Called on a row leaving the buffer (the
+    function of ``IterableDataset.map``), the instance adds the imagery to a row that has none
+    (``ImageryJoin.read_one``: read-only arrays), decoded the first time one of its patch's rows
+    leaves and kept while more of them are still in the buffer, at most ``max_patches`` patches
+    (least recently used dropped first; a dropped patch is decoded again). A row whose patch was
+    not counted (a resumed iteration whose buffer was refilled) gets a decode of its own.
+
+    Why: with one text per patch, rows that hold their imagery in a buffer of 1000 rows keep
+    280 MB alive, and each decode writes to memory last used about 1000 rows earlier; decoding as
+    a row leaves writes to memory just freed. With many texts per patch the shared decode in file
+    order costs least (``bench/results/reads.md``).
+    """
+
+    def __init__(self, join, max_patches: int):
+        self.join = join
+        self.max_patches = max_patches
+        self._joined_key = join.keys[0]
+        self._pending: dict[int, int] = {}
+        self._decoded: OrderedDict[int, dict] = OrderedDict()
+
+    def before(self, rows: list[dict]) -> list[dict]:
+        """A batch of rows going into the buffer (see the class docstring)."""
+        patches = {row["patch_index"] for row in rows}
+        if 2 * len(patches) <= len(rows):
+            return self.join.join_rows(rows)
+        pending = self._pending
+        for row in rows:
+            patch = row["patch_index"]
+            pending[patch] = pending.get(patch, 0) + 1
+        return rows
+
+    def __call__(self, row: dict) -> dict:
+        """``row`` (changed in place) with the imagery of its ``patch_index``."""
+        if self._joined_key in row:
+            return row
+        patch = row["patch_index"]
+        left = self._pending.pop(patch, 0) - 1
+        values = self._decoded.pop(patch, None)
+        if values is None:
+            values = self.join.read_one(patch)
+        if left > 0:  # more rows of this patch are in the buffer
+            self._pending[patch] = left
+            self._decoded[patch] = values
+            if len(self._decoded) > self.max_patches:
+                self._decoded.popitem(last=False)
+        row.update(values)
+        return row
+
+
 def generate_rows(
-    pieces: list[dict], row_filter: dict | None = None, join=None, batch_size: int = 256
+    pieces: list[dict],
+    row_filter: dict | None = None,
+    join=None,
+    batch_size: int = 256,
+    shuffle_join: ShuffleJoin | None = None,
 ) -> Iterator[dict]:
     """Generator of ``from_generator``: the rows of ``pieces`` (``Piece`` fields as dicts) as
     dicts; with ``join`` (an ``ImageryJoin``) each batch of about ``batch_size`` rows gets its
-    imagery (``ImageryJoin.join_rows``: one read per batch, one decode per patch)."""
+    imagery (``ImageryJoin.join_rows``: one read per batch, one decode per patch); with
+    ``shuffle_join`` each batch goes through :meth:`ShuffleJoin.before` instead."""
     rf = RowFilter(row_filter or {})
     for fields in pieces:
         table = read_piece(Piece(**fields), rf)
-        if join is None:
+        if join is None and shuffle_join is None:
             yield from table.to_pylist()
             continue
+        step = shuffle_join.before if shuffle_join is not None else join.join_rows
         for start, stop in patch_batches(table["patch_index"], batch_size):
-            yield from join.join_rows(table.slice(start, stop - start).to_pylist())
+            yield from step(table.slice(start, stop - start).to_pylist())
 
 
 def iterable_dataset(
-    pieces: Sequence[Piece], row_filter: RowFilter | None = None, join=None, batch_size: int = 256
+    pieces: Sequence[Piece],
+    row_filter: RowFilter | None = None,
+    join=None,
+    batch_size: int = 256,
+    shuffle: tuple[int, int] | None = None,
 ):
     """A ``datasets.IterableDataset`` over ``pieces`` (one shard each).
 
     Examples are the rows as ``pyarrow.Table.to_pylist`` gives them (the ``TABLE_SCHEMA`` columns),
-    with the keys of ``join`` (an ``ImageryJoin``) added when given: the imagery is read where the
-    rows are made, in file order (so rows of a patch share one decode), before any shuffle buffer;
-    each row then holds its own patch's arrays (about 0.28 MB at native resolution), which a
-    shuffle buffer of ``buffer_size`` rows keeps in memory. No ``features`` are declared: with them
-    ``datasets`` re-encodes every example, which makes iteration about fifteen times slower.
+    with the keys of ``join`` (an ``ImageryJoin``) added when given. ``shuffle``: ``(seed,
+    buffer_size)`` of ``IterableDataset.shuffle`` (pieces and rows; the buffer fed from one piece
+    at a time). Without it the imagery is read where the rows are made, in file order, about
+    ``batch_size`` rows per read (rows of a patch share one decode). With it the imagery is joined
+    around the buffer by :class:`ShuffleJoin`: before it for batches with two rows or more per
+    patch, as rows leave it otherwise (rows of a patch still share one decode). No ``features``
+    are declared: with them ``datasets`` re-encodes every example, which makes iteration about
+    fifteen times slower.
     """
     from datasets import IterableDataset
 
-    return IterableDataset.from_generator(
+    around = ShuffleJoin(join, shuffle[1]) if shuffle and join is not None else None
+    ds = IterableDataset.from_generator(
         generate_rows,
         gen_kwargs={
             "pieces": [asdict(p) for p in pieces],
             "row_filter": dict(row_filter or {}),
-            "join": join,
+            "join": None if around else join,
             "batch_size": batch_size,
+            "shuffle_join": around,
         },
     )
+    if shuffle:
+        seed, buffer_size = shuffle
+        ds = ds.shuffle(seed=seed, buffer_size=buffer_size, max_buffer_input_shards=1)
+    return ds.map(around) if around else ds

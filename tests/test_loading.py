@@ -462,3 +462,40 @@ def test_streaming_in_dataloader_workers(converted, store):
     expected = table_rows(converted, "all", "train")["ID"].to_pylist()
     assert sorted(int(e["ID"]) for e in examples) == sorted(expected)
     assert_imagery([{**e, "s1": np.asarray(e["s1"])} for e in examples], store, keys=("s1",))
+
+
+def test_shuffle_join_decodes_each_patch_once_on_either_side_of_the_buffer(store):
+    from bigearthnet_txt.imagery_join import ImageryJoin
+    from bigearthnet_txt.streaming import ShuffleJoin
+
+    join = ImageryJoin(store)
+    expected = join.read([0, 1, 2])
+
+    def check(row):
+        for key in join.keys:
+            np.testing.assert_array_equal(row[key], expected[key][row["patch_index"]], key)
+
+    around = ShuffleJoin(join, max_patches=8)
+    few = around.before([{"patch_index": p, "ID": k} for k, p in enumerate([0, 0, 1, 2])])
+    assert all(set(row) == {"patch_index", "ID"} for row in few)  # text only into the buffer
+    first, other, second, last = (around(few[k]) for k in (1, 2, 0, 3))  # leaving in any order
+    for row in (first, other, second, last):
+        check(row)
+        assert not row["s1"].flags.writeable
+    assert all(first[key] is second[key] for key in join.keys)  # patch 0 decoded once
+    assert around._decoded == {} and around._pending == {}  # let go with its last row
+
+    many = around.before([{"patch_index": p} for p in (1, 1, 2, 2)])  # imagery before the buffer
+    assert all(set(join.keys) <= set(row) for row in many)
+    assert np.shares_memory(many[0]["s2_10m"], many[1]["s2_10m"])
+    assert around(many[0]) is many[0] and around._decoded == {}
+
+    uncounted = around({"patch_index": 2}), around({"patch_index": 2})  # e.g. after a resume
+    check(uncounted[0])
+    assert uncounted[0]["s1"] is not uncounted[1]["s1"] and around._decoded == {}
+
+    bounded = ShuffleJoin(join, max_patches=1)
+    rows = bounded.before([{"patch_index": p} for p in (0, 0, 1, 1, 2)])
+    bounded(rows[0]), bounded(rows[2])  # patch 1 pushes patch 0 out of the one-patch cache
+    assert list(bounded._decoded) == [1]
+    check(bounded(rows[1]))  # patch 0 decoded again
