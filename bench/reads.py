@@ -430,7 +430,7 @@ def batch_readers(paths: dict, n_patches: int, n_random: int, seed: int) -> list
         batches = [rng.integers(0, n_patches, size) for _ in range(count)]
         sorted_batches = [np.sort(b) for b in batches]
 
-        def filed(rows):  # the state when issue 17 was filed: sort, deduplicate, read, reorder
+        def filed(rows):  # the previous reader: sort, deduplicate, read, reorder
             unique, inverse = np.unique(rows, return_inverse=True)
             read = filed_store.read_rows_fresh(unique)
             return {a: v[inverse] for a, v in read.items()}
@@ -444,7 +444,7 @@ def batch_readers(paths: dict, n_patches: int, n_random: int, seed: int) -> list
             Reader(g, "ours `ImageryStore.read`", each(lambda b: store.read(b, ARRAYS)), n),
             Reader(g, "ours, same batches handed in sorted",
                    each(lambda b: store.read(b, ARRAYS), sorted_batches), n),
-            Reader(g, f"the state when issue 17 was filed (`{WRITE_PRESET}` codec, "
+            Reader(g, f"the previous reader (`{WRITE_PRESET}` codec, "
                    "`numcodecs` decoder, sort / read / reorder into fresh memory)", each(filed), n),
             Reader(g, "ours through the `numcodecs` decoder",
                    each(lambda b: numcodecs_store.read(b)), n),

@@ -47,7 +47,7 @@ class LoadConfig:
             (lengths differ by at most one; ``drop_remainder`` makes them identical).
         shuffle_seed, buffer_size: streaming only; shuffle pieces (same order on every rank) and
             rows in a buffer of ``buffer_size`` rows (None: no shuffling); imagery is joined
-            before the buffer where rows of a patch are many, as rows leave it otherwise.
+            before the buffer, or as rows leave it with fewer than two rows per patch.
         batch_size: streaming only; rows that share one imagery read.
         decode_threads: threads that decode the imagery of one batched read (1: this thread);
             rows joined one at a time (as they leave a shuffle buffer) decode in this thread.

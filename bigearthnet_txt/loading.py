@@ -43,12 +43,13 @@ pushed down) and the imagery is joined by ``Dataset.with_transform``; the result
 store read per call (the same values as ``datasets``' own path, at the lean reader's speed).
 
 Streaming: see :mod:`bigearthnet_txt.streaming`; each patch is decoded once into its own read-only
-arrays, which the rows of that patch share. Without ``shuffle_seed`` the imagery is joined where the
-rows are read, in file order (``batch_size`` rows per store read). With it, it is joined around the
-shuffle buffer (``streaming.ShuffleJoin``): before the buffer for batches of rows with two rows or
-more per patch (a buffered row then holds its patch, about 0.28 MB at native resolution: up to
-280 MB for the default ``buffer_size`` of 1000 rows), as each row leaves the buffer otherwise (the
-buffer holds text; a patch decoded for one row is kept while more of its rows are buffered). A
+arrays, which the rows of that patch share. The imagery is joined where the rows are read, in file
+order (``batch_size`` rows per store read), before any shuffle buffer: a buffered row holds its
+patch (about 0.28 MB at native resolution: up to 280 MB for the default ``buffer_size`` of 1000
+rows). With ``shuffle_seed`` and fewer than two rows per patch (one text per patch, as in
+``captions``), the buffer holds text only and each row gets its patch as it leaves the buffer
+(``streaming.ShuffleJoin``; a patch decoded for one row is kept while more of its rows are
+buffered). A
 ``datasets.IterableDataset`` from elsewhere gets its imagery from :func:`with_imagery`, a batched
 ``IterableDataset.map``. The buffer is fed from one piece at a time
 (``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands every row over between

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bigearthnet_txt.filters import RowFilter
@@ -95,6 +96,20 @@ def read_piece(
     if row_filter:
         table = table.filter(pa.array(row_filter.mask(table)))
     return table.slice(piece.start, len(piece))
+
+
+def rows_per_patch(
+    pieces: Sequence[Piece], row_filter: RowFilter | None = None, samples: int = 8
+) -> float:
+    """Rows per patch in up to ``samples`` pieces spread over ``pieces`` (rows after
+    ``row_filter``; each piece's rows counted against its distinct patches); 0 for no rows."""
+    columns = ["patch_index", *(row_filter or {})]
+    rows = patches = 0
+    for k in sorted({j * len(pieces) // samples for j in range(samples)} & set(range(len(pieces)))):
+        column = read_piece(pieces[k], row_filter, columns)["patch_index"]
+        rows += len(column)
+        patches += pc.count_distinct(column).as_py()
+    return rows / patches if patches else 0.0
 
 
 def patch_batches(patch_index: pa.ChunkedArray | pa.Array, size: int) -> Iterator[tuple[int, int]]:
@@ -200,16 +215,19 @@ def iterable_dataset(
     Examples are the rows as ``pyarrow.Table.to_pylist`` gives them (the ``TABLE_SCHEMA`` columns),
     with the keys of ``join`` (an ``ImageryJoin``) added when given. ``shuffle``: ``(seed,
     buffer_size)`` of ``IterableDataset.shuffle`` (pieces and rows; the buffer fed from one piece
-    at a time). Without it the imagery is read where the rows are made, in file order, about
-    ``batch_size`` rows per read (rows of a patch share one decode). With it the imagery is joined
-    around the buffer by :class:`ShuffleJoin`: before it for batches with two rows or more per
-    patch, as rows leave it otherwise (rows of a patch still share one decode). No ``features``
-    are declared: with them ``datasets`` re-encodes every example, which makes iteration about
-    fifteen times slower.
+    at a time). The imagery is read where the rows are made, in file order, about ``batch_size``
+    rows per read (rows of a patch share one decode), before any buffer; except with ``shuffle``
+    when the rows have fewer than two rows per patch (:func:`rows_per_patch`; one text per patch,
+    as in ``captions``): then it is joined around the buffer by :class:`ShuffleJoin` (an
+    ``IterableDataset.map`` after it, which costs a row about 3 µs where every row would have its
+    imagery already). No ``features`` are declared: with them ``datasets`` re-encodes every
+    example, which makes iteration about fifteen times slower.
     """
     from datasets import IterableDataset
 
-    around = ShuffleJoin(join, shuffle[1]) if shuffle and join is not None else None
+    around = None
+    if shuffle and join is not None and rows_per_patch(pieces, row_filter) < 2:
+        around = ShuffleJoin(join, shuffle[1])
     ds = IterableDataset.from_generator(
         generate_rows,
         gen_kwargs={

@@ -499,3 +499,32 @@ def test_shuffle_join_decodes_each_patch_once_on_either_side_of_the_buffer(store
     bounded(rows[0]), bounded(rows[2])  # patch 1 pushes patch 0 out of the one-patch cache
     assert list(bounded._decoded) == [1]
     check(bounded(rows[1]))  # patch 0 decoded again
+
+
+def test_shuffled_streaming_joins_imagery_before_or_after_the_buffer_by_rows_per_patch(
+    converted, store
+):
+    """Configs with fewer than two rows per patch get their imagery as rows leave the buffer,
+    the others before it; both give every row with its own patch's imagery."""
+    from bigearthnet_txt.streaming import plan_pieces, rows_per_patch
+
+    ratios = {}
+    for config in ("captions", "binary", "all"):
+        table = table_rows(converted, config, "train")
+        files = [str(f) for f in configs.config_files(converted, config, "train")]
+        pieces = plan_pieces(files)
+        ratio = rows_per_patch(pieces, samples=len(pieces))  # every piece
+        distinct = sum(  # each row group's rows counted against its own patches
+            len(set(pq.ParquetFile(f).read_row_group(rg, ["patch_index"])[0].to_pylist()))
+            for f in files
+            for rg in range(pq.ParquetFile(f).num_row_groups)
+        )
+        assert ratio == pytest.approx(len(table) / distinct if distinct else 0.0)
+        assert rows_per_patch(pieces) == pytest.approx(ratio, rel=0.5)  # a sample of 8 pieces
+        ratios[config] = ratio
+        ds = load_dataset(converted, config, "train", streaming=True, shuffle_seed=3, buffer_size=7)
+        examples = list(ds)
+        assert sorted(e["ID"] for e in examples) == sorted(table["ID"].to_pylist())
+        assert_imagery(examples, store)
+        assert all(not e["s1"].flags.writeable for e in examples)
+    assert min(ratios.values()) < 2 <= max(ratios.values())  # both ways are taken
