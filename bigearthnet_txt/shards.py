@@ -4,8 +4,8 @@ Why a hand-written codec: zarr-python spends about a millisecond of Python per i
 imagery store has one inner chunk per patch, so reading a few random patches at a time (what
 training does) through it is slow. Random batches of 1 / 64 / 256 patches of the four arrays,
 identical outputs, one process (``bench/results/reads.md``): zarr-python's ``oindex`` reads at
-0.01x / 0.01x / 0.01x of this module, tensorstore at 0.26x / 0.51x / 0.57x with one thread and
-0.26x / 0.49x / 0.64x with two (per CPU-second this module is 1.8-2.0x tensorstore at 256);
+0.01x / 0.01x / 0.01x of this module, tensorstore at 0.20x / 0.59x / 0.53x with one thread and
+0.20x / 0.62x / 0.69x with two (per CPU-second this module is 2.8x tensorstore at 256);
 zarr with the ``zarrs`` codec pipeline measured 0.02-0.24x in an earlier run (not installed here).
 ``ShardLayout`` reads an array's ``zarr.json`` and, for the layouts this project
 writes (shards along the patch axis only, inner chunks of one patch, index at the end with
