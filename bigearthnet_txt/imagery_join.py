@@ -79,6 +79,11 @@ class ImageryJoin:
         )
         self.keys = imagery_keys(self.imagery, resolution)
         self.share_rows = share_rows
+        self._flag_tables: list | None = None  # (flag, patch table column), made on first use
+        # read_one's arrays then flags come in the order of ``keys`` (s2 before s1, no maps)
+        self._keys_in_read_order = self.keys == self.arrays + tuple(
+            flag for modality, flag in FLAGS.items() if modality in self.imagery
+        )
 
     def __repr__(self) -> str:
         return (
@@ -142,12 +147,19 @@ class ImageryJoin:
         less work per call (``ImageryStore.read_one``) at native resolution."""
         if self.resolution != "native" or not hasattr(self.store, "read_one"):
             return {key: column[0] for key, column in self.read_each([patch_index]).items()}
-        (index,) = _store_rows([patch_index]).tolist()
+        if patch_index is None:
+            _store_rows([patch_index])  # the error for a row without patch_index
+        index = int(patch_index)
         values = self.store.read_one(index, self.arrays)
-        for modality, flag in FLAGS.items():
-            if modality in self.imagery:
-                values[flag] = bool(self.store.patch_flags(flag)[index])
-        return {key: values[key] for key in self.keys}
+        if self._flag_tables is None:
+            self._flag_tables = [
+                (flag, self.store.patch_flags(flag))
+                for modality, flag in FLAGS.items()
+                if modality in self.imagery
+            ]
+        for flag, table in self._flag_tables:
+            values[flag] = bool(table[index])
+        return values if self._keys_in_read_order else {key: values[key] for key in self.keys}
 
     def read_rows(self, patch_index: Sequence[int]) -> dict[str, list]:
         """``{key: [value, ...]}``, one value per row: each patch is decoded once into its own
