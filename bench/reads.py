@@ -239,38 +239,24 @@ class NumcodecsDecoding:
         self.store = store
         self.layouts = {a: store._layout(a) for a in ARRAYS}
 
-    def _decode_jobs(self, layout: ShardLayout):
-        def decode(jobs, out):
-            for chunk, pos in jobs:
-                blosc.decompress(chunk, out[pos])
+    @staticmethod
+    def _decode_jobs(jobs, out):
+        for chunk, pos in jobs:
+            blosc.decompress(chunk, out[pos])
 
-        return decode
-
-    def _read(self, layout: ShardLayout, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-        layout._decode_jobs = self._decode_jobs(layout)  # this layout object only
-        layout.decode_into = blosc.decompress  # the one-row path
-        try:
-            return layout.read_rows(rows, None, out)
-        finally:
-            del layout._decode_jobs, layout.decode_into
-
-    def read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Like ``ImageryStore.read`` (recycled memory, rows in place)."""
-        return {
-            a: self._read(
-                layout, rows, recycled.empty((len(rows), *layout.chunk_shape[1:]), layout.dtype)
-            )  # fmt: skip
-            for a, layout in self.layouts.items()
-        }
-
-    def read_rows_fresh(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """The rows into newly allocated arrays (no recycled memory)."""
-        return {
-            a: self._read(
-                layout, rows, np.empty((len(rows), *layout.chunk_shape[1:]), layout.dtype)
-            )  # fmt: skip
-            for a, layout in self.layouts.items()
-        }
+    def read(self, rows: np.ndarray, empty=recycled.empty) -> dict[str, np.ndarray]:
+        """Like ``ImageryStore.read``, each array allocated by ``empty`` (default: recycled
+        memory; ``numpy.empty`` for newly allocated arrays)."""
+        out = {}
+        for a, layout in self.layouts.items():
+            layout._decode_jobs = self._decode_jobs  # this layout object only
+            layout.decode_into = blosc.decompress  # the one-row path
+            try:
+                target = empty((len(rows), *layout.chunk_shape[1:]), layout.dtype)
+                out[a] = layout.read_rows(rows, None, target)
+            finally:
+                del layout._decode_jobs, layout.decode_into
+        return out
 
 
 def tensorstore_reader(root: Path, threads: int):
@@ -432,7 +418,7 @@ def batch_readers(paths: dict, n_patches: int, n_random: int, seed: int) -> list
 
         def filed(rows):  # the previous reader: sort, deduplicate, read, reorder
             unique, inverse = np.unique(rows, return_inverse=True)
-            read = filed_store.read_rows_fresh(unique)
+            read = filed_store.read(unique, np.empty)
             return {a: v[inverse] for a, v in read.items()}
 
         def each(fn, bs=batches):
