@@ -117,9 +117,7 @@ class JoinedDataset(Dataset):
     def __getitem__(self, key):
         join = self._join() if not isinstance(key, (str, slice)) else None
         if join is not None and self._is_row_key(key):
-            rows, indices = self._rows()
-            (i,) = self._positions((key,))
-            row = rows.row(i if indices is None else int(indices[i]))
+            (row,) = self._texts(self._positions((key,)))
             for name, values in join.read([row["patch_index"]]).items():
                 row[name] = values[0]
             return row

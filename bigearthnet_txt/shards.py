@@ -108,7 +108,6 @@ class ShardLayout:
                 self.steps.append(("bytes", numcodecs.Zstd(level=config.get("level", 0))))
         self.chunk_items = int(np.prod(self.chunk_shape))
         self.chunk_nbytes = self.chunk_items * self.dtype.itemsize
-        self._row_shape = self.chunk_shape[1:]
         self._blosc_only = len(self.steps) == 1 and isinstance(self.steps[0][1], numcodecs.Blosc)
         # a local file whose chunks are one Blosc buffer or raw bytes: read_row's direct path
         self._plain_local = fs is None and (self._blosc_only or not self.steps)
@@ -328,18 +327,17 @@ class ShardLayout:
         view, spans = self._open_local(shard)
         offset, nbytes = spans[row - shard * self.shard_size] if view is not None else EMPTY_SPAN
         if offset == EMPTY_OFFSET:
-            value = np.full(self._row_shape, self.fill_value)
+            value = np.full(self.chunk_shape[1:], self.fill_value)
             value.flags.writeable = writeable
             return value
         chunk = view[offset : offset + nbytes]  # views released as they go out of scope
         if self._blosc_only:
-            if nbytes < 16 or _BLOSC_NBYTES(chunk, 4)[0] != self.chunk_nbytes:
-                self._check_blosc(chunk)  # raises
+            self._check_blosc(chunk)
             data = blosc_c.decompress(chunk, writeable)  # bytearray or bytes
         else:
             self._check_raw(chunk)
             data = bytearray(chunk) if writeable else bytes(chunk)
-        return np.ndarray(self._row_shape, self.dtype, buffer=data)
+        return np.ndarray(self.chunk_shape[1:], self.dtype, buffer=data)
 
     def read_each(self, rows: np.ndarray, pool=None) -> list[np.ndarray]:
         """Like :meth:`read_rows`, but a list of ``len(rows)`` read-only ``chunk`` arrays, each in
