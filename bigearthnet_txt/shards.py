@@ -344,9 +344,8 @@ class ShardLayout:
         its own memory (a row kept alive keeps only its own chunk alive; a repeated row is a
         copy)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if self.fs is not None:
-            values = list(self.read_rows(rows, pool, np.empty((len(rows), *self.chunk_shape[1:]),
-                                                              self.dtype)))  # fmt: skip
+        if self.fs is not None:  # a batch read, each row copied out of it into its own memory
+            values = [row.copy() for row in self.read_rows(rows, pool)]
         else:
             values = [None] * len(rows)
 

@@ -409,10 +409,15 @@ def test_store_over_http_range_requests(converted, store):
         remote = ImageryStore(f"{server.url}/imagery.zarr")
         picks = [5, 0, 1, 5]
         got, want = remote.read(picks), store.read(picks)
+        each = remote.read_each(picks, ["s1"])["s1"]
         assert remote.patches.equals(store.patches)
         ranged = [r for r in server.requests if r[2] is not None]
     for name in store.arrays:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    for j, row in enumerate(each):  # rows in their own read-only memory, as local ones
+        np.testing.assert_array_equal(row, want["s1"][j])
+        assert not row.flags.writeable and row.base is None
+        assert not any(np.shares_memory(row, other) for other in each[:j])
     assert ranged  # shard indexes and chunks come by byte ranges
 
 
