@@ -153,12 +153,12 @@ class ImageryJoin:
         values = self.store.read_one(index, self.arrays)
         if self._flag_tables is None:
             self._flag_tables = [
-                (flag, self.store.patch_flags(flag))
+                (flag, self.store.patch_flags(flag).tolist())  # Python bools, fast to index
                 for modality, flag in FLAGS.items()
                 if modality in self.imagery
             ]
         for flag, table in self._flag_tables:
-            values[flag] = bool(table[index])
+            values[flag] = table[index]
         return values if self._keys_in_read_order else {key: values[key] for key in self.keys}
 
     def read_rows(self, patch_index: Sequence[int]) -> dict[str, list]:

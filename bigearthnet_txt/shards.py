@@ -83,6 +83,8 @@ class ShardLayout:
         self._indexes: dict[int, np.ndarray | None] = {}
         self._spans: dict[int, list[list[int]]] = {}
         self._maps: dict[int, mmap.mmap] = {}
+        # read_row's shards: a view of the mapping kept with its spans (dropped with the mapping)
+        self._views: dict[int, tuple[memoryview, list]] = {}
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
         self.shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
@@ -269,6 +271,7 @@ class ShardLayout:
         if len(self._indexes) >= MAX_CACHED_INDEXES:
             self._indexes.clear()
             self._spans.clear()
+            self._views.clear()
         self._indexes[shard] = index
         if index is not None:
             self._spans[shard] = index.tolist()  # [offset, nbytes] as Python ints, fast to index
@@ -324,20 +327,25 @@ class ShardLayout:
             value = self.read_each(np.array([row]))[0]
             return value.copy() if writeable else value
         shard = row // self.shard_size
-        view, spans = self._open_local(shard)
+        opened = self._views.get(shard)
+        if opened is None:
+            opened = self._open_local(shard)
+            if opened[0] is not None:
+                self._views[shard] = opened
+        view, spans = opened
         offset, nbytes = spans[row - shard * self.shard_size] if view is not None else EMPTY_SPAN
         if offset == EMPTY_OFFSET:
             value = np.full(self.chunk_shape[1:], self.fill_value)
             value.flags.writeable = writeable
             return value
-        chunk = view[offset : offset + nbytes]  # views released as they go out of scope
+        chunk = view[offset : offset + nbytes]  # released as it goes out of scope
         if self._blosc_only:
             self._check_blosc(chunk)
             data = blosc_c.decompress(chunk, writeable)  # bytearray or bytes
         else:
             self._check_raw(chunk)
             data = bytearray(chunk) if writeable else bytes(chunk)
-        return np.ndarray(self.chunk_shape[1:], self.dtype, buffer=data)
+        return np.ndarray(self.chunk_shape[1:], self.dtype, data)  # positional: less to parse
 
     def read_each(self, rows: np.ndarray, pool=None) -> list[np.ndarray]:
         """Like :meth:`read_rows`, but a list of ``len(rows)`` read-only ``chunk`` arrays, each in
@@ -484,13 +492,15 @@ class ShardLayout:
 
     def _let_go_oldest(self) -> None:
         """Drop this layout's least recently used mapping (unmapped once nothing refers to it)."""
-        self._maps.pop(next(iter(self._maps)))
+        shard = next(iter(self._maps))
+        del self._maps[shard]
+        self._views.pop(shard, None)
 
     def close(self) -> None:
         """Let go of the shard files this layout keeps mapped, here and in the process's shared
         mappings; each is unmapped once no other layout or view refers to it (reads map them
         again as needed)."""
-        maps, self._maps = self._maps, {}
+        maps, self._maps, self._views = self._maps, {}, {}
         MAPPED.let_go(str(self.shard_path(shard)) for shard in maps)
 
     def _read_local(self, shard: int, items: list[tuple[int, int]], out: np.ndarray) -> None:

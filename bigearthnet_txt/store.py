@@ -49,6 +49,7 @@ array (shape, dtype, codecs, attributes) is read once per process, so ``read`` d
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -126,6 +127,7 @@ class ImageryStore:
         self._index_of: dict[str, int] | None = None
         self._flags: dict[str, np.ndarray] = {}
         self._layouts: dict[str, ShardLayout | None] = {}
+        self._row_readers: dict[tuple[str, ...], tuple[int, list]] = {}
 
     def __getstate__(self) -> dict:
         return {
@@ -329,15 +331,31 @@ class ImageryStore:
 
     def read_one(self, index: int, arrays: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Row ``index`` of ``arrays`` as ``{array: ndarray}``: one row of :meth:`read_each`
-        (read-only, each in its own memory), with less work per call."""
-        out = {}
-        for name in tuple(arrays) if arrays is not None else self.arrays:
-            layout = self._checked_layout(name, index, index)
+        (read-only, each in its own memory), with less work per call (the arrays' one-row readers
+        and their common length looked up once per ``arrays``)."""
+        names = tuple(arrays) if arrays is not None else self.arrays
+        readers = self._row_readers.get(names)
+        if readers is None:
+            readers = self._row_readers[names] = self._make_row_readers(names)
+        n, reads = readers
+        if not 0 <= index < n:
+            for name in names:
+                self._checked_layout(name, index, index)  # the IndexError naming the array
+        return {name: read(index) for name, read in reads}
+
+    def _make_row_readers(self, names: tuple[str, ...]) -> tuple[int, list]:
+        """``(rows every array of names has, [(name, read one row as a read-only array)])``."""
+        reads = []
+        for name in names:
+            layout = self._checked_layout(name, 0, -1)
             if layout is not None:
-                out[name] = layout.read_row(index)
+                reads.append((name, layout.read_row))
             else:
-                out[name] = _read_only(self._read_zarr(name, np.array([index]))[0].copy())
-        return out
+                reads.append((name, functools.partial(self._read_zarr_row, name)))
+        return min((self.metas[name]["shape"][0] for name in names), default=0), reads
+
+    def _read_zarr_row(self, name: str, index: int) -> np.ndarray:
+        return _read_only(self._read_zarr(name, np.array([index]))[0].copy())
 
     def _read(self, indices, arrays, separate: bool) -> dict:
         names = tuple(arrays) if arrays is not None else self.arrays

@@ -64,6 +64,25 @@ def test_shard_reads_equal_zarr_python_in_any_order(preset_store, decode_threads
             for j, row in enumerate(each):
                 assert row.shape == expected.shape[1:] and row.tobytes() == expected[j].tobytes()
                 assert not any(np.shares_memory(row, other) for other in each[:j])
+            ones = [store.read_one(int(row), [name])[name] for row in rows]
+            for j, one in enumerate(ones):
+                assert one.shape == expected.shape[1:] and one.tobytes() == expected[j].tobytes()
+                assert not one.flags.writeable
+                assert not any(np.shares_memory(one, other) for other in ones[:j])
+        store._layout(name).close()  # read_one maps its shards again
+        assert store.read_one(n - 1, [name])[name].tobytes() == plain[n - 1].tobytes()
+
+
+def test_read_one_names_what_it_cannot_read(preset_store):
+    _, root = preset_store
+    store = ImageryStore(root)
+    n = store.shape("s2_10m")[0]
+    for index in (n, -1):
+        with pytest.raises(IndexError, match="s2_10m: patch index out of range"):
+            store.read_one(index, ["s2_10m", "s1"])
+    with pytest.raises(KeyError, match="unknown array 'x'"):
+        store.read_one(0, ["s2_10m", "x"])
+    assert list(store.read_one(0)) == list(store.arrays)
 
 
 def test_read_preset_round_trips_every_sample_patch(tmp_path):
