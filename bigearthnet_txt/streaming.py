@@ -133,10 +133,11 @@ class ShuffleJoin:
     least two rows per patch they get their imagery there (``ImageryJoin.join_rows``: one decode per
     patch, shared by its rows, which then wait in the buffer with it); otherwise the rows go into
     the buffer as text and each patch's rows are counted. Called on a row leaving the buffer (the
-    function of ``IterableDataset.map``), the instance adds the imagery to a row that has none
-    (``ImageryJoin.read_one``: read-only arrays), decoded the first time one of its patch's rows
-    leaves and kept while more of them are still in the buffer, at most ``max_patches`` patches
-    (least recently used dropped first; a dropped patch is decoded again). A row whose patch was
+    function of ``IterableDataset.map``), the instance returns the imagery of a row that has none,
+    which the map adds to the row (``ImageryJoin.read_one``: read-only arrays), decoded the first
+    time one of its patch's rows leaves and kept while more of them are still in the buffer, at
+    most ``max_patches`` patches (least recently used dropped first; a dropped patch is decoded
+    again). A row whose patch was
     not counted (a resumed iteration whose buffer was refilled) gets a decode of its own.
 
     Why: with one text per patch, rows that hold their imagery in a buffer of 1000 rows keep
@@ -164,9 +165,10 @@ class ShuffleJoin:
         return rows
 
     def __call__(self, row: dict) -> dict:
-        """``row`` (changed in place) with the imagery of its ``patch_index``."""
+        """The imagery of ``row``'s ``patch_index`` as ``{key: value}``, ``{}`` for a row that
+        has it already: the update ``IterableDataset.map`` merges into the row."""
         if self._joined_key in row:
-            return row
+            return {}
         patch = row["patch_index"]
         left = self._pending.pop(patch, 0) - 1
         values = self._decoded.pop(patch, None)
@@ -177,8 +179,7 @@ class ShuffleJoin:
             self._decoded[patch] = values
             if len(self._decoded) > self.max_patches:
                 self._decoded.popitem(last=False)
-        row.update(values)
-        return row
+        return values
 
 
 def generate_rows(
