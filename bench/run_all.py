@@ -51,7 +51,9 @@ BENCHMARKS = (
         "imagery", "bench/bench_imagery.py --patches 1200 --workers 2 --rounds 2", ("imagery.md",)
     ),
     Benchmark(
-        "reads", "bench/reads.py --patches 10000 --rounds 5 --work bench/work/reads", ("reads.md",)
+        "reads",
+        "bench/reads.py --patches 10000 --random 6000 --rounds 5 --work bench/work/reads",
+        ("reads.md",),
     ),
     Benchmark("collate", "bench/bench_collate.py", ("collate.md",)),
     Benchmark(
