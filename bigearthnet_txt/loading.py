@@ -116,7 +116,7 @@ def with_imagery(
 
     from bigearthnet_txt.joined_dataset import JoinedDataset  # imports datasets
 
-    store = store if hasattr(store, "read") else ImageryStore(store)
+    store = store if hasattr(store, "read") else ImageryStore.open(store)
     if isinstance(dataset, IterableDataset):
         join = ImageryJoin(store, imagery, resolution, share_rows=True)
         return dataset.map(join, batched=True, batch_size=batch_size)
@@ -194,7 +194,7 @@ def load_dataset(
         }
         return _load_hub(target, cfg.name, split, rows, arguments, cfg.rank, cfg.world_size)
     root = target
-    store = ImageryStore(root, decode_threads=cfg.decode_threads) if cfg.imagery else None
+    store = ImageryStore.open(root, decode_threads=cfg.decode_threads) if cfg.imagery else None
     result = {}
     for name in _split_names(root, cfg.name, split):
         if cfg.streaming:

@@ -24,6 +24,16 @@ from collections.abc import Iterable
 MAX_MAPPINGS = 16384  # the release has about 2,150 shards per array, four to six arrays
 
 
+def file_version(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
+    """``(device, inode, size, mtime in ns)`` of file ``path``: changes when the file is replaced
+    or rewritten; None when there is no such file."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 class MappedFiles:
     """The process's shared read-only mappings, by path (see the module docstring)."""
 
@@ -37,11 +47,9 @@ class MappedFiles:
     def get(self, path: str) -> mmap.mmap | None:
         """A read-only mapping of the whole file ``path``, None when there is no such file.
         OSError (ENOMEM when the process is out of mappings) as ``mmap.mmap`` raises it."""
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
+        key = file_version(path)
+        if key is None:
             return None
-        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
         with self._lock:
             entry = self._entries.get(path)
             if entry is not None and entry[0] == key:

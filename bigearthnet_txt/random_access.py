@@ -109,7 +109,7 @@ class BigEarthNetTxt:
             )
         self.root, self.config, self.split = target, config, split
         self.rows = make_row_filter(countries, seasons, climate_zones, categories, types)
-        store = ImageryStore(target, decode_threads=decode_threads)
+        store = ImageryStore.open(target, decode_threads=decode_threads)
         self.join = ImageryJoin(store, imagery, resolution) if imagery else None
         cache = Path(cache_dir).expanduser() if cache_dir is not None else data_home() / "arrow"
         self.cache_file = cache / f"{self._fingerprint()}.arrow"

@@ -15,6 +15,7 @@ pieces, and ``state_dict()`` / ``load_state_dict()`` resume an interrupted itera
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bigearthnet_txt.filters import RowFilter
+from bigearthnet_txt.mapped_files import file_version
 
 
 @dataclass(frozen=True)
@@ -102,14 +104,24 @@ def rows_per_patch(
     pieces: Sequence[Piece], row_filter: RowFilter | None = None, samples: int = 8
 ) -> float:
     """Rows per patch in up to ``samples`` pieces spread over ``pieces`` (rows after
-    ``row_filter``; each piece's rows counted against its distinct patches); 0 for no rows."""
-    columns = ["patch_index", *(row_filter or {})]
+    ``row_filter``; each piece's rows counted against its distinct patches); 0 for no rows.
+    Each piece is counted once per process and version of its file."""
     rows = patches = 0
+    wanted = tuple(sorted((column, tuple(v)) for column, v in (row_filter or {}).items()))
     for k in sorted({j * len(pieces) // samples for j in range(samples)} & set(range(len(pieces)))):
-        column = read_piece(pieces[k], row_filter, columns)["patch_index"]
-        rows += len(column)
-        patches += pc.count_distinct(column).as_py()
+        piece = pieces[k]
+        counted = _rows_and_patches(piece, file_version(piece.path), wanted)
+        rows, patches = rows + counted[0], patches + counted[1]
     return rows / patches if patches else 0.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _rows_and_patches(piece: Piece, version, wanted: tuple) -> tuple[int, int]:
+    """``(rows, distinct patches)`` of ``piece`` after the filter ``wanted`` (``RowFilter`` items)
+    (``version``: the file's, so a rewritten file is counted again)."""
+    row_filter = RowFilter(wanted)
+    column = read_piece(piece, row_filter, ["patch_index", *row_filter])["patch_index"]
+    return len(column), pc.count_distinct(column).as_py()
 
 
 def patch_batches(patch_index: pa.ChunkedArray | pa.Array, size: int) -> Iterator[tuple[int, int]]:

@@ -12,7 +12,8 @@ import pytest
 
 from bigearthnet_txt import configs
 from bigearthnet_txt.loading import load_dataset, split_by_node, with_imagery
-from bigearthnet_txt.schema import CONFIGS, SPLITS, TABLE_COLUMNS, shard_glob
+from bigearthnet_txt.random_access import BigEarthNetTxt
+from bigearthnet_txt.schema import CONFIGS, IMAGERY_STORE, SPLITS, TABLE_COLUMNS, shard_glob
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.streaming import patch_batches
 
@@ -508,6 +509,39 @@ def test_shuffle_join_decodes_each_patch_once_on_either_side_of_the_buffer(store
     bounded(rows[0]), bounded(rows[2])  # patch 1 pushes patch 0 out of the one-patch cache
     assert list(bounded._decoded) == [1]
     check(leave(rows[1], bounded))  # patch 0 decoded again
+
+
+def test_open_shares_one_store_per_local_folder_until_it_is_rewritten(converted, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(converted, root)
+    shared = ImageryStore.open(root)
+    assert ImageryStore.open(str(root / IMAGERY_STORE)) is shared
+    assert ImageryStore.open(root, decode_threads=2) is not shared
+    assert BigEarthNetTxt(root, "captions", "train", cache_dir=tmp_path / "c").join.store is shared
+    want = shared.read([1, 0], ["s1"])["s1"].copy()
+    assert shared.patches is ImageryStore.open(root).patches  # read once for both
+
+    group = root / IMAGERY_STORE / "zarr.json"  # rewritten as conversion writes it
+    group.with_suffix(".new").write_bytes(group.read_bytes())
+    group.with_suffix(".new").replace(group)
+    again = ImageryStore.open(root)
+    assert again is not shared and again.patches is not shared.patches
+    np.testing.assert_array_equal(again.read([1, 0], ["s1"])["s1"], want)
+    assert ImageryStore.open("memory://x") is not ImageryStore.open("memory://x")  # URLs: own
+
+
+def test_rows_per_patch_counts_a_rewritten_file_again(tmp_path):
+    from bigearthnet_txt.streaming import plan_pieces, rows_per_patch
+
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"patch_index": [0, 0, 1, 1]}), path)
+    assert rows_per_patch(plan_pieces([str(path)])) == 2.0
+    assert rows_per_patch(plan_pieces([str(path)])) == 2.0  # counted once, then remembered
+    pq.write_table(pa.table({"patch_index": [0, 1, 2, 2]}), path.with_suffix(".new"))
+    path.with_suffix(".new").replace(path)
+    assert rows_per_patch(plan_pieces([str(path)])) == 4 / 3
 
 
 def test_shuffled_streaming_joins_imagery_before_or_after_the_buffer_by_rows_per_patch(
