@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -200,20 +200,38 @@ def generate_rows(
     join=None,
     batch_size: int = 256,
     shuffle_join: ShuffleJoin | None = None,
+    row_by_row: bool = False,
 ) -> Iterator[dict]:
     """Generator of ``from_generator``: the rows of ``pieces`` (``Piece`` fields as dicts) as
     dicts; with ``join`` (an ``ImageryJoin``) each batch of about ``batch_size`` rows gets its
-    imagery (``ImageryJoin.join_rows``: one read per batch, one decode per patch); with
-    ``shuffle_join`` each batch goes through :meth:`ShuffleJoin.before` instead."""
+    imagery (``ImageryJoin.join_rows``: one read per batch, one decode per patch), or with
+    ``row_by_row`` each row as it is handed out (:func:`join_each`); with ``shuffle_join`` each
+    batch goes through :meth:`ShuffleJoin.before` instead."""
     rf = RowFilter(row_filter or {})
     for fields in pieces:
         table = read_piece(Piece(**fields), rf)
         if join is None and shuffle_join is None:
             yield from table.to_pylist()
-            continue
-        step = shuffle_join.before if shuffle_join is not None else join.join_rows
-        for start, stop in patch_batches(table["patch_index"], batch_size):
-            yield from step(table.slice(start, stop - start).to_pylist())
+        elif row_by_row and shuffle_join is None:
+            yield from join_each(table.to_pylist(), join)
+        else:
+            step = shuffle_join.before if shuffle_join is not None else join.join_rows
+            for start, stop in patch_batches(table["patch_index"], batch_size):
+                yield from step(table.slice(start, stop - start).to_pylist())
+
+
+def join_each(rows: Iterable[dict], join) -> Iterator[dict]:
+    """``rows`` (dicts in file order, changed in place), each with the imagery of its patch
+    decoded as it is handed out (``ImageryJoin.read_one``); consecutive rows of a patch share one
+    decode. Nothing decoded waits for its row: each decode writes to memory the rows before it just
+    let go of."""
+    patch = values = None
+    for row in rows:
+        if values is None or row["patch_index"] != patch:
+            patch = row["patch_index"]
+            values = join.read_one(patch)
+        row.update(values)
+        yield row
 
 
 def iterable_dataset(
@@ -229,18 +247,18 @@ def iterable_dataset(
     with the keys of ``join`` (an ``ImageryJoin``) added when given. ``shuffle``: ``(seed,
     buffer_size)`` of ``IterableDataset.shuffle`` (pieces and rows; the buffer fed from one piece
     at a time). The imagery is read where the rows are made, in file order, about ``batch_size``
-    rows per read (rows of a patch share one decode), before any buffer; except with ``shuffle``
-    when the rows have fewer than two rows per patch (:func:`rows_per_patch`; one text per patch,
-    as in ``captions``): then it is joined around the buffer by :class:`ShuffleJoin` (an
+    rows per read (rows of a patch share one decode), before any buffer; except when the rows have
+    fewer than two rows per patch (:func:`rows_per_patch`; one text per patch, as in ``captions``):
+    then each row's patch is decoded as the row is handed out, in the generator without
+    ``shuffle`` (:func:`join_each`), around the buffer with it (:class:`ShuffleJoin`: an
     ``IterableDataset.map`` after it, which costs a row about 3 µs where every row would have its
     imagery already). No ``features`` are declared: with them ``datasets`` re-encodes every
     example, which makes iteration about fifteen times slower.
     """
     from datasets import IterableDataset
 
-    around = None
-    if shuffle and join is not None and rows_per_patch(pieces, row_filter) < 2:
-        around = ShuffleJoin(join, shuffle[1])
+    few = join is not None and rows_per_patch(pieces, row_filter) < 2
+    around = ShuffleJoin(join, shuffle[1]) if shuffle and few else None
     ds = IterableDataset.from_generator(
         generate_rows,
         gen_kwargs={
@@ -249,6 +267,7 @@ def iterable_dataset(
             "join": None if around else join,
             "batch_size": batch_size,
             "shuffle_join": around,
+            "row_by_row": few,
         },
     )
     if shuffle:

@@ -472,7 +472,7 @@ def test_streaming_in_dataloader_workers(converted, store):
 
 def test_shuffle_join_decodes_each_patch_once_on_either_side_of_the_buffer(store):
     from bigearthnet_txt.imagery_join import ImageryJoin
-    from bigearthnet_txt.streaming import ShuffleJoin
+    from bigearthnet_txt.streaming import ShuffleJoin, join_each
 
     join = ImageryJoin(store)
     expected = join.read([0, 1, 2])
@@ -503,6 +503,11 @@ def test_shuffle_join_decodes_each_patch_once_on_either_side_of_the_buffer(store
     uncounted = leave({"patch_index": 2}), leave({"patch_index": 2})  # e.g. after a resume
     check(uncounted[0])
     assert uncounted[0]["s1"] is not uncounted[1]["s1"] and around._decoded == {}
+
+    joined = list(join_each(({"patch_index": p} for p in (0, 0, 1, 0)), join))  # unshuffled
+    for row in joined:
+        check(row)
+    assert joined[0]["s1"] is joined[1]["s1"] and joined[3]["s1"] is not joined[0]["s1"]
 
     bounded = ShuffleJoin(join, max_patches=1)
     rows = bounded.before([{"patch_index": p} for p in (0, 0, 1, 1, 2)])
@@ -547,8 +552,9 @@ def test_rows_per_patch_counts_a_rewritten_file_again(tmp_path):
 def test_shuffled_streaming_joins_imagery_before_or_after_the_buffer_by_rows_per_patch(
     converted, store
 ):
-    """Configs with fewer than two rows per patch get their imagery as rows leave the buffer,
-    the others before it; both give every row with its own patch's imagery."""
+    """Configs with fewer than two rows per patch get their imagery as rows leave the buffer (as
+    they are handed out, unshuffled), the others before it; every way gives every row with its own
+    patch's imagery."""
     from bigearthnet_txt.streaming import plan_pieces, rows_per_patch
 
     ratios = {}
@@ -565,9 +571,9 @@ def test_shuffled_streaming_joins_imagery_before_or_after_the_buffer_by_rows_per
         assert ratio == pytest.approx(len(table) / distinct if distinct else 0.0)
         assert rows_per_patch(pieces) == pytest.approx(ratio, rel=0.5)  # a sample of 8 pieces
         ratios[config] = ratio
-        ds = load_dataset(converted, config, "train", streaming=True, shuffle_seed=3, buffer_size=7)
-        examples = list(ds)
-        assert sorted(e["ID"] for e in examples) == sorted(table["ID"].to_pylist())
-        assert_imagery(examples, store)
-        assert all(not e["s1"].flags.writeable for e in examples)
+        for shuffle in ({"shuffle_seed": 3, "buffer_size": 7}, {}):  # in file order: row by row
+            examples = list(load_dataset(converted, config, "train", streaming=True, **shuffle))
+            assert sorted(e["ID"] for e in examples) == sorted(table["ID"].to_pylist())
+            assert_imagery(examples, store)
+            assert all(not e["s1"].flags.writeable for e in examples)
     assert min(ratios.values()) < 2 <= max(ratios.values())  # both ways are taken
