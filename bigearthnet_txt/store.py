@@ -49,10 +49,9 @@ array (shape, dtype, codecs, attributes) is read once per process, so ``read`` d
 
 ``ImageryStore.open`` (what ``load_dataset`` and ``BigEarthNetTxt`` use) hands out one store per
 local folder and process, so a second dataset over the same folder (another config or split, a new
-streaming pass) starts with the patch table, flags, shard indexes and mappings the first one read:
-a fresh store reads them again, about 2 µs per sample of a 6,000-row streaming pass
-(``bench/results/reads.md``). A folder whose ``imagery.zarr/zarr.json`` or ``patches.parquet``
-was rewritten (a new conversion) gets a new store.
+streaming pass) starts with the patch table, flags, shard indexes and mappings the first one read,
+which a fresh store would read again. A folder whose ``imagery.zarr/zarr.json`` or
+``patches.parquet`` was rewritten (a new conversion) gets a new store.
 """
 
 from __future__ import annotations
