@@ -50,7 +50,7 @@ class LoadConfig:
             before the buffer, or as rows leave it with fewer than two rows per patch.
         batch_size: streaming only; rows that share one imagery read.
         decode_threads: threads that decode the imagery of one batched read (1: this thread);
-            rows joined one at a time (as they leave a shuffle buffer) decode in this thread.
+            rows joined one at a time (fewer than two rows per patch) decode in this thread.
         cache_dir: ``datasets``' cache folder for the map-style Arrow tables.
         revision, token: a Hub repository's revision and token.
     """

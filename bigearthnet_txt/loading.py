@@ -46,10 +46,11 @@ Streaming: see :mod:`bigearthnet_txt.streaming`; each patch is decoded once into
 arrays, which the rows of that patch share. The imagery is joined where the rows are read, in file
 order (``batch_size`` rows per store read), before any shuffle buffer: a buffered row holds its
 patch (about 0.28 MB at native resolution: up to 280 MB for the default ``buffer_size`` of 1000
-rows). With ``shuffle_seed`` and fewer than two rows per patch (one text per patch, as in
-``captions``), the buffer holds text only and each row gets its patch as it leaves the buffer
+rows). With fewer than two rows per patch (one text per patch, as in ``captions``) each row gets
+its patch as it is handed out instead: in file order as the rows are read (``streaming.join_each``)
+and, with ``shuffle_seed``, as the row leaves the buffer, which then holds text only
 (``streaming.ShuffleJoin``; a patch decoded for one row is kept while more of its rows are
-buffered). A
+buffered); these decode one patch at a time, without ``decode_threads``. A
 ``datasets.IterableDataset`` from elsewhere gets its imagery from :func:`with_imagery`, a batched
 ``IterableDataset.map``. The buffer is fed from one piece at a time
 (``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands every row over between
