@@ -338,7 +338,12 @@ class ShardLayout:
             value = np.full(self.chunk_shape[1:], self.fill_value)
             value.flags.writeable = writeable
             return value
-        chunk = view[offset : offset + nbytes]  # released as it goes out of scope
+        return self._own_array(view[offset : offset + nbytes], writeable)
+
+    def _own_array(self, chunk, writeable: bool = False) -> np.ndarray:
+        """Encoded ``chunk`` of a layout whose chunks are one Blosc buffer or raw bytes
+        (``_plain_local``), checked, then decompressed (or copied) into a ``chunk`` array of its
+        own, read-only unless ``writeable``."""
         if self._blosc_only:
             self._check_blosc(chunk)
             data = blosc_c.decompress(chunk, writeable)  # bytearray or bytes
@@ -456,16 +461,13 @@ class ShardLayout:
 
     def _decode_each(self, jobs: list[tuple[memoryview, int]], out: list) -> None:
         """Decode each ``(encoded chunk, position)`` into a new array ``out[position]``."""
-        shape = self.chunk_shape[1:]
-        if not self._blosc_only:
+        if self._plain_local:
             for chunk, pos in jobs:
-                out[pos] = np.empty(shape, self.dtype)
-                self.decode_into(chunk, out[pos])
+                out[pos] = self._own_array(chunk)
             return
-        check, dtype = self._check_blosc, self.dtype
         for chunk, pos in jobs:
-            check(chunk)
-            out[pos] = np.ndarray(shape, dtype, buffer=blosc_c.decompress(chunk, False))
+            out[pos] = np.empty(self.chunk_shape[1:], self.dtype)
+            self.decode_into(chunk, out[pos])
 
     def _map_local(self, shard: int) -> mmap.mmap | None:
         """Read-only mapping of local shard ``shard`` (kept, and shared with the process's other
