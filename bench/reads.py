@@ -249,7 +249,6 @@ class NumcodecsDecoding:
     (the reader's decoder before python-blosc's C entry point)."""
 
     def __init__(self, store: ImageryStore):
-        self.store = store
         self.layouts = {a: store._layout(a) for a in ARRAYS}
 
     @staticmethod

@@ -149,8 +149,8 @@ class ShuffleJoin:
     which the map adds to the row (``ImageryJoin.read_one``: read-only arrays), decoded the first
     time one of its patch's rows leaves and kept while more of them are still in the buffer, at
     most ``max_patches`` patches (least recently used dropped first; a dropped patch is decoded
-    again). A row whose patch was
-    not counted (a resumed iteration whose buffer was refilled) gets a decode of its own.
+    again). A row whose patch was not counted (a resumed iteration whose buffer was refilled) gets
+    a decode of its own.
 
     Why: with one text per patch, rows that hold their imagery in a buffer of 1000 rows keep
     280 MB alive, and each decode writes to memory last used about 1000 rows earlier; decoding as
@@ -212,7 +212,7 @@ def generate_rows(
         table = read_piece(Piece(**fields), rf)
         if join is None and shuffle_join is None:
             yield from table.to_pylist()
-        elif row_by_row and shuffle_join is None:
+        elif row_by_row:
             yield from join_each(table.to_pylist(), join)
         else:
             step = shuffle_join.before if shuffle_join is not None else join.join_rows
@@ -267,7 +267,7 @@ def iterable_dataset(
             "join": None if around else join,
             "batch_size": batch_size,
             "shuffle_join": around,
-            "row_by_row": few,
+            "row_by_row": few and around is None,
         },
     )
     if shuffle:
