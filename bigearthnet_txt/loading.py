@@ -55,6 +55,9 @@ buffered); these decode one patch at a time, without ``decode_threads``. A
 ``IterableDataset.map``. The buffer is fed from one piece at a time
 (``max_buffer_input_shards=1``): interleaving pieces in ``datasets`` hands every row over between
 threads, which cost more than the rest of a text row.
+The result is a :class:`bigearthnet_txt.streamed_dataset.StreamedDataset`: its
+``shuffle(seed, buffer_size=...)`` (``datasets``' idiom) is ``shuffle_seed=seed`` (with
+``datasets``' own shuffle the buffer would hold decoded rows).
 ``state_dict()`` resumes exactly without ``shuffle_seed``; with it, ``datasets`` restores the
 piece position but the rows that sat in the shuffle buffer are lost on resume (the buffer is
 refilled from new rows).
@@ -80,9 +83,6 @@ from bigearthnet_txt.paths import resolve
 from bigearthnet_txt.schema import SPLITS, TABLE_SCHEMA
 from bigearthnet_txt.store import ImageryStore
 from bigearthnet_txt.streaming import iterable_dataset, plan_pieces, split_pieces
-
-_REBUILD = "_bigearthnet_txt_rebuild"  # attribute of streamed datasets: reload for another rank
-
 
 # Rows per record batch of the Arrow cache ``datasets`` writes: one batch per Parquet row group
 # instead of ``datasets``' 1,000 rows, so a random ``ds[i]`` looks its row up among a few large
@@ -175,8 +175,9 @@ def load_dataset(
     ``cache_dir``, ``revision``, ``token``), overriding those of a given ``LoadConfig``.
 
     Returns a :class:`bigearthnet_txt.joined_dataset.JoinedDataset` (a ``datasets.Dataset``;
-    ``streaming=False``) or a ``datasets.IterableDataset``, or their ``...Dict`` when ``split`` is
-    None. Filters keep rows whose column is in the given values. Streaming only:
+    ``streaming=False``) or a :class:`bigearthnet_txt.streamed_dataset.StreamedDataset` (a
+    ``datasets.IterableDataset`` whose ``shuffle`` is ``shuffle_seed``), or their ``...Dict`` when
+    ``split`` is None. Filters keep rows whose column is in the given values. Streaming only:
     ``rank``/``world_size`` give this node its equal share of rows (lengths differ by at most one;
     ``drop_remainder`` makes them identical), ``shuffle_seed`` shuffles pieces (same order on
     every rank) and rows in a buffer of ``buffer_size``, ``batch_size`` rows share one imagery
@@ -185,6 +186,8 @@ def load_dataset(
     (every rank reads the text of all rows, and the imagery of its own; no ``drop_remainder``).
     """
     from datasets import DatasetDict, IterableDatasetDict
+
+    from bigearthnet_txt.streamed_dataset import StreamedDataset  # imports datasets
 
     cfg = LoadConfig.of(config, **options)
     rows = make_row_filter(**cfg.filters())
@@ -207,7 +210,7 @@ def load_dataset(
             ds = _map_style(root, cfg.name, name, rows, cfg.cache_dir)
             ds = with_imagery(ds, store, cfg.imagery, cfg.resolution) if store else ds
         if cfg.streaming:
-            setattr(ds, _REBUILD, functools.partial(load_dataset, path, cfg, name))
+            ds = StreamedDataset.of(ds, functools.partial(load_dataset, path, cfg, name))
         result[name] = ds
     if split is not None:
         return result[split]
@@ -234,6 +237,7 @@ def _load_hub(
     from datasets import DatasetDict, IterableDatasetDict
 
     from bigearthnet_txt.hub_loading import hub_store, hub_text, resolve_revision
+    from bigearthnet_txt.streamed_dataset import StreamedDataset
 
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -259,10 +263,10 @@ def _load_hub(
                 ds, store, arguments["imagery"], arguments["resolution"], arguments["batch_size"]
             )
         if streaming:
-            rebuild_args = dict(arguments, revision=commit)
-            setattr(
-                ds, _REBUILD, functools.partial(load_dataset, repo_id, config, name, **rebuild_args)
-            )
+            reload = functools.partial(load_dataset, repo_id, config, name,
+                                       **dict(arguments, revision=commit), rank=rank,
+                                       world_size=world_size)  # fmt: skip
+            ds = StreamedDataset.of(ds, reload)
         result[name] = ds
     if split is not None:
         return result[split]
@@ -280,15 +284,16 @@ def split_by_node(dataset, rank: int, world_size: int, drop_remainder: bool = Fa
     from datasets import IterableDataset
     from datasets.distributed import split_dataset_by_node
 
+    from bigearthnet_txt.streamed_dataset import StreamedDataset
+
     if not isinstance(dataset, IterableDataset):
         if drop_remainder:
             raise ValueError("drop_remainder applies to streamed datasets only")
         return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
-    rebuild = getattr(dataset, _REBUILD, None)
-    if rebuild is None:
+    if not isinstance(dataset, StreamedDataset):
         raise ValueError(
             "split_by_node needs the IterableDataset returned by "
-            "bigearthnet_txt.load_dataset(..., streaming=True) (before further .map/.shuffle "
+            "bigearthnet_txt.load_dataset(..., streaming=True) (before further .map/.filter "
             "calls); or pass rank= and world_size= to load_dataset"
         )
-    return rebuild(rank=rank, world_size=world_size, drop_remainder=drop_remainder)
+    return dataset.reload(rank=rank, world_size=world_size, drop_remainder=drop_remainder)

@@ -534,6 +534,11 @@ OUR_CLIENT = textwrap.dedent(
     result["filtered"] = [r["ID"] for r in filtered]
     stream = load_dataset(repo, "all", split="train", streaming=True)
     result["ranks"] = [[r["ID"] for r in split_by_node(stream, rank, 2)] for rank in range(2)]
+    result["shuffled_ranks"] = [
+        [r["ID"] for r in load_dataset(repo, "all", split="train", streaming=True, imagery=(),
+                                       rank=rank, world_size=2).shuffle(seed=4, buffer_size=5)]
+        for rank in range(2)
+    ]  # fmt: skip
     store = pickle.loads(pickle.dumps(ImageryStore(f"hf://datasets/{repo}")))
     result["patches"] = store.patches.num_rows
     json.dump(result, open(out, "w"))
@@ -621,9 +626,11 @@ def test_our_load_dataset_on_a_hub_repo_id(converted, stand_in, tmp_path):
     assert checked > 0
     assert result["filtered"] == [r["ID"] for r in train.to_pylist() if r["country"] == country]
     assert 0 < len(result["filtered"]) < train.num_rows
-    first, second = result["ranks"]
-    assert (
-        sorted(first + second) == sorted(train["ID"].to_pylist())
-        and abs(len(first) - len(second)) <= 1
-    )
+    for key in ("ranks", "shuffled_ranks"):  # .shuffle reloads with the node's share kept
+        first, second = result[key]
+        assert (
+            sorted(first + second) == sorted(train["ID"].to_pylist())
+            and abs(len(first) - len(second)) <= 1
+        ), key
+    assert result["shuffled_ranks"] != result["ranks"]
     assert stand_in.state.range_requests > 0

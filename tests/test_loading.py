@@ -577,3 +577,44 @@ def test_shuffled_streaming_joins_imagery_before_or_after_the_buffer_by_rows_per
             assert_imagery(examples, store)
             assert all(not e["s1"].flags.writeable for e in examples)
     assert min(ratios.values()) < 2 <= max(ratios.values())  # both ways are taken
+
+
+def test_streamed_shuffle_is_load_dataset_with_shuffle_seed(converted, store):
+    """``datasets``' idiom ``.shuffle(seed, buffer_size=...)`` on a streamed dataset gives the rows
+    and imagery of ``shuffle_seed=`` (a buffer of text rows, the imagery joined where it costs
+    least), with the other options (here a node's share) and the epoch kept; a ``generator`` it is
+    given does not move."""
+    from datasets import IterableDatasetDict
+
+    from bigearthnet_txt.streamed_dataset import StreamedDataset
+    from bigearthnet_txt.streaming import ShuffleJoin
+
+    for config in ("captions", "all"):
+        ids = []
+        for rank in range(2):
+            share = {"streaming": True, "rank": rank, "world_size": 2}
+            plain = load_dataset(converted, config, "train", **share)
+            plain.set_epoch(2)
+            shuffled = plain.shuffle(seed=5, buffer_size=7)
+            assert isinstance(shuffled, StreamedDataset) and shuffled.epoch == 2
+            expected = load_dataset(converted, config, "train", shuffle_seed=5, buffer_size=7,
+                                    **share)  # fmt: skip
+            expected.set_epoch(2)
+            got = list(shuffled)
+            assert [e["ID"] for e in got] == [e["ID"] for e in expected]
+            assert_imagery(got, store)
+            ids += [e["ID"] for e in got]
+        assert sorted(ids) == sorted(table_rows(converted, config, "train")["ID"].to_pylist())
+    # one text per patch: each patch decoded as its row leaves the buffer
+    captions = load_dataset(converted, "captions", "train", streaming=True).shuffle(seed=1)
+    assert isinstance(captions._ex_iterable.function, ShuffleJoin)
+
+    generator = np.random.default_rng(1)
+    state = generator.bit_generator.state
+    drawn = [e["ID"] for e in plain.shuffle(generator=generator)]
+    assert generator.bit_generator.state == state
+    assert drawn == [e["ID"] for e in plain.shuffle(generator=np.random.default_rng(1))]
+
+    splits = load_dataset(converted, "all", streaming=True, imagery=()).shuffle(seed=5)
+    assert isinstance(splits, IterableDatasetDict)
+    assert all(isinstance(ds, StreamedDataset) for ds in splits.values())
