@@ -29,6 +29,7 @@ from datasets import Dataset, DatasetDict
 
 from bigearthnet_txt.arrow_rows import ArrowRows
 from bigearthnet_txt.imagery_join import ImageryJoin
+from bigearthnet_txt.tensor_format import FORMAT_KINDS, TensorJoin
 
 _ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> (key, rows, indices)
 # dataset -> (its features object, whether a feature decodes values), checked once per features
@@ -126,6 +127,34 @@ class JoinedDataset(Dataset):
             batch = {name: [t[name] for t in texts] for name in texts[0]}
             return {**batch, **join.read(batch["patch_index"])}
         return super().__getitem__(key)
+
+    def set_format(self, type=None, columns=None, output_all_columns=False, **format_kwargs):
+        """``datasets``' ``set_format`` (and so ``with_format``, ``formatted_as``), except that
+        ``"python"``, ``"numpy"`` and ``"torch"`` keep the imagery joined, in its stored dtypes
+        (:mod:`bigearthnet_txt.tensor_format`); ``columns`` may then name imagery keys too.
+        ``None`` (``reset_format``) and the table formats (``"arrow"``, ``"pandas"``, ...) give
+        the text columns alone, as ``datasets`` does."""
+        join = self._imagery_join()
+        if join is None or type not in FORMAT_KINDS:
+            return super().set_format(type, columns, output_all_columns, **format_kwargs)
+        if isinstance(columns, str):
+            columns = [columns]
+        known = [*self._data.column_names, *join.keys]
+        missing = [c for c in columns or () if c not in known]
+        if missing:
+            raise ValueError(f"Columns {missing} not in the dataset. Current columns: {known}")
+        if FORMAT_KINDS[type] == "python" and columns is None:  # the plain join: fast ds[i]
+            return super().set_format("custom", transform=join)
+        features = self._info.features
+        transform = TensorJoin(join, type, features, columns, output_all_columns, **format_kwargs)
+        return super().set_format("custom", transform=transform)
+
+    def _imagery_join(self) -> ImageryJoin | None:
+        """The imagery join of the current format (python or tensors), None without one."""
+        transform = (self._format_kwargs or {}).get("transform")
+        if isinstance(transform, TensorJoin):
+            transform = transform.join
+        return transform if isinstance(transform, ImageryJoin) else None
 
     def __getitems__(self, keys: list) -> list:
         """``[ds[k] for k in keys]`` with one store read (what a ``DataLoader`` batch calls)."""

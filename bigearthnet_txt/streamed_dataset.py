@@ -30,19 +30,28 @@ from collections.abc import Callable
 import numpy as np
 from datasets import IterableDataset
 
+from bigearthnet_txt.tensor_format import FORMAT_KINDS, RowTensors
+
 
 class StreamedDataset(IterableDataset):
     """A ``datasets.IterableDataset`` that can load itself again with other options (see the module
     docstring)."""
 
     _reload: Callable[..., StreamedDataset]  # load_dataset with this dataset's arguments
+    _format_kind: str = "python"  # a kind of tensor_format.FORMAT_KINDS
+    _unformatted: StreamedDataset | None = None  # what a formatted dataset formats
 
     @classmethod
     def of(
-        cls, dataset: IterableDataset, reload: Callable[..., IterableDataset]
+        cls,
+        dataset: IterableDataset,
+        reload: Callable[..., IterableDataset],
+        format_kind: str = "python",
+        unformatted: StreamedDataset | None = None,
     ) -> StreamedDataset:
         """``dataset`` as a ``StreamedDataset`` (the same examples) that ``reload(**options)``
-        loads again."""
+        loads again; ``format_kind`` is the format of its examples, made from those of
+        ``unformatted``."""
         out = cls(
             ex_iterable=dataset._ex_iterable,
             info=dataset._info,
@@ -51,15 +60,30 @@ class StreamedDataset(IterableDataset):
             distributed=dataset._distributed,
             token_per_repo_id=dataset._token_per_repo_id,
         )
-        out._reload = reload
+        out._reload, out._format_kind, out._unformatted = reload, format_kind, unformatted
         return out
 
     def reload(self, **options) -> StreamedDataset:
         """This dataset loaded again with ``options`` (``LoadConfig`` fields) changed, at the same
-        epoch."""
+        epoch and in the same format."""
         dataset = self._reload(**options)
         dataset.set_epoch(self.epoch)
-        return dataset
+        return dataset.with_format(self._format_kind)
+
+    def with_format(self, type: str | None = None) -> IterableDataset:
+        """``"numpy"`` / ``"torch"``: the examples with their arrays in their stored dtypes
+        (:mod:`bigearthnet_txt.tensor_format`; ``datasets``' formatters would copy the uint16 S2
+        bands into int64), still a ``StreamedDataset``; ``None`` / ``"python"``: the examples as
+        loaded; any other format is ``datasets``' own."""
+        base = self._unformatted or self
+        kind = FORMAT_KINDS.get(type or "python")
+        if kind is None:
+            return IterableDataset.with_format(base, type)
+        if kind == "python":
+            return base
+        formatted = StreamedDataset.of(base.map(RowTensors(kind)), base._reload, kind, base)
+        formatted.set_epoch(self.epoch)
+        return formatted
 
     def shuffle(
         self,

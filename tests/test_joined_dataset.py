@@ -88,8 +88,8 @@ def test_datasets_methods_keep_the_join_and_the_fast_path(ds):
             assert_same(row, plain(sub, i))
         assert_same(sub[[len(sub) - 1, 0]], plain(sub, [len(sub) - 1, 0]))
     assert derived["map"][0]["n_chars"] == len(derived["map"][0]["input"])
-    torch_format = ds.with_format("numpy")  # another format: datasets' own path, no imagery
-    assert "s2_10m" not in torch_format[0]
+    table = ds.with_format("arrow")[:1]  # a table format: datasets' own path, the text alone
+    assert "s2_10m" not in table.column_names and "input" in table.column_names
     clone = pickle.loads(pickle.dumps(derived["shuffle"]))
     assert isinstance(clone, JoinedDataset)
     assert_same(clone[0], derived["shuffle"][0])
@@ -160,3 +160,56 @@ def test_load_config_object_equals_keyword_options(converted_sample, cache_dir):
         LoadConfig("nope")
     with pytest.raises(ValueError, match="imagery"):
         LoadConfig(imagery=("s3",))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_tensor_formats_keep_the_imagery_in_its_dtypes(ds, kind):
+    """``with_format("numpy" | "torch")`` keeps the imagery joined (``datasets``' own would drop
+    it) as arrays / tensors of the stored dtypes; the text columns of a batch are what
+    ``datasets``' own format gives; the format survives ``datasets``' methods and pickling;
+    ``"python"`` gives the plain join back, ``None`` the text alone."""
+    import torch
+
+    store = ds._imagery_join().store
+    formatted = ds.with_format(kind)
+    assert isinstance(formatted, JoinedDataset) and formatted.format["type"] == "custom"
+    as_array = np.asarray if kind == "numpy" else torch.Tensor.numpy
+
+    def assert_identical(x, y, name):  # same types, dtypes and values, nested
+        assert type(x) is type(y), name
+        if isinstance(x, torch.Tensor) or (isinstance(x, np.ndarray) and x.dtype != object):
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(as_array(x), as_array(y), err_msg=name)
+        elif isinstance(x, (list, np.ndarray)):
+            assert len(x) == len(y), name
+            for a, b in zip(x, y, strict=True):
+                assert_identical(a, b, name)
+        else:
+            assert x == y, name
+
+    keys = [len(ds) - 1, 0, 2]
+    batch, theirs = formatted[keys], ds.with_format(None).with_format(kind)[keys]
+    for name, value in theirs.items():  # the text columns: exactly datasets' batch format
+        assert_identical(batch[name], value, name)
+    expected = store.read(np.asarray(theirs["patch_index"]), ("s2_10m", "s2_20m", "s2_60m", "s1"))
+    for name, want in expected.items():
+        got = batch[name]
+        assert isinstance(got, np.ndarray if kind == "numpy" else torch.Tensor), name
+        assert str(got.dtype).split(".")[-1] == str(want.dtype), name  # uint16 / float32
+        np.testing.assert_array_equal(as_array(got), want, err_msg=name)
+    assert as_array(batch["has_s1"]).dtype == bool
+    row = formatted[2]
+    np.testing.assert_array_equal(as_array(row["s2_10m"]), expected["s2_10m"][2])
+    assert row["input"] == ds[2]["input"]
+
+    for derived in (formatted.shuffle(seed=0).select([0]), pickle.loads(pickle.dumps(formatted)),
+                    formatted.train_test_split(test_size=2, seed=0)["test"]):  # fmt: skip
+        assert isinstance(derived[0]["s1"], np.ndarray if kind == "numpy" else torch.Tensor)
+    chosen = formatted.with_format(kind, columns=["s2_10m", "input"])
+    assert list(chosen[0]) == ["input", "s2_10m"]
+    everything = ds.with_format(kind, columns=["s2_10m"], output_all_columns=True)[0]
+    assert set(everything) == set(ds[0]) and isinstance(everything["s1"], np.ndarray)
+    with pytest.raises(ValueError, match="pictures"):
+        ds.with_format(kind, columns=["pictures"])
+    assert_same(formatted.with_format("python")[1], ds[1])
+    assert "s2_10m" not in formatted.with_format(None)[1]

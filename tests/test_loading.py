@@ -618,3 +618,44 @@ def test_streamed_shuffle_is_load_dataset_with_shuffle_seed(converted, store):
     splits = load_dataset(converted, "all", streaming=True, imagery=()).shuffle(seed=5)
     assert isinstance(splits, IterableDatasetDict)
     assert all(isinstance(ds, StreamedDataset) for ds in splits.values())
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_streamed_tensor_formats_keep_stored_dtypes(converted, store, kind):
+    """``with_format("numpy" | "torch")`` on a streamed dataset gives the imagery in its stored
+    dtypes (``datasets``' formatters would copy uint16 into int64) and the text as ``datasets``'
+    formatter gives it; the format survives ``shuffle`` / ``split_by_node`` / pickling, and
+    ``None`` gives the plain rows back."""
+    import pickle
+
+    import torch
+    from datasets.formatting import get_formatter
+
+    from bigearthnet_txt.streamed_dataset import StreamedDataset
+
+    plain = load_dataset(converted, "all", "validation", streaming=True)
+    formatted = plain.with_format(kind)
+    tensor = np.ndarray if kind == "numpy" else torch.Tensor
+    as_array = np.asarray if kind == "numpy" else torch.Tensor.numpy
+    rows, expected = list(formatted), list(plain)
+    assert [r["ID"] for r in rows] == [r["ID"] for r in expected]
+    text = get_formatter(kind)
+    for row, want in zip(rows, expected, strict=True):
+        for key in NATIVE_KEYS:
+            assert isinstance(row[key], tensor) and row[key].shape == want[key].shape, key
+            assert str(row[key].dtype).split(".")[-1] == str(want[key].dtype), key
+            np.testing.assert_array_equal(as_array(row[key]), want[key])
+        others = {k: v for k, v in want.items() if k not in NATIVE_KEYS}
+        theirs = text.recursive_tensorize(others)
+        assert list(theirs) == [k for k in row if k not in NATIVE_KEYS]
+        for key, value in theirs.items():
+            assert type(row[key]) is type(value), key
+            if isinstance(value, tensor):
+                np.testing.assert_array_equal(as_array(row[key]), as_array(value))
+    for derived in (formatted.shuffle(seed=1, buffer_size=4), split_by_node(formatted, 0, 2),
+                    pickle.loads(pickle.dumps(formatted))):  # fmt: skip
+        assert isinstance(derived, StreamedDataset)
+        assert isinstance(next(iter(derived))["s1"], tensor)
+    assert sorted(r["ID"] for r in formatted.shuffle(seed=1)) == sorted(r["ID"] for r in rows)
+    back = formatted.with_format(None)
+    assert isinstance(next(iter(back))["s2_10m"], np.ndarray) and back.shuffle(seed=0)
