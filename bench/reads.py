@@ -39,6 +39,7 @@ from pathlib import Path  # noqa: E402
 import lmdb  # noqa: E402
 import numcodecs.blosc as blosc  # noqa: E402
 import numpy as np  # noqa: E402
+from datasets import IterableDataset  # noqa: E402
 from safetensors.numpy import load as load_safetensors  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -393,6 +394,12 @@ def config_readers(
         SteadyReader(g, f"streaming, shuffled, steady state (between the first and last {skip} "
                      "rows: buffer full)", lambda: stream(root, shuffle_seed=next(rounds))(),
                      n_rows, skip),
+        Reader(g, "streaming, shuffled by `.shuffle(seed)` (`datasets`' idiom), one pass incl. "
+               "start-up", lambda: stream(root)().shuffle(seed=next(rounds), buffer_size=BUFFER),
+               n_rows),
+        Reader(g, "`datasets`' own `IterableDataset.shuffle` after the join (what `.shuffle` did "
+               "before: the buffer holds decoded rows)", lambda: IterableDataset.shuffle(
+                   stream(root)(), seed=next(rounds), buffer_size=BUFFER), n_rows),
         Reader(g, "streaming, in order, one pass incl. start-up", lambda: stream(root)(), n_rows),
         Reader(g, "streaming, shuffled, 2 decode threads",
                lambda: stream(root, shuffle_seed=next(rounds), decode_threads=2)(), n_rows,

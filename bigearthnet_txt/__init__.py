@@ -12,6 +12,7 @@ _LAZY = {
     "split_by_node": "bigearthnet_txt.loading",
     "LoadConfig": "bigearthnet_txt.load_config",
     "JoinedDataset": "bigearthnet_txt.joined_dataset",
+    "StreamedDataset": "bigearthnet_txt.streamed_dataset",
     "ImageryJoin": "bigearthnet_txt.imagery_join",
     "BigEarthNetTxt": "bigearthnet_txt.random_access",
     "card_configs": "bigearthnet_txt.configs",
