@@ -29,6 +29,7 @@ from datasets import Dataset, DatasetDict
 
 from bigearthnet_txt.arrow_rows import ArrowRows
 from bigearthnet_txt.imagery_join import ImageryJoin
+from bigearthnet_txt.load_config import STREAM_BATCH_SIZE
 from bigearthnet_txt.tensor_format import FORMAT_KINDS, TensorJoin
 
 _ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> (key, rows, indices)
@@ -149,6 +150,19 @@ class JoinedDataset(Dataset):
         transform = TensorJoin(join, type, features, columns, output_all_columns, **format_kwargs)
         return super().set_format("custom", transform=transform)
 
+    def to_iterable_dataset(self, num_shards: int | None = 1):
+        """``datasets``' ``to_iterable_dataset`` (which refuses a dataset with a transform), with
+        the imagery still joined and the format kept: a
+        :class:`~bigearthnet_txt.streamed_dataset.StreamedDataset` whose ``shuffle`` shuffles the
+        text rows (``num_shards`` shards and a buffer) before the imagery is joined, and which
+        ``split_by_node`` splits by text rows before the join (no ``drop_remainder``)."""
+        join = self._imagery_join()
+        if join is None:
+            return super().to_iterable_dataset(num_shards)
+        kind = getattr(self._format_kwargs["transform"], "tensors", None)
+        rows = _joined_iterable(self.with_format(None), join, num_shards)
+        return rows.with_format(kind.kind if kind else "python")
+
     def _imagery_join(self) -> ImageryJoin | None:
         """The imagery join of the current format (python or tensors), None without one."""
         transform = (self._format_kwargs or {}).get("transform")
@@ -167,6 +181,29 @@ class JoinedDataset(Dataset):
             for name, values in arrays.items():
                 row[name] = values[j]
         return texts
+
+
+def _joined_iterable(text: Dataset, join: ImageryJoin, num_shards: int | None,
+                     shuffle_seed: int | None = None, buffer_size: int = 1000, rank: int = 0,
+                     world_size: int = 1, drop_remainder: bool = False):  # fmt: skip
+    """``text`` (a map-style dataset without imagery) as a ``StreamedDataset`` of ``num_shards``
+    shards, shuffled (``shuffle_seed``, ``buffer_size``) and split (``rank`` of ``world_size``)
+    by text rows, then joined by ``join`` in batches (:meth:`JoinedDataset.to_iterable_dataset`);
+    it reloads with other such options."""
+    from datasets.distributed import split_dataset_by_node
+
+    from bigearthnet_txt.streamed_dataset import StreamedDataset
+
+    if drop_remainder:
+        raise ValueError("drop_remainder is not supported for to_iterable_dataset's result")
+    rows = Dataset.to_iterable_dataset(text, num_shards=num_shards)
+    if shuffle_seed is not None:
+        rows = rows.shuffle(seed=shuffle_seed, buffer_size=buffer_size)
+    if world_size > 1:
+        rows = split_dataset_by_node(rows, rank=rank, world_size=world_size)
+    row_join = ImageryJoin(join.store, join.imagery, join.resolution, share_rows=True)
+    joined = rows.map(row_join, batched=True, batch_size=STREAM_BATCH_SIZE)
+    return StreamedDataset.of(joined, functools.partial(_joined_iterable, text, join, num_shards))
 
 
 def _returning_subclass(name: str):

@@ -213,3 +213,32 @@ def test_tensor_formats_keep_the_imagery_in_its_dtypes(ds, kind):
         ds.with_format(kind, columns=["pictures"])
     assert_same(formatted.with_format("python")[1], ds[1])
     assert "s2_10m" not in formatted.with_format(None)[1]
+
+
+def test_to_iterable_dataset_keeps_the_imagery_format_and_shuffles_text_first(ds):
+    """``to_iterable_dataset`` (``datasets`` refuses a dataset with a transform) gives the rows in
+    order with their imagery; its ``shuffle`` and ``split_by_node`` work on the text rows before
+    the join; a tensor format is kept."""
+    import torch
+
+    from bigearthnet_txt.loading import split_by_node
+    from bigearthnet_txt.streamed_dataset import StreamedDataset
+
+    it = ds.to_iterable_dataset(num_shards=3)
+    assert isinstance(it, StreamedDataset)
+    rows = list(it)
+    assert [r["ID"] for r in rows] == ds["ID"][:]
+    for j in (0, len(rows) - 1):
+        assert_same(rows[j], ds[j])
+    shuffled = it.shuffle(seed=0, buffer_size=5)
+    mixed = list(shuffled)
+    assert sorted(r["ID"] for r in mixed) == sorted(ds["ID"])
+    assert [r["ID"] for r in mixed] != [r["ID"] for r in rows]
+    by_id = {r["ID"]: r for r in rows}
+    assert all(np.array_equal(r["s2_10m"], by_id[r["ID"]]["s2_10m"]) for r in mixed)
+    assert type(shuffled._ex_iterable).__name__ == "MappedExamplesIterable"  # joined after it
+    shares = [[r["ID"] for r in split_by_node(shuffled, k, 2)] for k in range(2)]
+    assert sorted(shares[0] + shares[1]) == sorted(ds["ID"]) and not set(shares[0]) & set(shares[1])
+    tensors = ds.with_format("torch").to_iterable_dataset()
+    first = next(iter(tensors.shuffle(seed=1)))
+    assert first["s2_10m"].dtype == torch.uint16 and first["s1"].dtype == torch.float32
