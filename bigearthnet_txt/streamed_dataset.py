@@ -4,9 +4,9 @@ returns, which knows how it was loaded.
 ``datasets``' own ``IterableDataset.shuffle`` puts its buffer after everything the dataset already
 does, so on a streamed BigEarthNet.txt dataset it would buffer rows that hold their decoded imagery:
 about 0.28 MB per row (280 MB for the default 1,000 rows), every patch decoded into memory that
-goes cold before the row leaves, and with one text per patch about three times slower per row than
-``load_dataset(..., shuffle_seed=...)`` (``bench/results/reads.md``). ``StreamedDataset`` loads
-itself again instead:
+goes cold before the row leaves: with one text per patch several times slower per row than
+``load_dataset(..., shuffle_seed=...)`` (``bench/results/reads.md`` measures both).
+``StreamedDataset`` loads itself again instead:
 
 * ``ds.shuffle(seed=None, generator=None, buffer_size=1000)`` is
   ``load_dataset(..., shuffle_seed=seed, buffer_size=buffer_size)`` with every other option kept:
@@ -18,8 +18,12 @@ itself again instead:
   ``options`` changed (:func:`bigearthnet_txt.loading.split_by_node` reloads with ``rank`` /
   ``world_size``).
 
-Both keep the epoch (``set_epoch``). Every other method is ``datasets``' own and returns a plain
-``datasets.IterableDataset`` (a ``shuffle`` after ``map`` or ``filter`` is ``datasets``' buffer).
+* ``ds.with_format("numpy" | "torch")`` keeps the arrays' dtypes
+  (:mod:`bigearthnet_txt.tensor_format`) and stays a ``StreamedDataset`` (reloads keep the format).
+
+All three keep the epoch (``set_epoch``). Every other method is ``datasets``' own and returns a
+plain ``datasets.IterableDataset``: a ``shuffle`` after ``map`` or ``filter`` is ``datasets``'
+buffer of decoded rows, so shuffle first.
 """
 
 from __future__ import annotations
