@@ -102,8 +102,10 @@ class TensorJoin:
         self.output_all_columns = output_all_columns
         self._formatter = None
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_formatter"} | {"_formatter": None}
+    def __getstate__(self) -> dict:  # the formatter and its column types are made on first use
+        return {k: v for k, v in self.__dict__.items() if k not in ("_formatter", "_types")} | {
+            "_formatter": None
+        }
 
     def __repr__(self) -> str:
         return f"TensorJoin({self.join!r}, kind={self.tensors.kind!r}, columns={self.columns})"
@@ -129,11 +131,8 @@ class TensorJoin:
 
             kwargs = self.tensors.format_kwargs
             self._formatter = get_formatter(self.tensors.kind, features=self.features, **kwargs)
-        types = {} if self.features is None else self.features.arrow_schema
-        table = pa.table(
-            {
-                name: pa.array(values, type=types.field(name).type if name in types.names else None)
-                for name, values in columns.items()
-            }
-        )
+            schema = pa.schema([]) if self.features is None else self.features.arrow_schema
+            self._types = {field.name: field.type for field in schema}
+        types = self._types
+        table = pa.table({k: pa.array(v, type=types.get(k)) for k, v in columns.items()})
         return dict(self._formatter.format_batch(table))
