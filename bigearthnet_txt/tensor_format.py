@@ -103,9 +103,9 @@ class TensorJoin:
         self._formatter = None
 
     def __getstate__(self) -> dict:  # the formatter and its column types are made on first use
-        return {k: v for k, v in self.__dict__.items() if k not in ("_formatter", "_types")} | {
-            "_formatter": None
-        }
+        state = dict(self.__dict__, _formatter=None)
+        state.pop("_types", None)
+        return state
 
     def __repr__(self) -> str:
         return f"TensorJoin({self.join!r}, kind={self.tensors.kind!r}, columns={self.columns})"

@@ -207,6 +207,12 @@ def test_tensor_formats_keep_the_imagery_in_its_dtypes(ds, kind):
         assert isinstance(derived[0]["s1"], np.ndarray if kind == "numpy" else torch.Tensor)
     chosen = formatted.with_format(kind, columns=["s2_10m", "input"])
     assert list(chosen[0]) == ["input", "s2_10m"]
+    if kind == "torch":  # arrays named in columns: DataLoader's default collate batches them
+        loader = torch.utils.data.DataLoader(ds.with_format(kind, columns=["s1", "s2_20m"]), 2)
+        first = next(iter(loader))
+        assert first["s2_20m"].dtype == torch.uint16 and first["s2_20m"].shape == (2, 6, 60, 60)
+        patches = [ds[j]["patch_index"] for j in range(2)]
+        np.testing.assert_array_equal(first["s1"].numpy(), store.read(patches, ["s1"])["s1"])
     everything = ds.with_format(kind, columns=["s2_10m"], output_all_columns=True)[0]
     assert set(everything) == set(ds[0]) and isinstance(everything["s1"], np.ndarray)
     with pytest.raises(ValueError, match="pictures"):
