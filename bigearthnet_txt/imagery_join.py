@@ -179,7 +179,10 @@ class ImageryJoin:
 
     def __call__(self, batch: Mapping[str, Sequence]) -> dict:
         """``batch`` plus the imagery of its ``patch_index`` column (stacked arrays, or one value
-        per row with ``share_rows``: :meth:`read_rows`)."""
+        per row with ``share_rows``: :meth:`read_rows`); a batch of other columns only (what
+        ``Dataset.map(..., input_columns=[...])`` formats) as it is."""
+        if "patch_index" not in batch:
+            return dict(batch)
         read = self.read_rows if self.share_rows else self.read
         return {**batch, **read(batch["patch_index"])}
 

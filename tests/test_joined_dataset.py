@@ -248,3 +248,23 @@ def test_to_iterable_dataset_keeps_the_imagery_format_and_shuffles_text_first(ds
     tensors = ds.with_format("torch").to_iterable_dataset()
     first = next(iter(tensors.shuffle(seed=1)))
     assert first["s2_10m"].dtype == torch.uint16 and first["s1"].dtype == torch.float32
+
+
+def test_map_and_filter_on_input_columns_decode_no_imagery(ds, monkeypatch):
+    """``map``/``filter`` give the function rows with their imagery; with ``input_columns``
+    naming text columns only, no patch is read."""
+    reads = []
+    original = ImageryJoin.read
+    monkeypatch.setattr(
+        ImageryJoin, "read", lambda self, p: reads.append(len(p)) or original(self, p)
+    )
+    lengths = ds.map(lambda texts: {"n": [len(t) for t in texts]}, input_columns="input",
+                     batched=True, load_from_cache_file=False)  # fmt: skip
+    kept = ds.filter(lambda kind: kind != "binary", input_columns=["type"],
+                     load_from_cache_file=False)  # fmt: skip
+    assert reads == []
+    assert lengths["n"][:] == [len(t) for t in ds["input"]]
+    assert len(kept) == sum(t != "binary" for t in ds["type"]) > 0
+    assert kept[0]["s2_10m"].shape == (4, 120, 120)  # still joined
+    ds.map(lambda row: {"n": len(row["input"])}, load_from_cache_file=False)
+    assert sum(reads) >= len(ds)  # without input_columns the function gets every row's imagery
