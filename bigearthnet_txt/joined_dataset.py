@@ -14,7 +14,11 @@ another format, features that need decoding) goes through ``datasets`` unchanged
 Every ``datasets`` method that returns datasets (``map``, ``filter``, ``select``, ``shuffle``,
 ``sort``, ``shard``, ``train_test_split``, ``skip``, ``take``, ...,
 ``datasets.distributed.split_dataset_by_node``) returns a ``JoinedDataset`` again, with the imagery
-still joined (the format is carried by ``datasets`` itself). The subclass holds no state of its own
+still joined (the format is carried by ``datasets`` itself). ``with_format``/``set_format`` with
+``"numpy"`` or ``"torch"`` keep it joined in the arrays' stored dtypes
+(:mod:`bigearthnet_txt.tensor_format`); ``to_iterable_dataset`` gives a
+:class:`~bigearthnet_txt.streamed_dataset.StreamedDataset` with the imagery joined after its
+shuffle buffer. The subclass holds no state of its own
 (the row getters live in a weak cache keyed by the dataset object), so it pickles, copies and
 saves exactly like a ``datasets.Dataset``.
 """
