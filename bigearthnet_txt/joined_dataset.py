@@ -33,12 +33,14 @@ from datasets import Dataset, DatasetDict
 
 from bigearthnet_txt.arrow_rows import ArrowRows
 from bigearthnet_txt.imagery_join import ImageryJoin
+from bigearthnet_txt.lazy_imagery import LazyImageryJoin
 from bigearthnet_txt.load_config import STREAM_BATCH_SIZE
 from bigearthnet_txt.tensor_format import FORMAT_KINDS, TensorJoin
 
 _ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> (key, rows, indices)
-# dataset -> (its features object, whether a feature decodes values), checked once per features
-_DECODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# dataset -> (its features object, whether the fast path applies to them: a patch_index column and
+# no feature that decodes values), checked once per features object
+_FAST: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # ``Dataset`` methods whose ``Dataset`` / ``DatasetDict`` results keep the subclass.
 RETURNING_DATASETS = (
@@ -75,12 +77,13 @@ class JoinedDataset(Dataset):
         if not isinstance(transform, ImageryJoin) or transform.share_rows:
             return None
         features = self._info.features
-        decoded = _DECODED.get(self)
-        if decoded is None or decoded[0] is not features:
-            decoded = _DECODED[self] = (
-                features, any(getattr(f, "decode", False) for f in features.values())
-            )  # fmt: skip
-        return None if decoded[1] else transform
+        checked = _FAST.get(self)
+        if checked is None or checked[0] is not features:
+            fast = "patch_index" in features and not any(
+                getattr(f, "decode", False) for f in features.values()
+            )
+            checked = _FAST[self] = (features, fast)
+        return transform if checked[1] else None
 
     def _rows(self) -> tuple[ArrowRows, np.ndarray | None]:
         """Row getters of the table and the indices mapping, made once per table and mapping."""
@@ -154,6 +157,18 @@ class JoinedDataset(Dataset):
         transform = TensorJoin(join, type, features, columns, output_all_columns, **format_kwargs)
         return super().set_format("custom", transform=transform)
 
+    def map(self, *args, **kwargs):
+        """``Dataset.map``, the result a ``JoinedDataset`` with the imagery still joined; a batched
+        function gets batches whose imagery is read only when it looks an imagery key up
+        (:mod:`bigearthnet_txt.lazy_imagery`), so one over text decodes nothing."""
+        join = self._join()
+        if join is None:
+            return _promote(Dataset.map(self, *args, **kwargs))
+        lazy = Dataset.with_format(self, "custom", transform=LazyImageryJoin(join))
+        result = Dataset.map(lazy, *args, **kwargs)
+        result.set_format("custom", transform=join)
+        return _promote(result)
+
     def to_iterable_dataset(self, num_shards: int | None = 1):
         """``datasets``' ``to_iterable_dataset`` (which refuses a dataset with a transform), with
         the imagery still joined and the format kept: a
@@ -220,6 +235,6 @@ def _returning_subclass(name: str):
     return wrapper
 
 
-for _name in set(RETURNING_DATASETS):
+for _name in set(RETURNING_DATASETS) - {"map"}:  # map: JoinedDataset.map
     if hasattr(Dataset, _name):
         setattr(JoinedDataset, _name, _returning_subclass(_name))

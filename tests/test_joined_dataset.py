@@ -250,21 +250,51 @@ def test_to_iterable_dataset_keeps_the_imagery_format_and_shuffles_text_first(ds
     assert first["s2_10m"].dtype == torch.uint16 and first["s1"].dtype == torch.float32
 
 
-def test_map_and_filter_on_input_columns_decode_no_imagery(ds, monkeypatch):
-    """``map``/``filter`` give the function rows with their imagery; with ``input_columns``
-    naming text columns only, no patch is read."""
+def test_map_and_filter_decode_imagery_only_for_functions_that_read_it(ds, monkeypatch):
+    """A batched ``map``/``filter`` function gets batches whose imagery is read when it asks for it
+    (one over text reads no patch), as does one given ``input_columns``; a row-at-a-time function
+    gets each row with its imagery; the results stay joined, with the fast ``ds[i]``."""
     reads = []
     original = ImageryJoin.read
     monkeypatch.setattr(
         ImageryJoin, "read", lambda self, p: reads.append(len(p)) or original(self, p)
     )
-    lengths = ds.map(lambda texts: {"n": [len(t) for t in texts]}, input_columns="input",
-                     batched=True, load_from_cache_file=False)  # fmt: skip
-    kept = ds.filter(lambda kind: kind != "binary", input_columns=["type"],
-                     load_from_cache_file=False)  # fmt: skip
+    fresh = {"load_from_cache_file": False}
+    lengths = ds.map(lambda batch: {"n": [len(t) for t in batch["input"]]}, batched=True, **fresh)
+    named = ds.map(lambda texts: {"m": [len(t) for t in texts]}, input_columns="input",
+                   batched=True, **fresh)  # fmt: skip
+    kept = ds.filter(lambda batch: [t != "binary" for t in batch["type"]], batched=True, **fresh)
+    kept_named = ds.filter(lambda kind: kind != "binary", input_columns=["type"], **fresh)
     assert reads == []
-    assert lengths["n"][:] == [len(t) for t in ds["input"]]
-    assert len(kept) == sum(t != "binary" for t in ds["type"]) > 0
-    assert kept[0]["s2_10m"].shape == (4, 120, 120)  # still joined
-    ds.map(lambda row: {"n": len(row["input"])}, load_from_cache_file=False)
-    assert sum(reads) >= len(ds)  # without input_columns the function gets every row's imagery
+    assert lengths["n"][:] == named["m"][:] == [len(t) for t in ds["input"]]
+    assert kept["ID"][:] == kept_named["ID"][:] == [r["ID"] for r in ds if r["type"] != "binary"]
+    for result in (lengths, kept):
+        assert isinstance(result, JoinedDataset) and result._join() is not None
+        assert_same(result[0], plain(result, 0))
+        assert result[0]["s2_10m"].shape == (4, 120, 120)
+    reads.clear()
+
+    def mean_red(batch):  # an imagery key looked up: the batch's patches are read once
+        assert "s2_10m" in batch and len(batch) == len(list(batch))
+        return {"red": [float(v[2].mean()) for v in batch["s2_10m"]]}
+
+    red = ds.map(mean_red, batched=True, batch_size=4, **fresh)
+    assert reads and sum(reads) == len(ds)
+    assert red["red"][:] == pytest.approx(
+        [float(ds[i]["s2_10m"][2].mean()) for i in range(len(ds))]
+    )
+    reads.clear()
+    ds.map(lambda row: {"n": len(row["input"])}, **fresh)
+    assert sum(reads) >= len(ds)  # row at a time: every row comes with its imagery
+
+
+def test_without_patch_index_rows_have_no_imagery_and_no_error(ds):
+    """Dropping ``patch_index`` (``select_columns``, ``remove_columns``, a ``map`` removing it)
+    leaves rows that cannot be joined: the text columns alone, by every kind of key."""
+    for sub in (ds.select_columns(["ID", "input"]), ds.remove_columns("patch_index"),
+                ds.map(lambda b: {}, batched=True, remove_columns=["patch_index"])):  # fmt: skip
+        names = sub.column_names
+        assert "patch_index" not in names
+        for key in (0, [1, 0], slice(0, 2)):
+            assert list(sub[key]) == names
+        assert sub[1]["ID"] == ds[1]["ID"]
