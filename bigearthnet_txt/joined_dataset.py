@@ -178,9 +178,9 @@ class JoinedDataset(Dataset):
         join = self._imagery_join()
         if join is None:
             return super().to_iterable_dataset(num_shards)
-        kind = getattr(self._format_kwargs["transform"], "tensors", None)
-        rows = _joined_iterable(self.with_format(None), join, num_shards)
-        return rows.with_format(kind.kind if kind else "python")
+        transform = self._format_kwargs["transform"]
+        kind = transform.tensors.kind if isinstance(transform, TensorJoin) else "python"
+        return _joined_iterable(self.with_format(None), join, num_shards).with_format(kind)
 
     def _imagery_join(self) -> ImageryJoin | None:
         """The imagery join of the current format (python or tensors), None without one."""
