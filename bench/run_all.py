@@ -52,7 +52,7 @@ BENCHMARKS = (
     ),
     Benchmark(
         "reads",
-        "bench/reads.py --patches 10000 --random 6000 --rounds 5 --work bench/work/reads",
+        "bench/reads.py --patches 10000 --random 6000 --rounds 7 --work bench/work/reads",
         ("reads.md",),
     ),
     Benchmark("collate", "bench/bench_collate.py", ("collate.md",)),
