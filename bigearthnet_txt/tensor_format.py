@@ -49,11 +49,8 @@ class RowTensors:
         self.format_kwargs = format_kwargs
         self._formatter = None
 
-    def __getstate__(self) -> dict:
-        return {"kind": self.kind, "format_kwargs": self.format_kwargs}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["kind"], **state["format_kwargs"])
+    def __getstate__(self) -> dict:  # the formatter is made on first use
+        return dict(self.__dict__, _formatter=None)
 
     def __call__(self, values: dict) -> dict:
         if self.kind == "python":
